@@ -1,0 +1,493 @@
+package fanout_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// waitFor is a generous deadline for things that should happen promptly;
+// tests poll or block with it instead of sleeping a guessed amount.
+const waitFor = 10 * time.Second
+
+func newRing(tb testing.TB, opts fanout.Options) *fanout.Ring {
+	tb.Helper()
+	r := fanout.New(opts)
+	tb.Cleanup(func() { _ = r.Close() })
+	return r
+}
+
+// publishN publishes n frames whose bytes are their index (from first), and
+// returns the sequence numbers the ring gave them.
+func publishN(tb testing.TB, r *fanout.Ring, first, n int) []uint64 {
+	tb.Helper()
+	seqs := make([]uint64, 0, n)
+	for i := first; i < first+n; i++ {
+		seq, err := r.Publish(fanout.NewFrame([]byte(fmt.Sprint(i))))
+		if err != nil {
+			tb.Fatalf("Publish(%d): %v", i, err)
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs
+}
+
+// readAll reads every ready frame and returns their bytes and the misses.
+func readAll(sub *fanout.Subscriber) (got []string, missed uint64) {
+	batch := make([]*fanout.Frame, 0, 3) // small, to exercise batch limits
+	for {
+		var m uint64
+		batch, m = sub.Read(batch[:0])
+		missed += m
+		if len(batch) == 0 {
+			return got, missed
+		}
+		for _, f := range batch {
+			got = append(got, string(f.Bytes()))
+		}
+	}
+}
+
+func seqStrings(from, to int) []string {
+	var s []string
+	for i := from; i <= to; i++ {
+		s = append(s, fmt.Sprint(i))
+	}
+	return s
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestNewRoundsSizeUp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, want int }{{0, fanout.DefaultSize}, {1, 1}, {5, 8}, {8, 8}, {1000, 1024}} {
+		r := newRing(t, fanout.Options{Size: tc.in, Shards: 1})
+		if got := r.Size(); got != tc.want {
+			t.Errorf("Size with Options.Size=%d: got %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSequenceNumbers(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8})
+	seqs := publishN(t, r, 0, 20)
+	for i, seq := range seqs {
+		if seq != uint64(i+1) {
+			t.Fatalf("frame %d: seq %d, want %d", i, seq, i+1)
+		}
+	}
+	if got := r.Last(); got != 20 {
+		t.Errorf("Last: got %d, want 20", got)
+	}
+}
+
+// TestStalledSubscriberMissedCount checks the exact number of frames a
+// subscriber that did not read learns it missed, and that it resumes at the
+// oldest frame still held.
+func TestStalledSubscriberMissedCount(t *testing.T) {
+	t.Parallel()
+	const size = 8
+	for _, n := range []int{0, 1, size - 1, size, size + 1, 2*size + 3, 10*size + 5} {
+		t.Run(fmt.Sprintf("published=%d", n), func(t *testing.T) {
+			t.Parallel()
+			r := newRing(t, fanout.Options{Size: size})
+			sub := r.Subscribe()
+			defer sub.Close()
+			publishN(t, r, 1, n)
+
+			got, missed := readAll(sub)
+			wantMissed := max(0, n-size)
+			if missed != uint64(wantMissed) {
+				t.Errorf("missed: got %d, want %d", missed, wantMissed)
+			}
+			if want := seqStrings(wantMissed+1, n); !equal(got, want) {
+				t.Errorf("frames: got %v, want %v", got, want)
+			}
+			if sub.Missed() != uint64(wantMissed) || r.Missed() != uint64(wantMissed) {
+				t.Errorf("totals: sub %d, ring %d, want %d", sub.Missed(), r.Missed(), wantMissed)
+			}
+		})
+	}
+}
+
+// TestLapOnlyHurtsTheLaggard: a subscriber that keeps up loses nothing while
+// another one, which stops reading, loses exactly what fell off the ring.
+func TestLapOnlyHurtsTheLaggard(t *testing.T) {
+	t.Parallel()
+	const size = 16
+	r := newRing(t, fanout.Options{Size: size})
+	fast, slow := r.Subscribe(), r.Subscribe()
+	defer fast.Close()
+	defer slow.Close()
+
+	var fastGot []string
+	publishN(t, r, 1, 5)
+	got, _ := readAll(slow) // slow reads the first 5, then stalls
+	if !equal(got, seqStrings(1, 5)) {
+		t.Fatalf("slow first read: %v", got)
+	}
+	for i := 6; i <= 100; i += 5 {
+		publishN(t, r, i, 5)
+		g, m := readAll(fast)
+		if m != 0 {
+			t.Fatalf("fast subscriber missed %d", m)
+		}
+		fastGot = append(fastGot, g...)
+	}
+	g, m := readAll(fast)
+	fastGot = append(fastGot, g...)
+	if m != 0 || !equal(fastGot, seqStrings(1, 100)) {
+		t.Fatalf("fast: missed %d, got %v", m, fastGot)
+	}
+	got, missed := readAll(slow)
+	if missed != 100-5-size {
+		t.Errorf("slow missed: got %d, want %d", missed, 100-5-size)
+	}
+	if !equal(got, seqStrings(100-size+1, 100)) {
+		t.Errorf("slow frames: got %v", got)
+	}
+}
+
+// TestManyPublishersManySubscribers: every subscriber gets every frame
+// exactly once, in sequence order, and each publisher's frames in the order it
+// published them.
+func TestManyPublishersManySubscribers(t *testing.T) {
+	t.Parallel()
+	const (
+		publishers  = 8
+		perProducer = 2000
+		subscribers = 16
+	)
+	// Large enough that no subscriber can be lapped: this test is about order
+	// and loss under concurrency, not about lapping.
+	r := newRing(t, fanout.Options{Size: publishers * perProducer, Shards: 4})
+
+	type result struct {
+		err   error
+		count int
+	}
+	results := make(chan result, subscribers)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ready sync.WaitGroup
+	ready.Add(subscribers)
+	for range subscribers {
+		sub := r.Subscribe()
+		go func() {
+			defer sub.Close()
+			ready.Done()
+			results <- consume(ctx, sub, publishers, perProducer)
+		}()
+	}
+	ready.Wait()
+
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Go(func() {
+			for n := range perProducer {
+				b := make([]byte, 8)
+				binary.BigEndian.PutUint32(b[:4], uint32(p))
+				binary.BigEndian.PutUint32(b[4:], uint32(n))
+				if _, err := r.Publish(fanout.NewFrame(b)); err != nil {
+					t.Errorf("Publish: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for range subscribers {
+		res := <-results
+		if res.err != nil {
+			t.Error(res.err)
+		}
+	}
+}
+
+// consume reads frames until it has publishers*perProducer of them, checking
+// sequence and per-publisher order, without loss.
+func consume(ctx context.Context, sub *fanout.Subscriber, publishers, perProducer int) (res struct {
+	err   error
+	count int
+}) {
+	nextOf := make([]uint32, publishers)
+	wantSeq := sub.Next()
+	batch := make([]*fanout.Frame, 0, 64)
+	for res.count < publishers*perProducer {
+		var missed uint64
+		batch, missed = sub.Read(batch[:0])
+		if missed != 0 {
+			res.err = fmt.Errorf("missed %d frames", missed)
+			return res
+		}
+		for _, f := range batch {
+			if f.Seq() != wantSeq {
+				res.err = fmt.Errorf("seq %d, want %d", f.Seq(), wantSeq)
+				return res
+			}
+			wantSeq++
+			p := binary.BigEndian.Uint32(f.Bytes()[:4])
+			n := binary.BigEndian.Uint32(f.Bytes()[4:])
+			if n != nextOf[p] {
+				res.err = fmt.Errorf("publisher %d: frame %d, want %d", p, n, nextOf[p])
+				return res
+			}
+			nextOf[p]++
+			res.count++
+		}
+		if len(batch) == 0 {
+			if err := sub.Wait(ctx, 0); err != nil {
+				res.err = fmt.Errorf("Wait after %d frames: %w", res.count, err)
+				return res
+			}
+		}
+	}
+	return res
+}
+
+// waitResult runs Wait in a goroutine and returns a channel with its result.
+func waitResult(ctx context.Context, sub *fanout.Subscriber, timeout time.Duration) <-chan error {
+	ch := make(chan error, 1)
+	go func() { ch <- sub.Wait(ctx, timeout) }()
+	return ch
+}
+
+func expectWait(t *testing.T, ch <-chan error, want error) {
+	t.Helper()
+	select {
+	case err := <-ch:
+		if !errors.Is(err, want) {
+			t.Fatalf("Wait: got %v, want %v", err, want)
+		}
+	case <-time.After(waitFor):
+		t.Fatalf("Wait did not return within %v (want %v)", waitFor, want)
+	}
+}
+
+func TestWaitWakes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// act makes the waiting subscriber return; it runs once the
+		// subscriber is (very likely) asleep, but must work either way.
+		act  func(r *fanout.Ring, cancel context.CancelFunc)
+		want error
+	}{
+		{"publish", func(r *fanout.Ring, _ context.CancelFunc) { _, _ = r.Publish(fanout.NewFrame([]byte("x"))) }, nil},
+		{"close", func(r *fanout.Ring, _ context.CancelFunc) { _ = r.Close() }, fanout.ErrClosed},
+		{"cancel", func(_ *fanout.Ring, cancel context.CancelFunc) { cancel() }, context.Canceled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRing(t, fanout.Options{Size: 8, Shards: 2})
+			sub := r.Subscribe()
+			defer sub.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			ch := waitResult(ctx, sub, time.Hour)
+			time.Sleep(10 * time.Millisecond) // let it fall asleep; correctness does not depend on it
+			tc.act(r, cancel)
+			expectWait(t, ch, tc.want)
+		})
+	}
+}
+
+func TestWaitTimeout(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8})
+	sub := r.Subscribe()
+	defer sub.Close()
+	for range 3 { // the timer is reused
+		start := time.Now()
+		if err := sub.Wait(context.Background(), 20*time.Millisecond); !errors.Is(err, fanout.ErrTimeout) {
+			t.Fatalf("Wait: got %v, want ErrTimeout", err)
+		}
+		if d := time.Since(start); d < 20*time.Millisecond {
+			t.Fatalf("Wait returned after %v, before its timeout", d)
+		}
+	}
+	// After timeouts, a publish still wakes it.
+	ch := waitResult(context.Background(), sub, time.Hour)
+	publishN(t, r, 1, 1)
+	expectWait(t, ch, nil)
+}
+
+func TestWaitReturnsAtOnceWhenReady(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	sub := r.Subscribe()
+	defer sub.Close()
+	publishN(t, r, 1, 1)
+	if err := sub.Wait(context.Background(), time.Nanosecond); err != nil {
+		t.Fatalf("Wait with a frame ready: %v", err)
+	}
+	// A lapped subscriber is "ready" too: Read has a miss to report.
+	publishN(t, r, 2, 10)
+	if err := sub.Wait(context.Background(), time.Nanosecond); err != nil {
+		t.Fatalf("Wait when lapped: %v", err)
+	}
+}
+
+// TestCloseDrainsThenEnds: frames published before Close are still delivered;
+// then Wait reports ErrClosed, and Publish refuses.
+func TestCloseDrainsThenEnds(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8})
+	sub := r.Subscribe()
+	defer sub.Close()
+	publishN(t, r, 1, 3)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Wait(context.Background(), 0); err != nil {
+		t.Fatalf("Wait with frames left after Close: %v", err)
+	}
+	if got, _ := readAll(sub); !equal(got, seqStrings(1, 3)) {
+		t.Fatalf("frames after Close: %v", got)
+	}
+	if err := sub.Wait(context.Background(), 0); !errors.Is(err, fanout.ErrClosed) {
+		t.Fatalf("Wait after draining: got %v, want ErrClosed", err)
+	}
+	if _, err := r.Publish(fanout.NewFrame(nil)); !errors.Is(err, fanout.ErrClosed) {
+		t.Fatalf("Publish after Close: got %v, want ErrClosed", err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	select {
+	case <-r.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+}
+
+func TestSubscribeAfter(t *testing.T) {
+	t.Parallel()
+	const size = 8
+	tests := []struct {
+		after    uint64
+		wantGone uint64
+		wantFrom int // first frame read; frames run to 10
+		wantMiss uint64
+	}{
+		{after: 0, wantGone: 2, wantFrom: 3, wantMiss: 2},
+		{after: 1, wantGone: 1, wantFrom: 3, wantMiss: 1},
+		{after: 2, wantGone: 0, wantFrom: 3},
+		{after: 7, wantGone: 0, wantFrom: 8},
+		{after: 10, wantGone: 0, wantFrom: 11}, // nothing held after it
+		{after: 999, wantGone: 0, wantFrom: 11},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprintf("after=%d", tc.after), func(t *testing.T) {
+			t.Parallel()
+			r := newRing(t, fanout.Options{Size: size})
+			publishN(t, r, 1, 10)
+			sub, gone := r.SubscribeAfter(tc.after)
+			defer sub.Close()
+			if gone != tc.wantGone {
+				t.Errorf("gone: got %d, want %d", gone, tc.wantGone)
+			}
+			got, missed := readAll(sub)
+			if missed != tc.wantMiss {
+				t.Errorf("missed: got %d, want %d", missed, tc.wantMiss)
+			}
+			if want := seqStrings(tc.wantFrom, 10); !equal(got, want) {
+				t.Errorf("frames: got %v, want %v", got, want)
+			}
+			// New frames follow without a gap.
+			publishN(t, r, 11, 2)
+			if got, missed := readAll(sub); missed != 0 || !equal(got, seqStrings(11, 12)) {
+				t.Errorf("after new publishes: got %v, missed %d", got, missed)
+			}
+		})
+	}
+}
+
+func TestSubscriberCount(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8, Shards: 3})
+	subs := make([]*fanout.Subscriber, 10)
+	for i := range subs {
+		subs[i] = r.Subscribe()
+	}
+	if got := r.Subscribers(); got != 10 {
+		t.Fatalf("Subscribers: got %d, want 10", got)
+	}
+	for _, s := range subs {
+		_ = s.Close()
+		_ = s.Close() // idempotent
+	}
+	if got := r.Subscribers(); got != 0 {
+		t.Fatalf("Subscribers after Close: got %d, want 0", got)
+	}
+}
+
+// TestSubscribersComeAndGo exercises sleeping, waking, timeouts and closing
+// from many goroutines at once while publishers run; -race checks the rest.
+func TestSubscribersComeAndGo(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 64, Shards: 4})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	stop := make(chan struct{})
+	var pubs sync.WaitGroup
+	for range 2 {
+		pubs.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, _ = r.Publish(fanout.NewFrame([]byte("x")))
+				time.Sleep(50 * time.Microsecond)
+			}
+		})
+	}
+	var subs sync.WaitGroup
+	for i := range 200 {
+		subs.Go(func() {
+			sub := r.Subscribe()
+			defer sub.Close()
+			batch := make([]*fanout.Frame, 0, 16)
+			for range 5 + i%7 {
+				batch, _ = sub.Read(batch[:0])
+				if err := sub.Wait(ctx, time.Duration(i%3)*time.Millisecond); err != nil &&
+					!errors.Is(err, fanout.ErrTimeout) {
+					t.Errorf("Wait: %v", err)
+					return
+				}
+			}
+		})
+	}
+	subs.Wait()
+	close(stop)
+	pubs.Wait()
+	if got := r.Subscribers(); got != 0 {
+		t.Fatalf("Subscribers: got %d, want 0", got)
+	}
+}
