@@ -1,0 +1,297 @@
+package server_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's worker-pool janitor notices Stop only after its idle
+		// sleep (10 s), so each stopped server leaves it behind briefly. It
+		// holds no connection; every goroutine of ours must be gone.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+	)
+}
+
+// waitFor bounds every wait for something that should happen promptly. It is
+// generous so that a slow machine or -race never makes a test flaky; a test
+// that needs it to elapse has failed anyway.
+const waitFor = 15 * time.Second
+
+// testServer is a server running in-process on a random loopback port.
+type testServer struct {
+	*server.Server
+	url    string
+	client *http.Client
+}
+
+// start runs a server with the defaults changed by configure, and shuts it
+// down when the test ends.
+func start(tb testing.TB, configure func(*server.Config)) *testServer {
+	tb.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
+	ts := &testServer{Server: srv, url: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
+	tb.Cleanup(func() {
+		tr.CloseIdleConnections()
+		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			tb.Errorf("Shutdown: %v", err)
+		}
+		if err := <-served; err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+	})
+	return ts
+}
+
+// testWriter sends the server's logs to the test log.
+type testWriter struct{ tb testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// response is what a request got back.
+type response struct {
+	header http.Header
+	body   string
+	status int
+}
+
+func (ts *testServer) do(tb testing.TB, req *http.Request) response {
+	tb.Helper()
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: reading body: %v", req.Method, req.URL.Path, err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(body)}
+}
+
+// post sends body to /api/events with the given extra headers (name, value
+// pairs).
+func (ts *testServer) post(tb testing.TB, body string, headers ...string) response {
+	tb.Helper()
+	req, err := http.NewRequest(http.MethodPost, ts.url+"/api/events", strings.NewReader(body))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return ts.do(tb, req)
+}
+
+func (ts *testServer) mustPost(tb testing.TB, body string, headers ...string) {
+	tb.Helper()
+	if r := ts.post(tb, body, headers...); r.status != http.StatusOK {
+		tb.Fatalf("POST %s: status %d, body %s", body, r.status, r.body)
+	}
+}
+
+// listener is one SSE client connected to /events, reading in the
+// background.
+type listener struct {
+	resp   *http.Response
+	msgs   chan sseclient.Message
+	done   chan struct{} // closed when the stream ended
+	err    error         // why it ended; read after done
+	cancel context.CancelFunc
+}
+
+// listen connects a listener and waits for its greeting.
+func (ts *testServer) listen(tb testing.TB, headers ...string) *listener {
+	tb.Helper()
+	l := ts.connect(tb, headers...)
+	m := l.next(tb)
+	if !m.Comment || m.Data != "connected" {
+		tb.Fatalf("first message: got %+v, want the greeting comment", m)
+	}
+	return l
+}
+
+// connect opens a stream without waiting for anything.
+func (ts *testServer) connect(tb testing.TB, headers ...string) *listener {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.url+"/events", nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := ts.client.Do(req)
+	if err != nil {
+		cancel()
+		tb.Fatalf("GET /events: %v", err)
+	}
+	l := &listener{resp: resp, msgs: make(chan sseclient.Message, 1<<16), done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(l.done)
+		r := sseclient.NewReader(resp.Body)
+		for {
+			m, err := r.Next()
+			if err != nil {
+				l.err = err
+				return
+			}
+			l.msgs <- m
+		}
+	}()
+	tb.Cleanup(l.close)
+	return l
+}
+
+// close disconnects the listener and waits for its reader to stop.
+func (l *listener) close() {
+	l.cancel()
+	_ = l.resp.Body.Close()
+	<-l.done
+}
+
+// next returns the next message, failing the test if none comes in time.
+func (l *listener) next(tb testing.TB) sseclient.Message {
+	tb.Helper()
+	select {
+	case m := <-l.msgs:
+		return m
+	case <-l.done:
+		select {
+		case m := <-l.msgs:
+			return m
+		default:
+		}
+		tb.Fatalf("stream ended (%v) while waiting for a message", l.err)
+	case <-time.After(waitFor):
+		tb.Fatalf("no message within %v", waitFor)
+	}
+	return sseclient.Message{}
+}
+
+// nextEvent returns the next event, skipping comments.
+func (l *listener) nextEvent(tb testing.TB) sseclient.Message {
+	tb.Helper()
+	for {
+		if m := l.next(tb); !m.Comment {
+			return m
+		}
+	}
+}
+
+// waitEnd waits for the stream to end and returns the messages it still
+// delivered.
+func (l *listener) waitEnd(tb testing.TB) []sseclient.Message {
+	tb.Helper()
+	select {
+	case <-l.done:
+	case <-time.After(waitFor):
+		tb.Fatalf("stream did not end within %v", waitFor)
+	}
+	var rest []sseclient.Message
+	for {
+		select {
+		case m := <-l.msgs:
+			rest = append(rest, m)
+		default:
+			return rest
+		}
+	}
+}
+
+// eventually polls cond until it holds, failing after waitFor.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not true within %v", what, waitFor)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rawStream opens /events over a plain TCP connection and returns it with a
+// reader positioned after the response headers.
+func rawStream(tb testing.TB, ts *testServer, readBuffer int) (*net.TCPConn, *bufio.Reader, string) {
+	tb.Helper()
+	addr := strings.TrimPrefix(ts.url, "http://")
+	var d net.Dialer
+	if readBuffer > 0 {
+		// Before connecting, so the window is negotiated for it: shrinking
+		// the buffer of an open connection stalls it in retransmissions.
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var err error
+			if cerr := rc.Control(func(fd uintptr) {
+				err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, readBuffer)
+			}); cerr != nil {
+				return cerr
+			}
+			return err
+		}
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	conn := c.(*net.TCPConn)
+	tb.Cleanup(func() { _ = conn.Close() })
+	if _, err := fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: %s\r\n\r\n", addr); err != nil {
+		tb.Fatal(err)
+	}
+	br := bufio.NewReaderSize(conn, 1024)
+	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
+	var head bytes.Buffer
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			tb.Fatalf("reading headers: %v", err)
+		}
+		head.WriteString(line)
+		if line == "\r\n" {
+			break
+		}
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	return conn, br, head.String()
+}
+

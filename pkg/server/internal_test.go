@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWhileShuttingDown checks what producers and listeners get between the
+// start of a shutdown and the end of the HTTP server: 503 for events, a
+// retry hint and a closed stream for listeners. (Through the public API this
+// window is too short to hit reliably.)
+func TestWhileShuttingDown(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.Retry = time.Second
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		<-served
+	}()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	url := "http://" + ln.Addr().String()
+
+	s.closing.Store(true)
+	resp, err := client.Post(url+"/api/events", "application/json", strings.NewReader(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != `{"error":"shutting down"}` {
+		t.Errorf("POST while shutting down: %d %s", resp.StatusCode, body)
+	}
+
+	resp, err = client.Get(url + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), ": shutting down\nretry: ") ||
+		!strings.HasSuffix(string(body), "\n\n") {
+		t.Errorf("GET /events while shutting down: %d %q", resp.StatusCode, body)
+	}
+
+	resp, err = client.Get(url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `"status":"shutting_down"`) {
+		t.Errorf("/health while shutting down: %s", body)
+	}
+}
+
+// TestBuildDoesNotAllocate: building a frame allocates nothing but the
+// frame buffer the caller provides, even when it removes a member.
+func TestBuildDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items)")
+	}
+	b, err := newEventBuilder("user_ip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("203.0.113.7")
+	for _, body := range []string{
+		`{"session": "abc", "position": 12345, "nested": {"a": [1, 2, 3]}}`,
+		`{"user_ip": "x", "a": "b\"c"}`,
+	} {
+		dst := make([]byte, 0, b.frameSize(len(body)))
+		src := []byte(body)
+		allocs := testing.AllocsPerRun(100, func() {
+			if _, err := b.build(dst[:0], src, ip); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("build(%s): %v allocations, want 0", body, allocs)
+		}
+	}
+}
+
+// TestFrameSizeIsEnough: the capacity frameSize promises holds the largest
+// possible frame, so build never reallocates.
+func TestFrameSizeIsEnough(t *testing.T) {
+	b, _ := newEventBuilder("user_ip")
+	ip := netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+	body := []byte(`{}`)
+	dst := make([]byte, 0, b.frameSize(len(body)))
+	out, err := b.build(dst, body, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cap(out) != cap(dst) {
+		t.Fatalf("build reallocated: frame %q", out)
+	}
+}

@@ -1,0 +1,442 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
+)
+
+func TestStreamHeadersAndGreetingBeforeAnyEvent(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	l := ts.connect(t)
+	for name, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "keep-alive",
+		"X-Accel-Buffering": "no", "Access-Control-Allow-Origin": "*",
+	} {
+		if got := l.resp.Header.Get(name); got != want {
+			t.Errorf("%s: got %q, want %q", name, got, want)
+		}
+	}
+	if l.resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d", l.resp.StatusCode)
+	}
+	// No event was posted: the greeting alone must arrive.
+	if m := l.next(t); !m.Comment || m.Data != "connected" {
+		t.Fatalf("first message: %+v", m)
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.Heartbeat = 30 * time.Millisecond })
+	l := ts.listen(t)
+	for range 3 {
+		if m := l.next(t); !m.Comment || m.Data != "ping" {
+			t.Fatalf("got %+v, want a ping comment", m)
+		}
+	}
+	ts.mustPost(t, `{"a":1}`)
+	if m := l.nextEvent(t); m.Data != `{"a":1,"user_ip":"127.0.0.1"}` {
+		t.Fatalf("event after heartbeats: %q", m.Data)
+	}
+}
+
+// seqEvent is the body the ordering tests post.
+type seqEvent struct {
+	P int `json:"p"`
+	N int `json:"n"`
+}
+
+// TestOrderAndNoLoss: 50 listeners, concurrent producers; every listener
+// gets every event once, and each producer's events in the order it sent
+// them.
+func TestOrderAndNoLoss(t *testing.T) {
+	t.Parallel()
+	const (
+		listeners   = 50
+		producers   = 4
+		perProducer = 250
+	)
+	ts := start(t, func(c *server.Config) { c.Buffer = producers * perProducer })
+	ls := make([]*listener, listeners)
+	for i := range ls {
+		ls[i] = ts.listen(t)
+	}
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			for n := range perProducer {
+				r := ts.post(t, fmt.Sprintf(`{"p":%d,"n":%d}`, p, n))
+				if r.status != http.StatusOK {
+					t.Errorf("POST: %d %s", r.status, r.body)
+					return
+				}
+			}
+		})
+	}
+	errs := make(chan error, listeners)
+	for _, l := range ls {
+		go func() { errs <- checkOrder(l, producers, perProducer) }()
+	}
+	wg.Wait()
+	for range listeners {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// checkOrder reads producers*perProducer events from l and checks them.
+func checkOrder(l *listener, producers, perProducer int) error {
+	next := make([]int, producers)
+	deadline := time.After(waitFor)
+	for got := 0; got < producers*perProducer; {
+		select {
+		case m := <-l.msgs:
+			if m.Comment {
+				continue
+			}
+			if m.Type != "message" {
+				return fmt.Errorf("unexpected %s event %s", m.Type, m.Data)
+			}
+			var e seqEvent
+			if err := json.Unmarshal([]byte(m.Data), &e); err != nil {
+				return fmt.Errorf("event %q: %w", m.Data, err)
+			}
+			if e.N != next[e.P] {
+				return fmt.Errorf("producer %d: got event %d, want %d", e.P, e.N, next[e.P])
+			}
+			next[e.P]++
+			got++
+		case <-deadline:
+			return fmt.Errorf("only %v events within %v", next, waitFor)
+		}
+	}
+	return nil
+}
+
+// TestStalledListenerDoesNotSlowOthers: a listener that never reads holds
+// nobody back, loses only its own events, and is cut by the write deadline.
+func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
+	t.Parallel()
+	const events = 2000
+	ts := start(t, func(c *server.Config) {
+		c.Buffer = events
+		c.WriteTimeout = 300 * time.Millisecond
+	})
+	stalled, _, _ := rawStream(t, ts, 4096) // never read again
+	defer stalled.Close()
+	healthy := ts.listen(t)
+	eventually(t, "both listeners registered", func() bool { return ts.Listeners() == 2 })
+
+	pad := strings.Repeat("x", 8<<10)
+	done := make(chan error, 1)
+	go func() {
+		for n := range events {
+			if m := <-healthy.msgs; m.Comment {
+				n-- // heartbeats do not count
+				continue
+			} else if want := fmt.Sprintf(`{"n":%d,`, n); !strings.HasPrefix(m.Data, want) {
+				done <- fmt.Errorf("healthy listener: got %.20q, want %q", m.Data, want)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for n := range events {
+		ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":"%s"}`, n, pad))
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("healthy listener did not get every event")
+	}
+	// 16 MiB cannot fit in the stalled socket's buffers: its writes block,
+	// the deadline passes, and it is released.
+	eventually(t, "stalled listener cut", func() bool { return ts.Listeners() == 1 })
+	if h := health(t, ts); h.ListenersCut != 1 {
+		t.Errorf("listeners_cut: got %d, want 1", h.ListenersCut)
+	}
+}
+
+// lagSetup opens a listener that stops reading while more events than the
+// buffer are posted, so its stream falls behind the ring, then returns a
+// reader of what it was sent.
+func lagSetup(t *testing.T, policy server.LagPolicy, events int) (*testServer, *sseclient.Reader) {
+	t.Helper()
+	ts := start(t, func(c *server.Config) {
+		c.Buffer = 16
+		c.LagPolicy = policy
+		c.WriteTimeout = time.Minute
+		c.Heartbeat = time.Hour
+	})
+	conn, br, _ := rawStream(t, ts, 4096)
+	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
+	pad := strings.Repeat("x", 32<<10)
+	for n := range events {
+		ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":"%s"}`, n, pad))
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
+	return ts, sseclient.NewReader(httputil.NewChunkedReader(br))
+}
+
+// TestLaggingListenerIsToldExactlyWhatItMissed: the listener gets a gap
+// event for what fell off the buffer, and delivered + missed accounts for
+// every event, in order.
+func TestLaggingListenerIsToldExactlyWhatItMissed(t *testing.T) {
+	t.Parallel()
+	const events = 400 // 12.5 MiB: more than the socket buffers hold
+	ts, r := lagSetup(t, server.LagContinue, events)
+	next, gaps := 0, 0
+	for next < events {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatalf("after %d events: %v", next, err)
+		}
+		switch {
+		case m.Comment:
+		case m.Type == "gap":
+			var g struct{ Missed int }
+			if err := json.Unmarshal([]byte(m.Data), &g); err != nil || g.Missed < 1 {
+				t.Fatalf("gap event %q", m.Data)
+			}
+			next += g.Missed
+			gaps++
+		default:
+			var e seqEvent
+			if err := json.Unmarshal([]byte(m.Data), &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.N != next {
+				t.Fatalf("got event %d, want %d (after %d gaps)", e.N, next, gaps)
+			}
+			next++
+		}
+	}
+	if gaps == 0 {
+		t.Fatal("the listener never lagged: the test did not test anything")
+	}
+	if next != events {
+		t.Fatalf("accounted for %d events, want %d", next, events)
+	}
+	if h := health(t, ts); h.Listeners != 1 || h.EventsMissed == 0 {
+		t.Errorf("health: listeners %d, missed %d", h.Listeners, h.EventsMissed)
+	}
+}
+
+func TestLagPolicyCut(t *testing.T) {
+	t.Parallel()
+	ts, r := lagSetup(t, server.LagCut, 400)
+	sawGap := false
+	for {
+		m, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("stream ended with %v, want a clean end", err)
+		}
+		if m.Type == "gap" {
+			sawGap = true
+		} else if sawGap && !m.Comment {
+			t.Fatalf("event after the gap with policy cut: %+v", m)
+		}
+	}
+	if !sawGap {
+		t.Fatal("no gap event before the cut")
+	}
+	eventually(t, "cut listener released", func() bool { return ts.Listeners() == 0 })
+	if h := health(t, ts); h.ListenersCut != 1 {
+		t.Errorf("listeners_cut: got %d, want 1", h.ListenersCut)
+	}
+}
+
+// TestGoneListenerIsReleasedWithoutTraffic: with no event and no heartbeat
+// due for an hour, a listener that closes or resets its connection is
+// noticed and released anyway.
+func TestGoneListenerIsReleasedWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	for _, reset := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) {
+			t.Parallel()
+			ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+			conn, br, _ := rawStream(t, ts, 0)
+			if line, err := br.ReadString('\n'); err != nil || line == "" {
+				t.Fatalf("greeting chunk: %q %v", line, err)
+			}
+			eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
+			start := time.Now()
+			if reset {
+				_ = conn.SetLinger(0)
+			}
+			_ = conn.Close()
+			eventually(t, "listener released", func() bool { return ts.Listeners() == 0 })
+			t.Logf("released %v after the client went away", time.Since(start))
+		})
+	}
+}
+
+// TestConnectDisconnectCyclesLeakNothing: many listeners come and go; in the
+// end no listener is counted and no goroutine is left (goleak checks the
+// rest when the package's tests end). Not parallel: it counts the
+// process's stream goroutines, so no other test may have streams open.
+func TestConnectDisconnectCyclesLeakNothing(t *testing.T) {
+	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				l := ts.listen(t)
+				l.close()
+			}
+		})
+	}
+	wg.Wait()
+	eventually(t, "every listener released", func() bool { return ts.Listeners() == 0 })
+	ts.client.Transport.(*http.Transport).CloseIdleConnections()
+	eventually(t, "no stream goroutine left", func() bool { return streamGoroutines() == 0 })
+	if h := health(t, ts); h.ListenersTotal != 200 {
+		t.Errorf("listeners_total: got %d, want 200", h.ListenersTotal)
+	}
+}
+
+func TestMaxListeners(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) {
+		c.MaxListeners = 2
+		c.Retry = time.Second
+	})
+	a := ts.listen(t)
+	ts.listen(t)
+	turned := ts.connect(t)
+	if turned.resp.StatusCode != http.StatusOK || turned.resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("listener over the limit: %d %s", turned.resp.StatusCode, turned.resp.Header.Get("Content-Type"))
+	}
+	rest := turned.waitEnd(t)
+	if len(rest) != 1 || !rest[0].Comment || rest[0].Data != "too many listeners" {
+		t.Fatalf("messages before the end: %+v", rest)
+	}
+	// The retry hint carries jitter: between Retry and twice Retry.
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/events", nil)
+	body := ts.do(t, req).body
+	i := strings.Index(body, "retry: ")
+	if i < 0 {
+		t.Fatalf("no retry hint in %q", body)
+	}
+	ms, err := strconv.Atoi(strings.TrimSpace(body[i+len("retry: "):]))
+	if err != nil || ms < 1000 || ms > 2000 {
+		t.Fatalf("retry hint %q, want 1000..2000 ms", body[i:])
+	}
+	a.close()
+	eventually(t, "slot freed", func() bool { return ts.Listeners() == 1 })
+	ts.listen(t)
+	if h := health(t, ts); h.TurnedAway != 2 {
+		t.Errorf("listeners_turned_away: got %d, want 2", h.TurnedAway)
+	}
+}
+
+// TestShutdownEndsStreamsCleanly: streams get what was published, a retry
+// hint, and end on a complete frame; Shutdown returns within its timeout.
+func TestShutdownEndsStreamsCleanly(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	type raw struct {
+		body io.Reader
+	}
+	var streams []raw
+	for range 5 {
+		_, br, _ := rawStream(t, ts, 0)
+		streams = append(streams, raw{body: httputil.NewChunkedReader(br)})
+	}
+	eventually(t, "listeners registered", func() bool { return ts.Listeners() == 5 })
+	for n := range 10 {
+		ts.mustPost(t, fmt.Sprintf(`{"n":%d}`, n))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	defer cancel()
+	begin := time.Now()
+	if err := ts.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	t.Logf("shutdown with 5 open streams took %v", time.Since(begin))
+	for i, s := range streams {
+		// The chunked reader returns io.EOF only at the terminating chunk:
+		// the HTTP response itself ended properly.
+		b, err := io.ReadAll(s.body)
+		if err != nil {
+			t.Fatalf("stream %d: %v after %q", i, err, b)
+		}
+		text := string(b)
+		if !strings.HasSuffix(text, "\n\n") {
+			t.Errorf("stream %d does not end on a complete frame: %q", i, text)
+		}
+		if !strings.Contains(text, `data: {"n":9,`) || !strings.Contains(text, "\nretry: ") {
+			t.Errorf("stream %d lacks the last event or the retry hint: %q", i, text)
+		}
+	}
+	if n := ts.Listeners(); n != 0 {
+		t.Errorf("listeners after shutdown: %d", n)
+	}
+}
+
+// streamGoroutines counts goroutines running a stream writer. (Counting all
+// goroutines would not do: fasthttp keeps idle workers for a while, and
+// other tests run in parallel.)
+func streamGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Count(string(buf), "fasthttp.NewStreamReader.func1")
+}
+
+// healthBody is the part of /health the tests read.
+type healthBody struct {
+	Message        string `json:"message"`
+	Status         string `json:"status"`
+	Version        string `json:"version"`
+	Timestamp      int64  `json:"timestamp"`
+	Listeners      int64  `json:"listeners"`
+	EventsAccepted uint64 `json:"events_accepted"`
+	EventsRejected uint64 `json:"events_rejected"`
+	EventsMissed   uint64 `json:"events_missed"`
+	ListenersTotal uint64 `json:"listeners_total"`
+	ListenersCut   uint64 `json:"listeners_cut"`
+	TurnedAway     uint64 `json:"listeners_turned_away"`
+}
+
+func health(t *testing.T, ts *testServer) healthBody {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/health", nil)
+	r := ts.do(t, req)
+	var h healthBody
+	if r.status != http.StatusOK {
+		t.Fatalf("/health: %d %s", r.status, r.body)
+	}
+	if err := json.Unmarshal([]byte(r.body), &h); err != nil {
+		t.Fatalf("/health body %q: %v", r.body, err)
+	}
+	return h
+}
