@@ -294,4 +294,3 @@ func rawStream(tb testing.TB, ts *testServer, readBuffer int) (*net.TCPConn, *bu
 	_ = conn.SetReadDeadline(time.Time{})
 	return conn, br, head.String()
 }
-
