@@ -1,0 +1,254 @@
+package app_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"go.uber.org/goleak"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/app"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// fasthttp's worker-pool janitor outlives a stopped server by up to
+		// its 10 s idle sleep; it holds nothing.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+}
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger
+// and reads of a test.
+type syncBuffer struct {
+	buf bytes.Buffer
+	mu  sync.Mutex
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func noEnv(string) string { return "" }
+
+// runApp starts Run with args and returns the address it listens on, a
+// function that stops it and returns Run's error, and its log.
+func runApp(t *testing.T, args []string, getenv func(string) string) (addr string, stop func() error, logs *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx, args, getenv, io.Discard, logs) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for addr == "" {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("Run returned early: %v\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("no listening line within 15s:\n%s", logs)
+		}
+		sc := bufio.NewScanner(strings.NewReader(logs.String()))
+		for sc.Scan() {
+			var line struct {
+				Msg, Addr string
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				addr = line.Addr
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(15 * time.Second):
+				err = errors.New("Run did not return within 15s of cancel")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return addr, stop, logs
+}
+
+func TestRunServesAndShutsDownCleanly(t *testing.T) {
+	addr, stop, logs := runApp(t, []string{"-port", "127.0.0.1:0", "-log-format", "json", "-shutdown-timeout", "5s"}, noEnv)
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+
+	resp, err := client.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"message":"PONG"`) {
+		t.Fatalf("/health: %d %s", resp.StatusCode, body)
+	}
+	resp, err = client.Post("http://"+addr+"/api/events", "application/json", strings.NewReader(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST: %d", resp.StatusCode)
+	}
+	tr.CloseIdleConnections()
+
+	begin := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v\n%s", err, logs)
+	}
+	if d := time.Since(begin); d > 5*time.Second {
+		t.Errorf("shutdown took %v, more than -shutdown-timeout", d)
+	}
+	for _, want := range []string{`"msg":"listening"`, `"max_body":65536`, `"publish_token":false`, `"msg":"shutting down"`, `"msg":"stopped"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs)
+		}
+	}
+}
+
+func TestRunRefusesBadSettings(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // the setting the error must name
+	}{
+		{"bad duration flag", []string{"-heartbeat", "soon"}, nil, "-heartbeat"},
+		{"bad duration env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "soon"}, "DISPATCHER_HEARTBEAT"},
+		{"negative heartbeat", []string{"-heartbeat", "-1s"}, nil, "heartbeat"},
+		{"bad port", []string{"-port", "http"}, nil, "-port"},
+		{"port out of range", []string{"-port", "70000"}, nil, "-port"},
+		{"bad size", []string{"-max-body", "lots"}, nil, "-max-body"},
+		{"bad size env", nil, map[string]string{"DISPATCHER_MAX_BODY": "1XB"}, "DISPATCHER_MAX_BODY"},
+		{"bad lag policy", []string{"-lag-policy", "maybe"}, nil, "lag-policy"},
+		{"bad log level", []string{"-log-level", "loud"}, nil, "-log-level"},
+		{"bad log format", []string{"-log-format", "xml"}, nil, "-log-format"},
+		{"bad origin", []string{"-cors-origins", "example.com"}, nil, "cors-origins"},
+		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/33"}, nil, "-trusted-proxies"},
+		{"unknown flag", []string{"-nope"}, nil, "-nope"},
+		{"stray argument", []string{"extra"}, nil, "extra"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			getenv := func(k string) string { return tc.env[k] }
+			err := app.Run(context.Background(), tc.args, getenv, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("Run accepted the setting")
+			}
+			if !errors.Is(err, app.ErrUsage) {
+				t.Errorf("error %v does not wrap ErrUsage", err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+				t.Errorf("error %q: want one line naming %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestHelpListsEveryFlag(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := app.Run(context.Background(), []string{"-help"}, noEnv, &out, io.Discard); err != nil {
+		t.Fatalf("-help: %v", err)
+	}
+	for _, want := range []string{"-port", "default :8080", "-max-body", "64KiB", "-heartbeat", "15s", "-buffer", "4096",
+		"-max-listeners", "-cors-origins", "-ip-field", "user_ip", "-shutdown-timeout", "-log-level", "-log-format",
+		"-publish-token", "-trusted-proxies", "-write-timeout", "-lag-policy", "-linger", "-retry", "DISPATCHER_MAX_BODY"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-help output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	t.Parallel()
+	var out bytes.Buffer
+	if err := app.Run(context.Background(), []string{"-version"}, noEnv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); got != app.Version {
+		t.Errorf("-version printed %q, want %q", got, app.Version)
+	}
+}
+
+// TestSettingsReachTheServer checks flags, their environment fallbacks and
+// the seed's -port forms through the running service.
+func TestSettingsReachTheServer(t *testing.T) {
+	env := map[string]string{
+		"DISPATCHER_IP_FIELD":      "from_env", // overridden by the flag below
+		"DISPATCHER_MAX_BODY":      "1KiB",
+		"DISPATCHER_PUBLISH_TOKEN": "tok",
+		"DISPATCHER_LOG_FORMAT":    "json",
+	}
+	addr, stop, _ := runApp(t, []string{"-port", "127.0.0.1:0", "-ip-field", "client"}, func(k string) string { return env[k] })
+	defer func() { _ = stop() }()
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	post := func(body string, token string) int {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/api/events", strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(`{"a":1}`, ""); got != http.StatusUnauthorized {
+		t.Errorf("without the token from the environment: %d, want 401", got)
+	}
+	if got := post(`{"p":"`+strings.Repeat("x", 1100)+`"}`, "tok"); got != http.StatusRequestEntityTooLarge {
+		t.Errorf("body over DISPATCHER_MAX_BODY: %d, want 413", got)
+	}
+	if got := post(`{"a":1}`, "tok"); got != http.StatusOK {
+		t.Errorf("with the token: %d, want 200", got)
+	}
+}
+
+func TestPortForms(t *testing.T) {
+	t.Parallel()
+	for _, form := range []string{"127.0.0.1:0", ":0", "0"} {
+		t.Run(form, func(t *testing.T) {
+			t.Parallel()
+			addr, stop, _ := runApp(t, []string{"-port", form, "-log-format", "json"}, noEnv)
+			if !strings.Contains(addr, ":") {
+				t.Errorf("listening on %q", addr)
+			}
+			if err := stop(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
