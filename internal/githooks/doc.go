@@ -1,0 +1,2 @@
+// Package githooks holds tests for the repository's git hooks.
+package githooks
