@@ -65,7 +65,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	sctx, cancel := context.WithTimeout(context.Background(), st.server.ShutdownTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	<-served
+	if serr := <-served; serr != nil {
+		log.Error("serve", "error", serr)
+	}
 	if err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}

@@ -73,6 +73,7 @@ func TestSIGTERMEndsStreamsAndExits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer resp.Body.Close()
 	// Wait for the greeting, so the listener is surely registered.
 	body := bufio.NewReader(resp.Body)
 	if line, err := body.ReadString('\n'); err != nil || line != ": connected\n" {

@@ -42,7 +42,10 @@ func TestIdleSubscribersUseNoCPU(t *testing.T) {
 		sub := r.Subscribe()
 		wg.Go(func() {
 			defer sub.Close()
-			for sub.Wait(ctx, time.Hour) == nil {
+			for {
+				if err := sub.Wait(ctx, time.Hour); err != nil {
+					return
+				}
 			}
 		})
 	}

@@ -185,11 +185,7 @@ func TestManyPublishersManySubscribers(t *testing.T) {
 	// and loss under concurrency, not about lapping.
 	r := newRing(t, fanout.Options{Size: publishers * perProducer, Shards: 4})
 
-	type result struct {
-		err   error
-		count int
-	}
-	results := make(chan result, subscribers)
+	results := make(chan error, subscribers)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var ready sync.WaitGroup
@@ -220,52 +216,44 @@ func TestManyPublishersManySubscribers(t *testing.T) {
 	}
 	wg.Wait()
 	for range subscribers {
-		res := <-results
-		if res.err != nil {
-			t.Error(res.err)
+		if err := <-results; err != nil {
+			t.Error(err)
 		}
 	}
 }
 
 // consume reads frames until it has publishers*perProducer of them, checking
 // sequence and per-publisher order, without loss.
-func consume(ctx context.Context, sub *fanout.Subscriber, publishers, perProducer int) (res struct {
-	err   error
-	count int
-}) {
+func consume(ctx context.Context, sub *fanout.Subscriber, publishers, perProducer int) error {
 	nextOf := make([]uint32, publishers)
 	wantSeq := sub.Next()
 	batch := make([]*fanout.Frame, 0, 64)
-	for res.count < publishers*perProducer {
+	for count := 0; count < publishers*perProducer; {
 		var missed uint64
 		batch, missed = sub.Read(batch[:0])
 		if missed != 0 {
-			res.err = fmt.Errorf("missed %d frames", missed)
-			return res
+			return fmt.Errorf("missed %d frames", missed)
 		}
 		for _, f := range batch {
 			if f.Seq() != wantSeq {
-				res.err = fmt.Errorf("seq %d, want %d", f.Seq(), wantSeq)
-				return res
+				return fmt.Errorf("seq %d, want %d", f.Seq(), wantSeq)
 			}
 			wantSeq++
 			p := binary.BigEndian.Uint32(f.Bytes()[:4])
 			n := binary.BigEndian.Uint32(f.Bytes()[4:])
 			if n != nextOf[p] {
-				res.err = fmt.Errorf("publisher %d: frame %d, want %d", p, n, nextOf[p])
-				return res
+				return fmt.Errorf("publisher %d: frame %d, want %d", p, n, nextOf[p])
 			}
 			nextOf[p]++
-			res.count++
+			count++
 		}
 		if len(batch) == 0 {
 			if err := sub.Wait(ctx, 0); err != nil {
-				res.err = fmt.Errorf("Wait after %d frames: %w", res.count, err)
-				return res
+				return fmt.Errorf("Wait after %d frames: %w", count, err)
 			}
 		}
 	}
-	return res
+	return nil
 }
 
 // waitResult runs Wait in a goroutine and returns a channel with its result.

@@ -91,9 +91,10 @@ func DefaultConfig() Config {
 // DefaultTrustedProxies returns loopback and private address ranges, where
 // load balancers and reverse proxies usually sit.
 func DefaultTrustedProxies() []netip.Prefix {
-	var ps []netip.Prefix
-	for _, s := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
-		ps = append(ps, netip.MustParsePrefix(s))
+	cidrs := []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
+	ps := make([]netip.Prefix, len(cidrs))
+	for i, s := range cidrs {
+		ps[i] = netip.MustParsePrefix(s)
 	}
 	return ps
 }

@@ -160,7 +160,7 @@ func (ts *testServer) connect(tb testing.TB, headers ...string) *listener {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := ts.client.Do(req)
+	resp, err := ts.client.Do(req) //nolint:bodyclose // closed by listener.close, registered as a cleanup below
 	if err != nil {
 		cancel()
 		tb.Fatalf("GET /events: %v", err)

@@ -34,7 +34,9 @@ func TestWhileShuttingDown(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)
-		<-served
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 	}()
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

@@ -28,17 +28,17 @@ import (
 // [Server.Serve], stop it with [Server.Shutdown]. Its methods are safe for
 // concurrent use.
 type Server struct {
+	started time.Time
 	ring    *fanout.Ring
 	http    *fasthttp.Server
 	watcher *hangup.Watcher // nil where hang-up detection is unsupported
 	log     *slog.Logger
-	started time.Time
-	events  eventBuilder
 	cors    cors
-	token   tokenCheck
+	events  eventBuilder
 	cfg     Config
 	stats   stats
 	closing atomic.Bool
+	token   tokenCheck
 }
 
 // stats are the service's counters. Each is updated with one atomic add, never
@@ -157,7 +157,8 @@ func (s *Server) Listeners() int { return int(s.stats.listeners.Load()) }
 // that listeners dropped together do not come back together.
 func (s *Server) retryMillis() int64 {
 	base := s.cfg.Retry.Milliseconds()
-	return base + rand.Int64N(base+1)
+	return base + rand.Int64N(base+1) //nolint:gosec // jitter, not a secret
+
 }
 
 // writeError sends a JSON error body {"error":"<msg>"}. msg must not need

@@ -146,19 +146,21 @@ func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 	pad := strings.Repeat("x", 8<<10)
 	done := make(chan error, 1)
 	go func() {
-		for n := range events {
-			if m := <-healthy.msgs; m.Comment {
-				n-- // heartbeats do not count
-				continue
-			} else if want := fmt.Sprintf(`{"n":%d,`, n); !strings.HasPrefix(m.Data, want) {
+		for n := 0; n < events; {
+			m := <-healthy.msgs
+			if m.Comment {
+				continue // a heartbeat
+			}
+			if want := fmt.Sprintf(`{"n":%d,`, n); !strings.HasPrefix(m.Data, want) {
 				done <- fmt.Errorf("healthy listener: got %.20q, want %q", m.Data, want)
 				return
 			}
+			n++
 		}
 		done <- nil
 	}()
 	for n := range events {
-		ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":"%s"}`, n, pad))
+		ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
 	}
 	select {
 	case err := <-done:
@@ -191,7 +193,7 @@ func lagSetup(t *testing.T, policy server.LagPolicy, events int) (*testServer, *
 	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
 	pad := strings.Repeat("x", 32<<10)
 	for n := range events {
-		ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":"%s"}`, n, pad))
+		ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
 	return ts, sseclient.NewReader(httputil.NewChunkedReader(br))
@@ -360,7 +362,7 @@ func TestShutdownEndsStreamsCleanly(t *testing.T) {
 	type raw struct {
 		body io.Reader
 	}
-	var streams []raw
+	streams := make([]raw, 0, 5)
 	for range 5 {
 		_, br, _ := rawStream(t, ts, 0)
 		streams = append(streams, raw{body: httputil.NewChunkedReader(br)})
