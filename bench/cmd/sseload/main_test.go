@@ -1,0 +1,60 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/baseline"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/load"
+)
+
+func TestFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-help"}, &out, &errOut); code != 0 || !strings.Contains(errOut.String(), "-listeners") {
+		t.Fatalf("-help: %d %s", code, errOut.String())
+	}
+	if code := run([]string{"-bogus"}, &out, &errOut); code != 2 {
+		t.Fatalf("bad flag: %d", code)
+	}
+	if code := run([]string{"extra"}, &out, &errOut); code != 2 {
+		t.Fatalf("extra argument: %d", code)
+	}
+	if code := run([]string{"-url", "http://127.0.0.1:1", "-listeners", "1", "-connect-timeout", "200ms", "-quiet"}, &out, &errOut); code != 1 {
+		t.Fatalf("unreachable server: %d", code)
+	}
+}
+
+func TestRunPrintsTableAndJSON(t *testing.T) {
+	srv := baseline.New(baseline.Options{Buffer: 1024})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	defer srv.Close()
+
+	file := filepath.Join(t.TempDir(), "r.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-url", ts.URL, "-listeners", "3", "-producers", "1", "-events", "50", "-warmup", "0",
+		"-duration", "10s", "-sample", "1", "-label", "cli", "-quiet", "-json", "-json-out", file}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	text := out.String()
+	i := strings.Index(text, "\n{")
+	if i < 0 || !strings.Contains(text[:i], "delivery ratio  1.000000") {
+		t.Fatalf("output:\n%s", text)
+	}
+	var r load.Report
+	if err := json.Unmarshal([]byte(text[i+1:]), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Label != "cli" || r.Load.Delivered != 150 {
+		t.Fatalf("%+v", r.Load)
+	}
+	fromFile, err := load.ReadReport(file)
+	if err != nil || fromFile.Load.Delivered != 150 {
+		t.Fatalf("json-out: %v", err)
+	}
+}
