@@ -12,14 +12,14 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
-// Every benchmark here runs twice: "ring" is this package; "chan" is the
+// Every benchmark here runs twice: impl=ring is this package; impl=chan is the
 // conventional design it replaces, a mutex-guarded set of buffered channels,
 // one per subscriber, that drops a message for a subscriber whose channel is
 // full. Both get the same workload in the same run, so their ratio means
 // something even on a noisy machine.
 //
 //	go test -run '^$' -bench . -benchmem -count 6 ./pkg/fanout | tee new.txt
-//	benchstat new.txt
+//	benchstat -col /impl new.txt # ring and chan side by side, with ratios
 
 // chanFanout is the baseline.
 type chanFanout struct {
@@ -155,8 +155,8 @@ var systems = []struct {
 	name string
 	new  func() system
 }{
-	{"ring", ringSystem},
-	{"chan", chanSystem},
+	{"impl=ring", ringSystem},
+	{"impl=chan", chanSystem},
 }
 
 // BenchmarkPublish measures the publisher's cost per message with subs
