@@ -1,18 +1,22 @@
 # Benchmarks: the Pillarbox Event Dispatcher ("ours") against the
-# conventional baseline server (bench/baseline), loaded by sseload.
+# conventional baseline server (bench/baseline) and, on request, the replica
+# of the original service's design (bench/original), loaded by sseload.
 # Included by the root Makefile (-include bench/bench.mk); bench/README.md
 # describes the scenarios and how to read the results.
 #
 # Every scenario goes through bench/cmd/benchrun, which builds
-# bin/event_dispatcher, bin/baseline, bin/sseload and bin/benchplot, starts
-# each server on a free 127.0.0.1 port (PID recorded), runs sseload with the
-# same flags against each, writes JSON + text results and a summary.md under
-# $(BENCH_OUT)/<scenario>/, and stops every process it started by PID, also
-# on Ctrl-C / SIGTERM (and the kernel kills the servers should benchrun die).
+# bin/event_dispatcher, bin/baseline (bin/original), bin/sseload and
+# bin/benchplot, starts each server on a free 127.0.0.1 port (PID recorded),
+# runs sseload with the same flags against each, writes JSON + text results
+# and a summary.md under $(BENCH_OUT)/<scenario>/, and stops every process it
+# started by PID, also on Ctrl-C / SIGTERM (and the kernel kills the servers
+# should benchrun die).
 #
 # Variables:
-#   BENCH_TARGETS=ours,baseline   which servers (baseline alone while the
-#                                 service does not build)
+#   BENCH_TARGETS=ours,baseline   which servers: ours, baseline, original
+#                                 (baseline alone while the service does
+#                                 not build; add original to measure the
+#                                 original's design in the same run)
 #   BENCH_OUT=bench/results       results directory
 #   BENCH_DURATION=10s            measured time of each run
 #   BENCH_FLAGS=                  more benchrun flags, e.g. -warmup 3s or

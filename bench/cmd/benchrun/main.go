@@ -1,5 +1,6 @@
 // Command benchrun runs the benchmark scenarios of bench/bench.mk: it builds
-// the service, the baseline and the tools, starts each server on a free
+// the service, the baseline (and, when asked, the replica of the original
+// service) and the tools, starts each server on a free
 // loopback port (PIDs recorded), runs sseload with identical flags against
 // each, writes the JSON results under <out>/<scenario>/ with a summary.md,
 // and stops every process it started, by PID, on exit or on a signal.
@@ -29,6 +30,10 @@ type target struct {
 	bin  string
 	pkg  string
 	args string // with {addr} {port} {max} placeholders
+	// load are sseload flags this target needs to be loaded at all (how a
+	// listener counts as connected), added to the scenario's flags, which
+	// are the same for every target.
+	load []string
 }
 
 type options struct {
@@ -63,9 +68,10 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("benchrun", flag.ContinueOnError)
 	fs.StringVar(&o.out, "out", "bench/results", "results directory (one sub-directory per scenario)")
 	fs.StringVar(&o.binDir, "bin", "bin", "where the binaries are built")
-	targets := fs.String("targets", "ours,baseline", "servers to benchmark, comma-separated: ours, baseline")
+	targets := fs.String("targets", "ours,baseline", "servers to benchmark, comma-separated: ours, baseline, original (the replica of the original service)")
 	oursArgs := fs.String("ours-args", "-port {addr} -max-listeners {max} -log-level warn", "arguments of the service ({addr}, {port}, {max} are substituted)")
 	baseArgs := fs.String("baseline-args", "-addr {addr} -max-listeners {max} -quiet", "arguments of the baseline")
+	origArgs := fs.String("original-args", "-addr {addr} -quiet", "arguments of the replica of the original service")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured duration of each run (idle: hold time)")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up of each load run")
 	fs.IntVar(&o.producers, "producers", 8, "producers of the fanout, ingest and slow scenarios")
@@ -119,9 +125,15 @@ func run(args []string) int {
 			o.targets = append(o.targets, target{name: "ours", bin: "event_dispatcher", pkg: "./cmd/event_dispatcher", args: *oursArgs})
 		case "baseline":
 			o.targets = append(o.targets, target{name: "baseline", bin: "baseline", pkg: "./bench/cmd/baseline", args: *baseArgs})
+		case "original":
+			// The original sends no byte, not even the response head, before
+			// the first event: its listeners count as connected once their
+			// request is sent (the warm-up lets it register them).
+			o.targets = append(o.targets, target{name: "original", bin: "original", pkg: "./bench/cmd/original", args: *origArgs,
+				load: []string{"-ready-on-send"}})
 		case "":
 		default:
-			fmt.Fprintf(os.Stderr, "benchrun: unknown target %q (ours, baseline)\n", name)
+			fmt.Fprintf(os.Stderr, "benchrun: unknown target %q (ours, baseline, original)\n", name)
 			return 2
 		}
 	}
@@ -309,8 +321,40 @@ func runOne(ctx context.Context, o *options, dir string, t target, sp runSpec) e
 	}
 	defer srv.stop()
 	sargs := append([]string{"-url", "http://" + addr, "-server-pid", strconv.Itoa(srv.pid()), "-label", t.name,
-		"-json-out", filepath.Join(dir, base+".json")}, sp.args...)
-	return runTool(ctx, o.sseloadBin, sargs, filepath.Join(dir, base+".txt"))
+		"-json-out", filepath.Join(dir, base+".json")}, t.load...)
+	sargs = append(sargs, sp.args...)
+	// sseload bounds every phase itself; this is the backstop should a
+	// server stall it anyway (the original blocks every POST behind a
+	// listener that does not read).
+	limit := runLimit(o, sp.args)
+	rctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err = runTool(rctx, o.sseloadBin, sargs, filepath.Join(dir, base+".txt"))
+	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%s %s: sseload did not finish within %s and was stopped", t.name, sp.file, limit)
+	}
+	return err
+}
+
+// runLimit is the longest an sseload run may take: every phase it bounds
+// (connect, warm-up, measured phase, the last POSTs' timeouts, drains,
+// health checks) plus a minute.
+func runLimit(o *options, args []string) time.Duration {
+	flagDur := func(name string, def time.Duration) time.Duration {
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-"+name {
+				if d, err := time.ParseDuration(args[i+1]); err == nil {
+					return d
+				}
+			}
+		}
+		return def
+	}
+	def := load.DefaultConfig()
+	connect := flagDur("connect-timeout", def.ConnectTimeout)
+	drain := flagDur("drain", def.Drain)
+	post := flagDur("post-timeout", def.PostTimeout)
+	return connect + o.warmup + o.duration + 2*(drain+post) + time.Minute
 }
 
 // expandArgs splits the argument template on spaces and substitutes the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,5 +118,62 @@ func TestBaselineScenarios(t *testing.T) {
 	children.Unlock()
 	if n != 0 {
 		t.Fatalf("%d children still tracked", n)
+	}
+}
+
+func TestRunLimit(t *testing.T) {
+	o := &options{warmup: 2 * time.Second, duration: 10 * time.Second}
+	// Defaults: connect 60s, drain 5s, POST timeout 10s.
+	if got, want := runLimit(o, []string{"-listeners", "10"}), 60*time.Second+12*time.Second+30*time.Second+time.Minute; got != want {
+		t.Errorf("default flags: %s, want %s", got, want)
+	}
+	if got, want := runLimit(o, []string{"-connect-timeout", "120s", "-drain", "1s"}), 120*time.Second+12*time.Second+22*time.Second+time.Minute; got != want {
+		t.Errorf("explicit flags: %s, want %s", got, want)
+	}
+}
+
+// TestOriginalScenarios runs two scenarios for real against the replica of
+// the original service, which sends nothing before the first event: the
+// listeners must still count as connected, and every event reach them.
+func TestOriginalScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and starts servers")
+	}
+	bin := t.TempDir()
+	out := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for name, pkg := range map[string]string{"original": "../original", "sseload": "../sseload"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), pkg)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "original", "-quick",
+		"-fanout-listeners", "5", "-idle-listeners", "20", "fanout", "idle"})
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	r, err := load.ReadReport(filepath.Join(out, "fanout", "original-L00005-128B.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := r.Load
+	if r.Label != "original" || !r.Params.ReadyOnSend || l.Sent == 0 || l.HealthyListeners != 5 || l.Lost != 0 || l.DeliveryRatio != 1 {
+		t.Fatalf("fanout result %+v %+v", r.Params, l)
+	}
+	var health struct{ Message string }
+	if err := json.Unmarshal(r.Health, &health); err != nil || health.Message != "PONG" {
+		t.Fatalf("health %s (%v)", r.Health, err)
+	}
+	idle, err := load.ReadReport(filepath.Join(out, "idle", "original-idle-L20.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idle.Idle == nil || idle.Idle.Listeners != 20 || idle.Idle.Disconnected != 0 {
+		t.Fatalf("idle result %+v", idle.Idle)
+	}
+	if err := syscallKill0(r.Server.PID); err == nil {
+		t.Fatalf("server pid %d still running", r.Server.PID)
 	}
 }

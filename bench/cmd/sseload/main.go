@@ -49,6 +49,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.SourceIPs, "source-ips", 0, "spread listeners over 127.0.0.1..N source addresses (0 = auto above 20,000 listeners)")
 	fs.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "listeners connecting at the same time")
 	fs.BoolVar(&cfg.WaitGreeting, "greeting", cfg.WaitGreeting, "wait for a first SSE block (the greeting comment) before a listener counts as connected")
+	fs.BoolVar(&cfg.ReadyOnSend, "ready-on-send", false, "count a listener as connected once its request is sent, without waiting for any response byte: for servers that send no header before the first event (the original service); keep a -warmup so that the server registers every listener before the measured phase (raw client only)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "do not verify TLS certificates (https URLs)")
 	fs.IntVar(&cfg.FramesPerChunk, "self-test-frames-per-chunk", cfg.FramesPerChunk, "frames per HTTP chunk written by the -self-test server")
 	idle := fs.Bool("idle", false, "idle mode: open the listeners, hold them for -duration, report server memory per listener")

@@ -51,6 +51,13 @@ type Config struct {
 	Insecure        bool      // skip TLS verification
 	Progress        io.Writer // live progress line once per second (nil: none)
 
+	// ReadyOnSend counts a listener as connected once its request is
+	// written, before any response byte: for servers that send nothing, not
+	// even the response head, until the first event (the original service).
+	// The server may register the listener a moment later, so a warm-up
+	// should precede the measured phase. Raw client only.
+	ReadyOnSend bool
+
 	// Self-test parameters (mode self-test only).
 	FramesPerChunk int
 }
@@ -92,6 +99,10 @@ func (c *Config) validate() error {
 		return errors.New("slow must be within [0,1]")
 	case c.Client != ClientRaw && c.Client != ClientNetHTTP:
 		return fmt.Errorf("client must be %q or %q", ClientRaw, ClientNetHTTP)
+	case c.ReadyOnSend && c.Client != ClientRaw:
+		// net/http's client returns the response only once its head has
+		// arrived, which such servers send with the first event.
+		return fmt.Errorf("ready-on-send needs the %q client", ClientRaw)
 	}
 	if c.DialConcurrency <= 0 {
 		c.DialConcurrency = 256
@@ -127,6 +138,7 @@ func (c *Config) params() Params {
 		SourceIPs:       c.SourceIPs,
 		ServerPID:       c.ServerPID,
 		DialConcurrency: c.DialConcurrency,
+		ReadyOnSend:     c.ReadyOnSend,
 	}
 }
 
@@ -416,6 +428,9 @@ func (e *engine) runLoad(ctx context.Context) (rep *Report, err error) {
 	defer prog.stop()
 
 	base := make([]int64, len(e.listeners))
+	if cfg.ReadyOnSend && cfg.Warmup <= 0 && len(e.listeners) > 0 && len(e.producers) > 0 {
+		e.warn("listeners counted as connected once their request was sent, without a warm-up: events posted before the server registered them count as lost")
+	}
 	if cfg.Warmup > 0 && len(e.producers) > 0 {
 		e.setPhase("warmup")
 		e.runProducers(ctx, cfg.Warmup)

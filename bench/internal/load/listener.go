@@ -213,6 +213,14 @@ func (l *listener) runRaw(ctx context.Context, deadline time.Time, release func(
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
 	l.onConnectedRelease = release
+	if l.e.cfg.ReadyOnSend {
+		// The server may send nothing, not even the response head, until
+		// the first event: the request sent is all there is to wait for.
+		l.markReady()
+		if l.slow {
+			return errSlowStop // never reads at all
+		}
+	}
 	return l.readConn(conn)
 }
 

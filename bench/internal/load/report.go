@@ -64,6 +64,7 @@ type Params struct {
 	SourceIPs       int     `json:"source_ips"`
 	ServerPID       int     `json:"server_pid,omitempty"`
 	DialConcurrency int     `json:"dial_concurrency"`
+	ReadyOnSend     bool    `json:"ready_on_send,omitempty"`
 }
 
 // RunResult holds the numbers of a load run.
