@@ -69,7 +69,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		c.LagPolicy = server.LagPolicy(v)
 		return nil
 	})
-	fs.DurationVar(&c.Linger, "linger", c.Linger, "how long a busy stream gathers events before flushing (0: flush at once)")
+	fs.DurationVar(&c.Linger, "linger", c.Linger, "how long a busy stream gathers events before writing them (0: write at once)")
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to listeners (plus up to 100% jitter)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {

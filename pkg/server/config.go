@@ -56,8 +56,10 @@ type Config struct {
 	// WriteTimeout bounds each write to a listener: one that stops reading
 	// is cut after at most this long.
 	WriteTimeout time.Duration
-	// Linger is how long a busy stream waits to gather more events before
-	// it flushes, when it flushed less than Linger ago. 0 flushes at once.
+	// Linger is how long a busy stream gathers events before it writes
+	// them: a stream is busy when it found several events waiting, or wrote
+	// less than Linger ago. A stream that finds one event after a pause
+	// writes it at once. 0 always writes at once.
 	Linger time.Duration
 	// Retry is the reconnection delay suggested to listeners turned away or
 	// ended by shutdown; each gets Retry plus up to 100% random jitter.
@@ -82,7 +84,7 @@ func DefaultConfig() Config {
 		MaxListeners:    50_000,
 		Heartbeat:       15 * time.Second,
 		WriteTimeout:    10 * time.Second,
-		Linger:          time.Millisecond,
+		Linger:          5 * time.Millisecond,
 		Retry:           2 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 	}

@@ -109,26 +109,22 @@ func (st *stream) run(w *bufio.Writer) {
 		return
 	}
 	var frames [batchSize]*fanout.Frame
-	batch := frames[:0]
 	for {
-		var n int
-		var cut bool
-		batch, n, cut = st.fill(w, batch)
+		n, cut := st.fill(w, frames[:0])
+		// Adaptive linger: a stream that found several events waiting, or
+		// flushed very recently, is busy; gathering a little longer makes
+		// fewer, bigger writes, and write(2) is most of the cost of a
+		// delivery. A stream that found one event after a pause writes it
+		// at once.
+		if n > 0 && !cut && s.cfg.Linger > 0 && (n > 1 || time.Since(st.lastFlush) < s.cfg.Linger) {
+			time.Sleep(s.cfg.Linger)
+			_, cut = st.fill(w, frames[:0])
+		}
 		if cut {
 			_ = st.flush(w)
 			return
 		}
 		if n > 0 {
-			// Adaptive linger: when the last flush was recent, events are
-			// flowing fast; gathering a little longer makes fewer, bigger
-			// writes. An idle stream flushes at once.
-			if wait := s.cfg.Linger - time.Since(st.lastFlush); wait > 0 {
-				time.Sleep(wait)
-				if batch, _, cut = st.fill(w, batch); cut {
-					_ = st.flush(w)
-					return
-				}
-			}
 			if st.flush(w) != nil {
 				return
 			}
@@ -162,10 +158,10 @@ func (st *stream) run(w *bufio.Writer) {
 	}
 }
 
-// fill writes every ready frame to w and returns how many. It reports cut
-// when the listener lagged and the policy is to cut it; the gap event is
-// written either way.
-func (st *stream) fill(w *bufio.Writer, batch []*fanout.Frame) (_ []*fanout.Frame, n int, cut bool) {
+// fill writes every ready frame to w, reading them in batches of
+// cap(batch), and returns how many it wrote. It reports cut when the listener
+// lagged and the policy is to cut it; the gap event is written either way.
+func (st *stream) fill(w *bufio.Writer, batch []*fanout.Frame) (n int, cut bool) {
 	for {
 		var missed uint64
 		batch, missed = st.sub.Read(batch[:0])
@@ -173,7 +169,7 @@ func (st *stream) fill(w *bufio.Writer, batch []*fanout.Frame) (_ []*fanout.Fram
 			var buf [48]byte
 			_, _ = w.Write(appendGap(buf[:0], missed))
 			if st.lagged(missed) {
-				return batch, n, true
+				return n, true
 			}
 		}
 		for _, f := range batch {
@@ -181,7 +177,7 @@ func (st *stream) fill(w *bufio.Writer, batch []*fanout.Frame) (_ []*fanout.Fram
 		}
 		n += len(batch)
 		if len(batch) < cap(batch) {
-			return batch, n, false
+			return n, false
 		}
 	}
 }
