@@ -151,6 +151,21 @@ func chanSystem() system {
 	}
 }
 
+// startSubscribers starts n subscribers of s, reading (start) or idle, and
+// returns a function that stops the readers and waits for them.
+func startSubscribers(s system, n int, idle bool, delivered *atomic.Int64) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range n {
+		if idle {
+			s.idle()
+		} else {
+			s.start(ctx, &wg, delivered)
+		}
+	}
+	return func() { cancel(); wg.Wait() }
+}
+
 var systems = []struct {
 	name string
 	new  func() system
@@ -178,24 +193,15 @@ func BenchmarkPublish(b *testing.B) {
 				b.Run(fmt.Sprintf("mode=%s/subs=%d/%s", mode, subs, sys.name), func(b *testing.B) {
 					s := sys.new()
 					defer s.close()
-					ctx, cancel := context.WithCancel(context.Background())
-					var wg sync.WaitGroup
 					var delivered atomic.Int64
-					for range subs {
-						if mode == "idle" {
-							s.idle()
-						} else {
-							s.start(ctx, &wg, &delivered)
-						}
-					}
+					stop := startSubscribers(s, subs, mode == "idle", &delivered)
 					data := []byte("data: {\"event\":\"benchmark\"}\n\n")
 					b.ReportAllocs()
 					for b.Loop() {
 						s.publish(data)
 					}
 					b.StopTimer()
-					cancel()
-					wg.Wait()
+					stop()
 				})
 			}
 		}
@@ -215,12 +221,8 @@ func BenchmarkDeliver(b *testing.B) {
 				b.Run(fmt.Sprintf("subs=%d/size=%d/%s", subs, size, sys.name), func(b *testing.B) {
 					s := sys.new()
 					defer s.close()
-					ctx, cancel := context.WithCancel(context.Background())
-					var wg sync.WaitGroup
 					var delivered atomic.Int64
-					for range subs {
-						s.start(ctx, &wg, &delivered)
-					}
+					stop := startSubscribers(s, subs, false, &delivered)
 					data := make([]byte, size)
 					b.SetBytes(int64(size))
 					b.ReportAllocs()
@@ -242,8 +244,7 @@ func BenchmarkDeliver(b *testing.B) {
 					elapsed := time.Since(start)
 					b.StopTimer()
 					b.ReportMetric(float64(delivered.Load())/elapsed.Seconds(), "deliveries/s")
-					cancel()
-					wg.Wait()
+					stop()
 				})
 			}
 		}

@@ -43,35 +43,31 @@ func TestWhileShuttingDown(t *testing.T) {
 	client := &http.Client{Transport: tr}
 	url := "http://" + ln.Addr().String()
 
+	do := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, url+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
 	s.closing.Store(true)
-	resp, err := client.Post(url+"/api/events", "application/json", strings.NewReader(`{"a":1}`))
-	if err != nil {
-		t.Fatal(err)
+	if status, body := do(http.MethodPost, "/api/events", `{"a":1}`); status != http.StatusServiceUnavailable ||
+		body != `{"error":"shutting down"}` {
+		t.Errorf("POST while shutting down: %d %s", status, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || string(body) != `{"error":"shutting down"}` {
-		t.Errorf("POST while shutting down: %d %s", resp.StatusCode, body)
+	if status, body := do(http.MethodGet, "/events", ""); status != http.StatusOK ||
+		!strings.HasPrefix(body, ": shutting down\nretry: ") || !strings.HasSuffix(body, "\n\n") {
+		t.Errorf("GET /events while shutting down: %d %q", status, body)
 	}
-
-	resp, err = client.Get(url + "/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), ": shutting down\nretry: ") ||
-		!strings.HasSuffix(string(body), "\n\n") {
-		t.Errorf("GET /events while shutting down: %d %q", resp.StatusCode, body)
-	}
-
-	resp, err = client.Get(url + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(body), `"status":"shutting_down"`) {
+	if _, body := do(http.MethodGet, "/health", ""); !strings.Contains(body, `"status":"shutting_down"`) {
 		t.Errorf("/health while shutting down: %s", body)
 	}
 }
