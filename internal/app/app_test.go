@@ -226,6 +226,16 @@ func TestSettingsReachTheServer(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
+	// A listener, to see which field the flag (not the environment) chose.
+	stream, err := client.Get("http://" + addr + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	events := bufio.NewReader(stream.Body)
+	if line, err := events.ReadString('\n'); err != nil || line != ": connected\n" {
+		t.Fatalf("greeting: %q %v", line, err)
+	}
 	if got := post(`{"a":1}`, ""); got != http.StatusUnauthorized {
 		t.Errorf("without the token from the environment: %d, want 401", got)
 	}
@@ -234,6 +244,10 @@ func TestSettingsReachTheServer(t *testing.T) {
 	}
 	if got := post(`{"a":1}`, "tok"); got != http.StatusOK {
 		t.Errorf("with the token: %d, want 200", got)
+	}
+	_, _ = events.ReadString('\n') // the blank line after the greeting
+	if line, err := events.ReadString('\n'); err != nil || line != `data: {"a":1,"client":"127.0.0.1"}`+"\n" {
+		t.Errorf("event: %q %v, want the -ip-field flag to win over DISPATCHER_IP_FIELD", line, err)
 	}
 }
 

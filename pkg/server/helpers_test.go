@@ -45,12 +45,18 @@ type testServer struct {
 // down when the test ends.
 func start(tb testing.TB, configure func(*server.Config)) *testServer {
 	tb.Helper()
+	return startLogged(tb, configure, slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// startLogged is start with the server's logs sent to h.
+func startLogged(tb testing.TB, configure func(*server.Config), h slog.Handler) *testServer {
+	tb.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	if configure != nil {
 		configure(&cfg)
 	}
-	srv, err := server.New(cfg, slog.New(slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	srv, err := server.New(cfg, slog.New(h))
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
