@@ -76,22 +76,31 @@ func TestSummary(t *testing.T) {
 	}
 }
 
+// buildBinaries builds the named commands (directories beside this one)
+// into a temporary directory and returns it.
+func buildBinaries(t *testing.T, names ...string) string {
+	t.Helper()
+	bin := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, name := range names {
+		pkg := "../" + name
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), pkg)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return bin
+}
+
 // TestBaselineScenarios runs two scenarios for real against the baseline
 // binary: builds, start, health check, sseload, results, stop.
 func TestBaselineScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and starts servers")
 	}
-	bin := t.TempDir()
+	bin := buildBinaries(t, "baseline", "sseload")
 	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	for name, pkg := range map[string]string{"baseline": "../baseline", "sseload": "../sseload"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), pkg)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
 	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "baseline", "-quick",
 		"-idle-listeners", "50", "ingest", "idle"})
 	if code != 0 {
@@ -139,16 +148,8 @@ func TestOriginalScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and starts servers")
 	}
-	bin := t.TempDir()
+	bin := buildBinaries(t, "original", "sseload")
 	out := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	for name, pkg := range map[string]string{"original": "../original", "sseload": "../sseload"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), pkg)
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-		}
-	}
 	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "original", "-quick",
 		"-fanout-listeners", "5", "-idle-listeners", "20", "fanout", "idle"})
 	if code != 0 {
