@@ -1,7 +1,25 @@
 // Package app wires the Pillarbox Event Dispatcher together: configuration
-// from flags and environment, logging, the server, and graceful shutdown. It
-// is the whole program but for the process-level concerns left to main
-// (signals and the exit code), so tests can run it in-process.
+// from flags and environment, logging, the parts of the service, and their
+// lifecycle. It is the whole program but for the process-level concerns left
+// to main (signals and the exit code), so tests can run it in-process.
+//
+// # Lifecycle
+//
+// Run is the one owner of every part. It starts them in this order, and
+// every start-up error releases what was already started:
+//
+//  1. the descriptor limit (raised to its maximum; it sizes the listener
+//     limit);
+//  2. the fan-out ring;
+//  3. the hang-up watcher;
+//  4. the HTTP server (which starts nothing until it serves);
+//  5. the TCP listener, then serving.
+//
+// It stops them in the reverse order when its context is done: the server
+// drains (not ready; POSTs get 503, new listeners a retry hint), the ring is
+// closed (every stream delivers what it holds and ends on a retry hint), the
+// server shuts down (after a short grace for open connections, streams still
+// stuck are cut), the watcher is closed.
 package app
 
 import (
@@ -12,9 +30,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -36,43 +58,109 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	if st.version {
-		_, err := fmt.Fprintln(stdout, Version)
+		_, err := fmt.Fprintln(stdout, versionLine())
 		return err
 	}
 	st.server.Version = Version
 	log := newLogger(stderr, st.logFormat, st.logLevel)
+	st.applyDescriptorLimit(log)
 
-	srv, err := server.New(st.server, log)
+	p, err := start(&st, log)
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", st.server.Addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", st.server.Addr, err)
-	}
-	log.Info("listening", append([]any{"addr", ln.Addr().String(), "version", Version}, configAttrs(st)...)...)
+	return p.run(ctx)
+}
 
+// parts are the running service's parts, in start order.
+type parts struct {
+	log     *slog.Logger
+	ring    *fanout.Ring
+	watcher *hangup.Watcher // nil where unsupported
+	srv     *server.Server
+	ln      net.Listener
+	st      settings
+}
+
+// start creates the parts in order; on error it closes what it created.
+func start(st *settings, log *slog.Logger) (p *parts, err error) {
+	p = &parts{log: log, st: *st}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics})
+	if w, werr := hangup.New(); werr == nil {
+		p.watcher = w
+	} else {
+		log.Info("hang-up detection unavailable; gone listeners are noticed at their next write", "error", werr)
+	}
+	p.srv, err = server.New(&st.server, server.Deps{Ring: p.ring, Watcher: p.watcher, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	if p.ln, err = net.Listen("tcp", st.server.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", st.server.Addr, err)
+	}
+	return p, nil
+}
+
+// close closes the parts that are not running, in reverse order.
+func (p *parts) close() {
+	if p.ln != nil {
+		_ = p.ln.Close()
+	}
+	if p.watcher != nil {
+		_ = p.watcher.Close()
+	}
+	if p.ring != nil {
+		_ = p.ring.Close()
+	}
+}
+
+// run serves until ctx is done, then shuts the parts down in order.
+func (p *parts) run(ctx context.Context) error {
+	log := p.log
+	log.Info("listening", append([]any{"addr", p.ln.Addr().String(), "version", Version}, configAttrs(&p.st)...)...)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- p.srv.Serve(p.ln) }()
 	select {
 	case err := <-served:
+		// The listener failed on its own: nothing is being served.
+		_ = p.shutdown(context.Background())
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 
-	start := time.Now()
-	log.Info("shutting down", "listeners", srv.Listeners(), "timeout", st.server.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), st.server.ShutdownTimeout)
+	began := time.Now()
+	log.Info("shutting down", "listeners", p.srv.Listeners(), "timeout", p.st.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), p.st.shutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(sctx)
+	err := p.shutdown(sctx)
 	if serr := <-served; serr != nil {
 		log.Error("serve", "error", serr)
 	}
 	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Whatever was still open was closed at the deadline: the service is
+		// stopped, as the shutdown timeout promises.
+		log.Warn("shutdown deadline reached; remaining connections closed", "error", err,
+			"took", time.Since(began).Round(time.Millisecond))
+		return nil
 	}
-	log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	log.Info("stopped", "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// shutdown stops the parts in order (see the package documentation).
+func (p *parts) shutdown(ctx context.Context) error {
+	p.srv.Drain()
+	_ = p.ring.Close()
+	err := p.srv.Shutdown(ctx)
+	if p.watcher != nil {
+		_ = p.watcher.Close()
+	}
+	return err
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
@@ -84,8 +172,8 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 }
 
 // configAttrs lists the effective configuration for the start-up log line.
-// The publish token is reported as set or not, never printed.
-func configAttrs(st settings) []any {
+// Tokens are reported as how many are set, never printed.
+func configAttrs(st *settings) []any {
 	c := st.server
 	proxies := make([]string, len(c.TrustedProxies))
 	for i, p := range c.TrustedProxies {
@@ -93,19 +181,48 @@ func configAttrs(st settings) []any {
 	}
 	return []any{slog.Group("config",
 		"max_body", c.MaxBody,
+		"max_batch", c.MaxBatch,
+		"max_header_bytes", c.MaxHeaderBytes,
 		"heartbeat", c.Heartbeat,
-		"buffer", c.Buffer,
+		"buffer", st.buffer,
 		"max_listeners", c.MaxListeners,
+		"max_listeners_per_ip", c.MaxListenersPerIP,
+		"max_topics", st.maxTopics,
 		"cors_origins", strings.Join(c.CORSOrigins, ","),
 		"ip_field", c.IPField,
 		"trusted_proxies", strings.Join(proxies, ","),
-		"publish_token", c.PublishToken != "",
+		"publish_tokens", len(c.PublishTokens),
+		"listen_tokens", len(c.ListenTokens),
 		"write_timeout", c.WriteTimeout,
+		"header_timeout", c.HeaderTimeout,
 		"lag_policy", c.LagPolicy,
+		"streamer", c.Streamer,
 		"linger", c.Linger,
 		"retry", c.Retry,
-		"shutdown_timeout", c.ShutdownTimeout,
+		"replay", c.Replay,
+		"max_stream_age", c.MaxStreamAge,
+		"shutdown_timeout", st.shutdownTimeout,
 		"log_level", st.logLevel.String(),
 		"log_format", st.logFormat,
 	)}
+}
+
+// Commit is the source revision, set at build time like Version; when it is
+// not, the revision the Go toolchain recorded is used.
+var Commit = ""
+
+// versionLine is what -version prints: version, commit and Go version.
+func versionLine() string {
+	commit := Commit
+	if commit == "" {
+		commit = "unknown"
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					commit = s.Value
+				}
+			}
+		}
+	}
+	return fmt.Sprintf("event_dispatcher %s (commit %s, %s)", Version, commit, runtime.Version())
 }

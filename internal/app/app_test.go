@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -126,7 +128,7 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 	if d := time.Since(begin); d > 5*time.Second {
 		t.Errorf("shutdown took %v, more than -shutdown-timeout", d)
 	}
-	for _, want := range []string{`"msg":"listening"`, `"max_body":65536`, `"publish_token":false`, `"msg":"shutting down"`, `"msg":"stopped"`} {
+	for _, want := range []string{`"msg":"listening"`, `"max_body":65536`, `"publish_tokens":0`, `"msg":"shutting down"`, `"msg":"stopped"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}
@@ -195,8 +197,11 @@ func TestVersionFlag(t *testing.T) {
 	if err := app.Run(context.Background(), []string{"-version"}, noEnv, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(out.String()); got != app.Version {
-		t.Errorf("-version printed %q, want %q", got, app.Version)
+	// The version, the commit and the Go version.
+	got := strings.TrimSpace(out.String())
+	want := regexp.MustCompile(`^event_dispatcher ` + regexp.QuoteMeta(app.Version) + ` \(commit ([0-9a-f]+|unknown), go[0-9.]+\S*\)$`)
+	if !want.MatchString(got) || !strings.Contains(got, runtime.Version()) {
+		t.Errorf("-version printed %q, want %s", got, want)
 	}
 }
 
@@ -245,7 +250,15 @@ func TestSettingsReachTheServer(t *testing.T) {
 	if got := post(`{"a":1}`, "tok"); got != http.StatusOK {
 		t.Errorf("with the token: %d, want 200", got)
 	}
-	_, _ = events.ReadString('\n') // the blank line after the greeting
+	for { // the rest of the greeting block, then the event's id line
+		line, err := events.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "id: ") {
+			break
+		}
+	}
 	if line, err := events.ReadString('\n'); err != nil || line != `data: {"a":1,"client":"127.0.0.1"}`+"\n" {
 		t.Errorf("event: %q %v, want the -ip-field flag to win over DISPATCHER_IP_FIELD", line, err)
 	}

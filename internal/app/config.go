@@ -10,7 +10,9 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -23,10 +25,14 @@ var ErrUsage = errors.New("usage")
 
 // settings is everything the command line configures.
 type settings struct {
-	server    server.Config
-	logLevel  slog.Level
-	logFormat string
-	version   bool
+	server          server.Config
+	logFormat       string
+	maxListeners    string // "auto" or a number
+	buffer          int
+	maxTopics       int
+	shutdownTimeout time.Duration
+	logLevel        slog.Level
+	version         bool
 }
 
 // envName returns the environment variable for a flag name.
@@ -38,7 +44,14 @@ func envName(flagName string) string {
 // environment variable. It validates the result. On -help it writes the usage
 // to out and returns flag.ErrHelp.
 func parseSettings(args []string, getenv func(string) string, out io.Writer) (settings, error) {
-	st := settings{server: server.DefaultConfig(), logFormat: "text"}
+	st := settings{
+		server:          server.DefaultConfig(),
+		logFormat:       "text",
+		maxListeners:    "auto",
+		buffer:          fanout.DefaultSize,
+		maxTopics:       fanout.DefaultMaxTopics,
+		shutdownTimeout: 10 * time.Second,
+	}
 	c := &st.server
 	fs := flag.NewFlagSet("event_dispatcher", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
@@ -51,9 +64,28 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		c.MaxBody, err = parseSize(v)
 		return err
 	})
+	fs.Func("max-batch", "largest NDJSON batch body, in bytes or with a KiB/MiB suffix (default 1MiB)", func(v string) (err error) {
+		c.MaxBatch, err = parseSize(v)
+		return err
+	})
+	fs.Func("max-header-bytes", "largest request head, in bytes or with a KiB/MiB suffix; 431 past it (default 16KiB)", func(v string) (err error) {
+		c.MaxHeaderBytes, err = parseSize(v)
+		return err
+	})
 	fs.DurationVar(&c.Heartbeat, "heartbeat", c.Heartbeat, "idle interval after which a stream gets a comment line")
-	fs.IntVar(&c.Buffer, "buffer", c.Buffer, "events held for listeners that fall behind (rounded up to a power of two)")
-	fs.IntVar(&c.MaxListeners, "max-listeners", c.MaxListeners, "concurrent listeners allowed (0: no limit)")
+	fs.IntVar(&st.buffer, "buffer", st.buffer, "events held for listeners that fall behind or resume (rounded up to a power of two)")
+	fs.StringVar(&st.maxListeners, "max-listeners", st.maxListeners,
+		"concurrent listeners allowed: auto (what the descriptor limit allows) or a number (capped to that)")
+	fs.IntVar(&c.MaxListenersPerIP, "max-listeners-per-ip", c.MaxListenersPerIP, "concurrent listeners allowed per client address (0: no limit)")
+	fs.IntVar(&st.maxTopics, "max-topics", st.maxTopics, "topics alive at once (idle topics are released)")
+	fs.BoolVar(&c.Replay, "replay", c.Replay, "resume listeners after their Last-Event-ID (false: the original's behaviour)")
+	fs.DurationVar(&c.MaxStreamAge, "max-stream-age", c.MaxStreamAge,
+		"end streams cleanly after 80-100% of this age, to spread listeners over instances (0: never)")
+	fs.Func("streamer", "how streams are written: writer (fasthttp's stream writer) or hijack (leaner, for very many listeners) (default writer)",
+		func(v string) error {
+			c.Streamer = server.Streamer(v)
+			return nil
+		})
 	fs.Func("cors-origins", "comma-separated origins allowed from browsers, or * for any (default *)", func(v string) error {
 		c.CORSOrigins = splitList(v)
 		return nil
@@ -63,15 +95,25 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		c.TrustedProxies, err = parsePrefixes(v)
 		return err
 	})
-	fs.StringVar(&c.PublishToken, "publish-token", "", "bearer token required to POST events (empty: none)")
+	fs.Func("publish-token", "comma-separated bearer tokens accepted to POST events (several for rotation; empty: none)", func(v string) (err error) {
+		c.PublishTokens, err = parseTokens(v)
+		return err
+	})
+	fs.Func("listen-token", "comma-separated tokens accepted to listen, as a bearer token, a token query parameter or a dispatcher_token cookie (empty: none)",
+		func(v string) (err error) {
+			c.ListenTokens, err = parseTokens(v)
+			return err
+		})
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "a listener that stops reading is cut after this long")
+	fs.DurationVar(&c.HeaderTimeout, "header-timeout", c.HeaderTimeout, "how long a client may take to send a request (head and body); streams are not affected")
 	fs.Func("lag-policy", "what to do with a listener that fell behind the buffer: continue or cut (default continue)", func(v string) error {
 		c.LagPolicy = server.LagPolicy(v)
 		return nil
 	})
 	fs.DurationVar(&c.Linger, "linger", c.Linger, "how long a busy stream gathers events before writing them (0: write at once)")
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to listeners (plus up to 100% jitter)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long a graceful shutdown may take")
+	fs.DurationVar(&st.shutdownTimeout, "shutdown-timeout", st.shutdownTimeout,
+		"how long a graceful shutdown may take at most (it usually takes about a second)")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {
 		return st.logLevel.UnmarshalText([]byte(v))
 	})
@@ -97,10 +139,34 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	if err := applyEnv(fs, getenv); err != nil {
 		return st, err
 	}
-	if err := c.Validate(); err != nil {
+	if err := st.validate(); err != nil {
 		return st, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	return st, nil
+}
+
+// validate checks the settings that are not the server's, reconciles the
+// ones that depend on each other, then checks the server's.
+func (st *settings) validate() error {
+	switch {
+	case st.buffer < 1 || st.buffer > 1<<24:
+		return fmt.Errorf("buffer: must be between 1 and %d, got %d", 1<<24, st.buffer)
+	case st.maxTopics < 1:
+		return fmt.Errorf("max-topics: must be at least 1, got %d", st.maxTopics)
+	case st.shutdownTimeout < 100*time.Millisecond:
+		return fmt.Errorf("shutdown-timeout: must be at least 100ms, got %v", st.shutdownTimeout)
+	}
+	if st.maxListeners != "auto" {
+		n, err := strconv.Atoi(st.maxListeners)
+		if err != nil || n < 1 {
+			return fmt.Errorf("max-listeners: want auto or a positive number, got %q", st.maxListeners)
+		}
+		st.server.MaxListeners = n
+	}
+	// The drain grace takes at most a third of the shutdown timeout (see
+	// server.Shutdown); nothing else to reconcile: a stuck listener is cut
+	// at the end of the grace, whatever the write timeout.
+	return st.server.Validate()
 }
 
 // applyEnv sets every flag not given on the command line from its
@@ -204,4 +270,27 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// parseTokens parses a comma-separated list of tokens. Tokens cannot contain
+// spaces or control characters; empty items are errors, an empty value means
+// none.
+func parseTokens(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, nil
+	}
+	var out []string
+	for i, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return nil, fmt.Errorf("token %d is empty", i+1)
+		}
+		for _, r := range item {
+			if r <= ' ' || r == 0x7f {
+				return nil, fmt.Errorf("token %d contains a space or a control character", i+1)
+			}
+		}
+		out = append(out, item)
+	}
+	return out, nil
 }

@@ -1,32 +1,45 @@
 // Package fanout moves immutable byte frames from many publishers to many
-// subscribers through one lock-free, lossy ring.
+// subscribers through one lock-free, lossy ring, with topics.
 //
-// A caller builds each frame once ([NewFrame]) and publishes it
-// ([Ring.Publish]); every subscriber then reads that same frame, so the cost of
+// A publisher reserves a sequence number ([Ring.Reserve]), builds the frame's
+// bytes once (they may contain that number: an event id, say) and commits them
+// ([Ring.Commit]); every subscriber then reads that same frame, so the cost of
 // serializing a message is paid once, however many subscribers there are.
-// The package knows nothing of HTTP, SSE or JSON: a frame is opaque bytes.
+// Each frame is published on a [Topic] (or broadcast to everyone); a
+// subscriber receives every topic or only the ones it names. The package
+// knows nothing of HTTP, SSE or JSON: a frame is opaque bytes.
 //
 // # Guarantees
 //
-//   - Publish never waits for a subscriber, takes no lock, does not allocate,
-//     and costs the same with ten thousand subscribers as with none.
-//   - Every published frame gets a sequence number, starting at 1. A
-//     subscriber sees frames in sequence order; frames published by one
-//     goroutine therefore reach it in the order that goroutine published them.
-//   - A subscriber that keeps up receives every frame exactly once. One that
-//     falls more than the ring's size behind is told exactly how many frames it
-//     missed and resumes at the oldest frame still held. It never slows
-//     publishers or other subscribers, and memory stays bounded by the ring.
+//   - Publishing never waits for a subscriber, takes no lock (but the first
+//     time a topic is used), allocates only the Frame, and costs the same
+//     with ten thousand subscribers or a thousand topics as with none.
+//   - Every frame gets a sequence number, starting at 1, and a key chosen by
+//     the publisher (the sequence number by default), strictly increasing with
+//     it. A subscriber sees frames in sequence order; frames published by one
+//     goroutine therefore reach it in the order that goroutine published
+//     them, whatever their topics.
+//   - A subscriber that keeps up receives every frame for it exactly once.
+//     One that falls more than the ring's size behind is told exactly how many
+//     frames for it were missed and resumes at the oldest frame still held. It
+//     never slows publishers or other subscribers, and memory stays bounded by
+//     the ring: topics share it and hold no frames of their own.
 //   - A subscriber with nothing to read sleeps (no spinning) and wakes on the
-//     next publish, on [Ring.Close], on its context's cancellation or on its own
-//     timeout.
+//     next frame for it (frames of other topics do not wake it), on
+//     [Ring.Close], on its context's cancellation or on its own timeout.
+//   - A subscriber can start right after a given key ([Ring.SubscribeAfter]),
+//     to resume a stream where a client left it.
 //
 // # Typical use
 //
 //	ring := fanout.New(fanout.Options{Size: 4096})
 //	defer ring.Close()
 //
-//	sub := ring.Subscribe()
+//	res, err := ring.Reserve("news", 1)
+//	// ... build the bytes, using res.Seq() ...
+//	ring.Commit(res, fanout.Message{Data: data})
+//
+//	sub, err := ring.Subscribe("news")
 //	defer sub.Close()
 //	batch := make([]*fanout.Frame, 0, 64)
 //	for {

@@ -12,11 +12,14 @@ func Example() {
 	ring := fanout.New(fanout.Options{Size: 4})
 	defer ring.Close()
 
-	sub := ring.Subscribe()
+	sub, _ := ring.Subscribe() // every topic
 	defer sub.Close()
 
 	for _, msg := range []string{"a", "b", "c", "d", "e", "f"} {
-		_, _ = ring.Publish(fanout.NewFrame([]byte(msg)))
+		// Reserve, build the bytes with the frame's own number, commit.
+		res, _ := ring.Reserve("letters", 1)
+		data := fmt.Appendf(nil, "%d:%s", res.Seq(), msg)
+		ring.Commit(res, fanout.Message{Data: data})
 	}
 
 	// The subscriber fell more than the ring's size behind: it learns how
@@ -32,9 +35,9 @@ func Example() {
 	fmt.Println(sub.Wait(context.Background(), time.Millisecond))
 	// Output:
 	// missed: 2
-	// 3 c
-	// 4 d
-	// 5 e
-	// 6 f
+	// 3 3:c
+	// 4 4:d
+	// 5 5:e
+	// 6 6:f
 	// fanout: wait timed out
 }

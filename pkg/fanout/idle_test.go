@@ -8,14 +8,9 @@ import (
 	"time"
 )
 
-// sleepers returns how many subscribers are registered as sleeping.
-func (r *Ring) sleepers() int {
-	n := 0
-	for i := range r.shards {
-		n += int(r.shards[i].sleeping.Load())
-	}
-	return n
-}
+// sleepers returns how many subscribers to every topic are registered as
+// sleeping.
+func (r *Ring) sleepers() int { return int(r.root.sleeping.Load()) }
 
 func cpuTime(tb testing.TB) time.Duration {
 	tb.Helper()
@@ -39,7 +34,10 @@ func TestIdleSubscribersUseNoCPU(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for range n {
-		sub := r.Subscribe()
+		sub, err := r.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		wg.Go(func() {
 			defer sub.Close()
 			for {
@@ -76,7 +74,9 @@ func TestIdleSubscribersUseNoCPU(t *testing.T) {
 func TestSleeperBookkeeping(t *testing.T) {
 	r := New(Options{Size: 8, Shards: 1})
 	defer r.Close()
-	a, b, c := r.Subscribe(), r.Subscribe(), r.Subscribe()
+	a, _ := r.Subscribe()
+	b, _ := r.Subscribe()
+	c, _ := r.Subscribe()
 	for range 3 {
 		for _, s := range []*Subscriber{a, b, c} {
 			if err := s.Wait(context.Background(), time.Microsecond); err != ErrTimeout {
@@ -88,10 +88,12 @@ func TestSleeperBookkeeping(t *testing.T) {
 		t.Fatalf("sleepers after repeated timeouts: got %d, want 3", got)
 	}
 	_ = a.Close()
-	if got := r.sleepers(); got != 2 || b.idx < 0 || c.idx < 0 || r.shards[0].sleepers[b.idx] != b || r.shards[0].sleepers[c.idx] != c {
-		t.Fatalf("after Close: %d sleepers, indexes b=%d c=%d", got, b.idx, c.idx)
+	set := &r.root.sets[0]
+	bs, cs := &b.sleepers[0], &c.sleepers[0]
+	if got := r.sleepers(); got != 2 || bs.idx < 0 || cs.idx < 0 || set.sleepers[bs.idx] != bs || set.sleepers[cs.idx] != cs {
+		t.Fatalf("after Close: %d sleepers, indexes b=%d c=%d", got, bs.idx, cs.idx)
 	}
-	if _, err := r.Publish(NewFrame(nil)); err != nil {
+	if _, err := r.Publish("", nil); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)

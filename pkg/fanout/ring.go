@@ -6,173 +6,264 @@ import (
 	"math/bits"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/cpu"
 )
 
 // Sentinel errors. Compare with errors.Is.
 var (
-	// ErrClosed is returned by [Ring.Publish] after [Ring.Close], and by
-	// [Subscriber.Wait] once the ring is closed and the subscriber has read
-	// every frame that was ready.
+	// ErrClosed is returned by [Ring.Reserve], [Ring.Publish] and the
+	// Subscribe methods after [Ring.Close], and by [Subscriber.Wait] once the
+	// ring is closed and the subscriber has read every frame that was ready.
 	ErrClosed = errors.New("fanout: ring closed")
 	// ErrTimeout is returned by [Subscriber.Wait] when its timeout elapses
 	// before a frame is ready.
 	ErrTimeout = errors.New("fanout: wait timed out")
+	// ErrTooManyTopics is returned by [Ring.Reserve] and the Subscribe
+	// methods when a new topic would exceed Options.MaxTopics.
+	ErrTooManyTopics = errors.New("fanout: too many topics")
 )
 
 // Defaults for [Options].
 const (
-	DefaultSize   = 4096
-	DefaultShards = 16
+	DefaultSize      = 4096
+	DefaultShards    = 16
+	DefaultMaxTopics = 1000
+	DefaultTopicIdle = 2 * time.Minute
 )
-
-// cacheLine is the false-sharing granule assumed for padding: 64 bytes on
-// amd64 and most arm64 cores (Apple's M-series prefetch in pairs, 128, which
-// only makes padding less effective there, never incorrect).
-const cacheLine = 64
 
 // Options configure a [Ring]. The zero value selects the defaults.
 type Options struct {
 	// Size is how many frames the ring holds: how far a subscriber may fall
 	// behind before it starts missing frames. It is rounded up to a power of
-	// two. Memory held is at most Size frames. Default DefaultSize.
+	// two. Memory held is at most Size frames, whatever the number of topics.
+	// Default DefaultSize.
 	Size int
 	// Shards is how many groups subscribers are spread over for sleeping and
-	// waking. Each shard has one lock and one waker goroutine, so 10,000
-	// sleepers do not contend on one lock, and a publish signals at most
-	// Shards goroutines, however many subscribers there are. Default
-	// DefaultShards.
+	// waking. Each shard has one waker goroutine, so a publish signals at
+	// most Shards goroutines per topic, however many subscribers there are.
+	// Default DefaultShards.
 	Shards int
+	// MaxTopics bounds the number of topics alive at once. Default
+	// DefaultMaxTopics.
+	MaxTopics int
+	// TopicIdle is how long a topic must have had neither subscribers nor
+	// frames before its memory is released (between 1 and 1.5 times this).
+	// Default DefaultTopicIdle.
+	TopicIdle time.Duration
 }
 
 // Ring is a fixed-size, multi-producer, multi-consumer broadcast ring of
-// [Frame]s. Publishing never blocks and never waits for subscribers; a
-// subscriber that falls a whole ring behind loses its oldest frames, and only
-// it does.
+// [Frame]s, each published on a [Topic]. Publishing never blocks and never
+// waits for subscribers; a subscriber that falls a whole ring behind loses
+// its oldest frames, and only it does.
+//
+// Publishing is in two steps so that a frame's bytes can contain its own
+// number: [Ring.Reserve] takes the next sequence number, the publisher builds
+// the bytes, and [Ring.Commit] stores them. Every reservation must be
+// committed, promptly: subscribers do not read past an uncommitted one.
 //
 // Slot ownership. Frame seq s lives in slot s & mask. Publishers reserve
 // sequence numbers with one atomic add on head and then install their frame
 // with a compare-and-swap that only ever moves a slot forward (to a larger
-// seq). Readers never write slots: they load a slot and compare the frame's
-// seq with the seq they want:
+// seq). The sequencer (see sequence) then makes committed frames visible in
+// order, advancing visible. Readers never write slots: they read seqs up to
+// visible, loading a slot and comparing the frame's seq with the one they
+// want:
 //
-//	Size = 8, head = 12 (last reserved); 12's publisher has not stored yet
+//	Size = 8, head = 12 (last reserved), visible = 11
 //
 //	slot:    0    1    2    3    4    5    6    7
 //	seq:     8    9   10   11    4    5    6    7
 //
-//	a reader wanting next loads slot next&7 and compares its seq:
+//	a reader wanting next <= visible loads slot next&7:
 //	  seq == next  the frame: take it, next++          (next = 5: takes 5)
-//	  seq <  next  not stored yet, or caught up: wait  (next = 12: sees 4)
 //	  seq >  next  lapped: next .. head-Size are gone; count them as missed
 //	               and resume at head-Size+1, the oldest frame still held
 //	               (next = 4 once 12 is stored: sees 12, misses 1, goes to 5)
+//	a reader with next > visible waits              (next = 12)
 //
-// A stored frame is immutable, so one atomic load gives a reader both its seq
-// and its bytes: no torn reads.
+// A stored frame is immutable once visible, so one atomic load gives a reader
+// its seq, key, topic position and bytes: no torn reads.
 //
 // All methods are safe for concurrent use.
 type Ring struct {
 	// head is the last reserved sequence number (0: none yet). Publishers
 	// write it concurrently, so it sits alone on its cache line.
-	_    [cacheLine]byte
+	_    cpu.CacheLinePad
 	head atomic.Uint64
-	_    [cacheLine - 8]byte
+	_    cpu.CacheLinePad
+	// visible is the last sequence number made visible by the sequencer:
+	// every frame up to it is committed and numbered within its topic. Its
+	// store publishes those frames to readers; written only by the
+	// sequencer, read by every reader.
+	visible atomic.Uint64
+	_       cpu.CacheLinePad
+	// sequencing is held (true) by the one goroutine running the sequencer.
+	sequencing atomic.Bool
+	nextShard  atomic.Uint32 // round-robin shard assignment (rarely written)
+	_          cpu.CacheLinePad
 
 	slots  []atomic.Pointer[Frame]
 	shards []shard
+	root   *Topic // the wait sets of subscribers to every topic
+	topics registry
 	done   chan struct{} // closed by Close; wakes every waiter
 	wg     sync.WaitGroup
 	mask   uint64
+	opts   Options
 
 	subscribers atomic.Int64  // live subscribers
-	missed      atomic.Uint64 // frames missed, summed over subscribers
-	nextShard   atomic.Uint32 // round-robin shard assignment
+	missed      atomic.Uint64 // frames missed and already counted by subscribers
 	closed      atomic.Bool
 	closeOnce   sync.Once
 }
 
-// New returns a ring configured by opts and starts its shard goroutines.
-// Call [Ring.Close] to stop them. New panics if opts holds negative values.
+// New returns a ring configured by opts and starts its goroutines (one per
+// shard and a janitor for idle topics). Call [Ring.Close] to stop them. New
+// panics if opts holds negative values.
 func New(opts Options) *Ring {
-	if opts.Size < 0 || opts.Shards < 0 {
+	if opts.Size < 0 || opts.Shards < 0 || opts.MaxTopics < 0 || opts.TopicIdle < 0 {
 		panic(fmt.Sprintf("fanout: invalid options %+v", opts))
 	}
-	size := opts.Size
-	if size == 0 {
-		size = DefaultSize
+	if opts.Size == 0 {
+		opts.Size = DefaultSize
 	}
-	size = 1 << bits.Len(uint(size-1)) // round up to a power of two
-	nshards := opts.Shards
-	if nshards == 0 {
-		nshards = DefaultShards
+	opts.Size = 1 << bits.Len(uint(opts.Size-1)) // round up to a power of two
+	if opts.Shards == 0 {
+		opts.Shards = DefaultShards
+	}
+	if opts.MaxTopics == 0 {
+		opts.MaxTopics = DefaultMaxTopics
+	}
+	if opts.TopicIdle == 0 {
+		opts.TopicIdle = DefaultTopicIdle
 	}
 	r := &Ring{
-		slots:  make([]atomic.Pointer[Frame], size),
-		shards: make([]shard, nshards),
+		slots:  make([]atomic.Pointer[Frame], opts.Size),
+		shards: make([]shard, opts.Shards),
 		done:   make(chan struct{}),
-		mask:   uint64(size - 1),
+		mask:   uint64(opts.Size - 1),
+		opts:   opts,
 	}
-	r.wg.Add(nshards)
+	r.root = newTopic("", opts.Shards)
+	// One pending wake-up per wait set and shard at most: the root's, and
+	// one per topic. Released topics may leave one more behind each; twice
+	// the bound leaves room, and a full queue falls back to waking inline.
+	queue := 2 * (opts.MaxTopics + 1)
+	r.wg.Add(opts.Shards + 1)
 	for i := range r.shards {
 		sh := &r.shards[i]
-		sh.kick = make(chan struct{}, 1)
+		sh.queue = make(chan *waitSet, queue)
 		go func() {
 			defer r.wg.Done()
 			sh.run(r.done)
 		}()
 	}
+	go func() {
+		defer r.wg.Done()
+		r.sweep()
+	}()
 	return r
 }
 
 // Size returns how many frames the ring holds.
 func (r *Ring) Size() int { return len(r.slots) }
 
-// Publish assigns f the next sequence number, stores it in the ring, wakes
-// sleeping subscribers, and returns the sequence number. It never blocks, takes
-// no lock and does not allocate; its cost does not depend on the number of
-// subscribers. f must not have been published before and must not be modified
-// afterwards. It returns ErrClosed if the ring is closed; a frame published
-// concurrently with Close may or may not reach subscribers.
-func (r *Ring) Publish(f *Frame) (uint64, error) {
-	if r.closed.Load() {
-		return 0, ErrClosed
-	}
-	seq := r.head.Add(1)
-	// This plain write happens before the CompareAndSwap below, which
-	// publishes it to every reader that loads the slot.
-	f.seq = seq
-	slot := &r.slots[seq&r.mask]
-	for {
-		old := slot.Load()
-		if old != nil && old.seq > seq {
-			// A publisher a whole lap ahead already stored its frame here
-			// (we were preempted between the add and now). Storing ours
-			// would move the slot backwards; readers count seq as missed.
-			break
-		}
-		if slot.CompareAndSwap(old, f) {
-			break
-		}
-	}
-	r.wake()
-	return seq, nil
+// Reservation is a run of consecutive sequence numbers taken by
+// [Ring.Reserve], to be committed exactly once with [Ring.Commit].
+type Reservation struct {
+	topic *Topic
+	seq   uint64
+	n     int
 }
 
-// wake signals every shard that has sleepers. The load of each shard's
-// sleeper count comes after the slot store above; a subscriber increments that
-// count before its last readiness check (see Subscriber.Wait). Both are
-// sequentially consistent atomics, so either the publisher sees the sleeper or
-// the sleeper sees the frame.
-func (r *Ring) wake() {
-	for i := range r.shards {
-		sh := &r.shards[i]
-		if sh.sleeping.Load() > 0 {
-			select {
-			case sh.kick <- struct{}{}:
-			default: // a wake-up is already pending for this shard
-			}
+// Seq returns the first reserved sequence number.
+func (res Reservation) Seq() uint64 { return res.seq }
+
+// Len returns how many sequence numbers are reserved.
+func (res Reservation) Len() int { return res.n }
+
+// Reserve takes the next n consecutive sequence numbers for frames on the
+// named topic (created if needed; "" publishes broadcast frames that every
+// subscriber receives, whatever its topics). Consecutive: no other frame
+// comes between them, whoever publishes at the same time. It never blocks,
+// takes no lock on the common path (an existing topic) and does not allocate
+// there; its cost does not depend on the number of subscribers or topics. The
+// reservation must then be committed with Commit, promptly: subscribers do
+// not read past it until it is. It returns ErrClosed after Close and
+// ErrTooManyTopics when the topic is new and Options.MaxTopics are alive. It
+// panics if n < 1.
+func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
+	if n < 1 {
+		panic("fanout: Reserve of fewer than one frame")
+	}
+	if r.closed.Load() {
+		return Reservation{}, ErrClosed
+	}
+	var t *Topic
+	if topic != "" {
+		var err error
+		if t, err = r.topics.pin(r, topic); err != nil {
+			return Reservation{}, err
 		}
 	}
+	last := r.head.Add(uint64(n))
+	return Reservation{topic: t, seq: last - uint64(n) + 1, n: n}, nil
+}
+
+// Commit stores the reserved frames, one per message, in order, and makes
+// them visible to subscribers as soon as every frame reserved before them is
+// committed too, waking the subscribers asleep on their topic. It never
+// blocks, takes no lock and allocates the Frames only. It must be called
+// exactly once per reservation, with res.Len() messages (it panics
+// otherwise); frames committed after Close may or may not reach subscribers.
+func (r *Ring) Commit(res Reservation, msgs ...Message) {
+	if len(msgs) != res.n {
+		panic(fmt.Sprintf("fanout: Commit of %d messages for a reservation of %d", len(msgs), res.n))
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		f := &Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp}
+		if f.key == 0 {
+			f.key = f.seq
+		}
+		r.store(f)
+	}
+	r.sequence()
+	if res.topic != nil {
+		res.topic.unpin()
+	}
+}
+
+// store installs f in its slot.
+func (r *Ring) store(f *Frame) {
+	slot := &r.slots[f.seq&r.mask]
+	for {
+		old := slot.Load()
+		if old != nil && old.seq > f.seq {
+			// A publisher a whole lap ahead already stored its frame here
+			// (we were preempted between Reserve and now). Storing ours
+			// would move the slot backwards; readers count seq as missed.
+			return
+		}
+		if slot.CompareAndSwap(old, f) {
+			return
+		}
+	}
+}
+
+// Publish reserves and commits one frame holding data on the named topic,
+// with the sequence number as its key, and returns the sequence number. See
+// Reserve for the topic and the errors.
+func (r *Ring) Publish(topic string, data []byte) (uint64, error) {
+	res, err := r.Reserve(topic, 1)
+	if err != nil {
+		return 0, err
+	}
+	r.Commit(res, Message{Data: data})
+	return res.seq, nil
 }
 
 // Last returns the sequence number of the most recently reserved frame, 0 if
@@ -189,16 +280,41 @@ func (r *Ring) oldest(last uint64) uint64 {
 	return last - size + 1
 }
 
+// frameAt returns the visible frame with sequence number seq, or nil if it is
+// no longer (or not yet) held.
+func (r *Ring) frameAt(seq uint64) *Frame {
+	f := r.slots[seq&r.mask].Load()
+	if f == nil || f.seq != seq {
+		return nil
+	}
+	return f
+}
+
 // Subscribers returns the number of subscribers not yet closed.
 func (r *Ring) Subscribers() int { return int(r.subscribers.Load()) }
 
 // Missed returns the number of frames subscribers have missed by falling
-// behind, summed over all subscribers since the ring was created.
-func (r *Ring) Missed() uint64 { return r.missed.Load() }
+// behind, summed over all subscribers since the ring was created: the misses
+// subscribers have already been told of, plus, for subscribers to every topic
+// that are too far behind to read them (stuck writing, say), the frames
+// already overwritten ahead of them. It walks the live subscribers: call it
+// at a scrape, not per frame.
+func (r *Ring) Missed() uint64 {
+	n := r.missed.Load()
+	oldest := r.oldest(r.head.Load())
+	for i := range r.shards {
+		n += r.shards[i].behind(oldest)
+	}
+	return n
+}
 
-// Close closes the ring: Publish returns ErrClosed from now on, every
-// subscriber's Wait returns ErrClosed once it has read what is ready, and the
-// shard goroutines stop before Close returns. Close is idempotent.
+// Topics returns the number of topics alive.
+func (r *Ring) Topics() int { return r.topics.len() }
+
+// Close closes the ring: Reserve and the Subscribe methods return ErrClosed
+// from now on, every subscriber's Wait returns ErrClosed once it has read
+// what is visible, and the ring's goroutines stop before Close returns. Close
+// is idempotent.
 func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
@@ -210,40 +326,3 @@ func (r *Ring) Close() error {
 
 // Done returns a channel closed when the ring is closed.
 func (r *Ring) Done() <-chan struct{} { return r.done }
-
-// Subscribe returns a subscriber that receives every frame published from now
-// on. The subscriber must be closed when no longer needed.
-func (r *Ring) Subscribe() *Subscriber {
-	return r.subscribe(r.head.Load() + 1)
-}
-
-// SubscribeAfter returns a subscriber that receives the frames published
-// after seq: the ones still held first, then new ones. If some frames after
-// seq are no longer held, the subscriber's first [Subscriber.Read] reports
-// how many. A seq beyond the last published frame (one from before a restart,
-// say) is treated like [Ring.Subscribe]. It also returns how many frames after
-// seq are already gone, as of the call.
-func (r *Ring) SubscribeAfter(seq uint64) (sub *Subscriber, gone uint64) {
-	last := r.head.Load()
-	next := seq + 1
-	if seq >= last {
-		next = last + 1
-	}
-	if oldest := r.oldest(last); next < oldest {
-		gone = oldest - next
-	}
-	return r.subscribe(next), gone
-}
-
-func (r *Ring) subscribe(next uint64) *Subscriber {
-	i := r.nextShard.Add(1) % uint32(len(r.shards))
-	s := &Subscriber{
-		ring:  r,
-		shard: &r.shards[i],
-		next:  next,
-		wake:  make(chan struct{}, 1),
-		idx:   -1,
-	}
-	r.subscribers.Add(1)
-	return s
-}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -29,13 +30,31 @@ func newRing(tb testing.TB, opts fanout.Options) *fanout.Ring {
 	return r
 }
 
-// publishN publishes n frames whose bytes are their index (from first), and
-// returns the sequence numbers the ring gave them.
+// subscribe returns a subscriber to topics (every topic when none), closed
+// when the test ends.
+func subscribe(tb testing.TB, r *fanout.Ring, topics ...string) *fanout.Subscriber {
+	tb.Helper()
+	sub, err := r.Subscribe(topics...)
+	if err != nil {
+		tb.Fatalf("Subscribe(%q): %v", topics, err)
+	}
+	tb.Cleanup(func() { _ = sub.Close() })
+	return sub
+}
+
+// publishN publishes n broadcast frames whose bytes are their index (from
+// first), and returns the sequence numbers the ring gave them.
 func publishN(tb testing.TB, r *fanout.Ring, first, n int) []uint64 {
+	tb.Helper()
+	return publishOn(tb, r, "", first, n)
+}
+
+// publishOn is publishN on a topic.
+func publishOn(tb testing.TB, r *fanout.Ring, topic string, first, n int) []uint64 {
 	tb.Helper()
 	seqs := make([]uint64, 0, n)
 	for i := first; i < first+n; i++ {
-		seq, err := r.Publish(fanout.NewFrame([]byte(fmt.Sprint(i))))
+		seq, err := r.Publish(topic, []byte(fmt.Sprint(i)))
 		if err != nil {
 			tb.Fatalf("Publish(%d): %v", i, err)
 		}
@@ -60,6 +79,18 @@ func readAll(sub *fanout.Subscriber) (got []string, missed uint64) {
 	}
 }
 
+// eventually polls cond until it holds, failing after waitFor.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not true within %v", what, waitFor)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func seqStrings(from, to int) []string {
 	var s []string
 	for i := from; i <= to; i++ {
@@ -68,17 +99,7 @@ func seqStrings(from, to int) []string {
 	return s
 }
 
-func equal(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func equal(a, b []string) bool { return slices.Equal(a, b) }
 
 func TestNewRoundsSizeUp(t *testing.T) {
 	t.Parallel()
@@ -114,8 +135,7 @@ func TestStalledSubscriberMissedCount(t *testing.T) {
 		t.Run(fmt.Sprintf("published=%d", n), func(t *testing.T) {
 			t.Parallel()
 			r := newRing(t, fanout.Options{Size: size})
-			sub := r.Subscribe()
-			defer sub.Close()
+			sub := subscribe(t, r)
 			publishN(t, r, 1, n)
 
 			got, missed := readAll(sub)
@@ -139,9 +159,7 @@ func TestLapOnlyHurtsTheLaggard(t *testing.T) {
 	t.Parallel()
 	const size = 16
 	r := newRing(t, fanout.Options{Size: size})
-	fast, slow := r.Subscribe(), r.Subscribe()
-	defer fast.Close()
-	defer slow.Close()
+	fast, slow := subscribe(t, r), subscribe(t, r)
 
 	var fastGot []string
 	publishN(t, r, 1, 5)
@@ -191,7 +209,10 @@ func TestManyPublishersManySubscribers(t *testing.T) {
 	var ready sync.WaitGroup
 	ready.Add(subscribers)
 	for range subscribers {
-		sub := r.Subscribe()
+		sub, err := r.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		go func() {
 			defer sub.Close()
 			ready.Done()
@@ -207,7 +228,7 @@ func TestManyPublishersManySubscribers(t *testing.T) {
 				b := make([]byte, 8)
 				binary.BigEndian.PutUint32(b[:4], uint32(p))
 				binary.BigEndian.PutUint32(b[4:], uint32(n))
-				if _, err := r.Publish(fanout.NewFrame(b)); err != nil {
+				if _, err := r.Publish("", b); err != nil {
 					t.Errorf("Publish: %v", err)
 					return
 				}
@@ -284,7 +305,7 @@ func TestWaitWakes(t *testing.T) {
 		act  func(r *fanout.Ring, cancel context.CancelFunc)
 		want error
 	}{
-		{"publish", func(r *fanout.Ring, _ context.CancelFunc) { _, _ = r.Publish(fanout.NewFrame([]byte("x"))) }, nil},
+		{"publish", func(r *fanout.Ring, _ context.CancelFunc) { _, _ = r.Publish("", []byte("x")) }, nil},
 		{"close", func(r *fanout.Ring, _ context.CancelFunc) { _ = r.Close() }, fanout.ErrClosed},
 		{"cancel", func(_ *fanout.Ring, cancel context.CancelFunc) { cancel() }, context.Canceled},
 	}
@@ -292,8 +313,7 @@ func TestWaitWakes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			r := newRing(t, fanout.Options{Size: 8, Shards: 2})
-			sub := r.Subscribe()
-			defer sub.Close()
+			sub := subscribe(t, r)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			ch := waitResult(ctx, sub, time.Hour)
@@ -307,8 +327,7 @@ func TestWaitWakes(t *testing.T) {
 func TestWaitTimeout(t *testing.T) {
 	t.Parallel()
 	r := newRing(t, fanout.Options{Size: 8})
-	sub := r.Subscribe()
-	defer sub.Close()
+	sub := subscribe(t, r)
 	for range 3 { // the timer is reused
 		start := time.Now()
 		if err := sub.Wait(context.Background(), 20*time.Millisecond); !errors.Is(err, fanout.ErrTimeout) {
@@ -327,8 +346,7 @@ func TestWaitTimeout(t *testing.T) {
 func TestWaitReturnsAtOnceWhenReady(t *testing.T) {
 	t.Parallel()
 	r := newRing(t, fanout.Options{Size: 4})
-	sub := r.Subscribe()
-	defer sub.Close()
+	sub := subscribe(t, r)
 	publishN(t, r, 1, 1)
 	if err := sub.Wait(context.Background(), time.Nanosecond); err != nil {
 		t.Fatalf("Wait with a frame ready: %v", err)
@@ -345,8 +363,7 @@ func TestWaitReturnsAtOnceWhenReady(t *testing.T) {
 func TestCloseDrainsThenEnds(t *testing.T) {
 	t.Parallel()
 	r := newRing(t, fanout.Options{Size: 8})
-	sub := r.Subscribe()
-	defer sub.Close()
+	sub := subscribe(t, r)
 	publishN(t, r, 1, 3)
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
@@ -360,7 +377,7 @@ func TestCloseDrainsThenEnds(t *testing.T) {
 	if err := sub.Wait(context.Background(), 0); !errors.Is(err, fanout.ErrClosed) {
 		t.Fatalf("Wait after draining: got %v, want ErrClosed", err)
 	}
-	if _, err := r.Publish(fanout.NewFrame(nil)); !errors.Is(err, fanout.ErrClosed) {
+	if _, err := r.Publish("", nil); !errors.Is(err, fanout.ErrClosed) {
 		t.Fatalf("Publish after Close: got %v, want ErrClosed", err)
 	}
 	if err := r.Close(); err != nil {
@@ -373,54 +390,12 @@ func TestCloseDrainsThenEnds(t *testing.T) {
 	}
 }
 
-func TestSubscribeAfter(t *testing.T) {
-	t.Parallel()
-	const size = 8
-	tests := []struct {
-		after    uint64
-		wantGone uint64
-		wantFrom int // first frame read; frames run to 10
-		wantMiss uint64
-	}{
-		{after: 0, wantGone: 2, wantFrom: 3, wantMiss: 2},
-		{after: 1, wantGone: 1, wantFrom: 3, wantMiss: 1},
-		{after: 2, wantGone: 0, wantFrom: 3},
-		{after: 7, wantGone: 0, wantFrom: 8},
-		{after: 10, wantGone: 0, wantFrom: 11}, // nothing held after it
-		{after: 999, wantGone: 0, wantFrom: 11},
-	}
-	for _, tc := range tests {
-		t.Run(fmt.Sprintf("after=%d", tc.after), func(t *testing.T) {
-			t.Parallel()
-			r := newRing(t, fanout.Options{Size: size})
-			publishN(t, r, 1, 10)
-			sub, gone := r.SubscribeAfter(tc.after)
-			defer sub.Close()
-			if gone != tc.wantGone {
-				t.Errorf("gone: got %d, want %d", gone, tc.wantGone)
-			}
-			got, missed := readAll(sub)
-			if missed != tc.wantMiss {
-				t.Errorf("missed: got %d, want %d", missed, tc.wantMiss)
-			}
-			if want := seqStrings(tc.wantFrom, 10); !equal(got, want) {
-				t.Errorf("frames: got %v, want %v", got, want)
-			}
-			// New frames follow without a gap.
-			publishN(t, r, 11, 2)
-			if got, missed := readAll(sub); missed != 0 || !equal(got, seqStrings(11, 12)) {
-				t.Errorf("after new publishes: got %v, missed %d", got, missed)
-			}
-		})
-	}
-}
-
 func TestSubscriberCount(t *testing.T) {
 	t.Parallel()
 	r := newRing(t, fanout.Options{Size: 8, Shards: 3})
 	subs := make([]*fanout.Subscriber, 10)
 	for i := range subs {
-		subs[i] = r.Subscribe()
+		subs[i] = subscribe(t, r)
 	}
 	if got := r.Subscribers(); got != 10 {
 		t.Fatalf("Subscribers: got %d, want 10", got)
@@ -451,7 +426,7 @@ func TestSubscribersComeAndGo(t *testing.T) {
 					return
 				default:
 				}
-				_, _ = r.Publish(fanout.NewFrame([]byte("x")))
+				_, _ = r.Publish("", []byte("x"))
 				time.Sleep(50 * time.Microsecond)
 			}
 		})
@@ -459,7 +434,11 @@ func TestSubscribersComeAndGo(t *testing.T) {
 	var subs sync.WaitGroup
 	for i := range 200 {
 		subs.Go(func() {
-			sub := r.Subscribe()
+			sub, err := r.Subscribe()
+			if err != nil {
+				t.Errorf("Subscribe: %v", err)
+				return
+			}
 			defer sub.Close()
 			batch := make([]*fanout.Frame, 0, 16)
 			for range 5 + i%7 {

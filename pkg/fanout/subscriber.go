@@ -2,56 +2,165 @@ package fanout
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
 // Subscriber reads the frames of one [Ring], in sequence order, from the
-// position it was created at.
+// position it was created at: every frame, or only those of its topics (and
+// broadcast frames).
 //
 // A Subscriber is owned by one goroutine: Read, Wait and Close must not be
 // called concurrently with each other. To stop a subscriber from another
 // goroutine, cancel the context given to Wait.
 type Subscriber struct {
-	ring  *Ring
-	shard *shard
-	wake  chan struct{} // capacity 1; filled by the shard goroutine
-	timer *time.Timer   // Wait's timeout, created on first use and reused
-	next  uint64        // sequence number of the next frame to read
-	total uint64        // frames missed since creation
-	// idx is this subscriber's index in shard.sleepers, -1 when it is not
-	// registered there. Guarded by shard.mu.
-	idx    int
+	ring     *Ring
+	topics   []*Topic  // nil: every topic
+	last     []uint64  // per topic: Frame.tseq of the last frame read (0: none yet)
+	sleepers []sleeper // one per topic, or one in the root topic
+	wake     chan struct{}
+	timer    *time.Timer // Wait's timeout, created on first use and reused
+	// pos mirrors next for Ring.Missed, stored at the end of each Read.
+	pos    atomic.Uint64
+	next   uint64 // sequence number of the next frame to look at
+	total  uint64 // frames missed since creation
+	slot   int    // index in its shard's subscriber list; guarded by shard.mu
+	shard  int
+	all    bool // receives every topic
 	closed bool
 }
 
-// Read appends to dst every frame that is ready, in sequence order, until dst
-// is full (len(dst) == cap(dst)), and returns the extended slice. It never
-// blocks and does not allocate: give it a dst with spare capacity, and reuse
-// it (batch = sub.Read(batch[:0])). The frames are shared and must not be
-// modified.
+// Subscribe returns a subscriber that receives the frames published from now
+// on: on the named topics (created if needed) and broadcast frames, or on
+// every topic when none is named. The subscriber must be closed when no
+// longer needed. It returns ErrClosed after Close and ErrTooManyTopics when a
+// named topic is new and Options.MaxTopics are alive.
+func (r *Ring) Subscribe(topics ...string) (*Subscriber, error) {
+	s, err := r.newSubscriber(topics)
+	if err != nil {
+		return nil, err
+	}
+	s.start(r.visible.Load() + 1)
+	return s, nil
+}
+
+func (r *Ring) newSubscriber(topics []string) (*Subscriber, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	i := int(r.nextShard.Add(1) % uint32(len(r.shards)))
+	s := &Subscriber{ring: r, wake: make(chan struct{}, 1), shard: i, all: len(topics) == 0}
+	if s.all {
+		s.sleepers = []sleeper{{sub: s, set: &r.root.sets[i], idx: -1}}
+		return s, nil
+	}
+	s.topics = make([]*Topic, 0, len(topics))
+	for _, name := range topics {
+		if s.index(name) >= 0 {
+			continue // named twice
+		}
+		t, err := r.topics.subscribe(r, name)
+		if err != nil {
+			for _, t := range s.topics {
+				r.topics.unsubscribe(t)
+			}
+			return nil, err
+		}
+		s.topics = append(s.topics, t)
+	}
+	s.last = make([]uint64, len(s.topics))
+	s.sleepers = make([]sleeper, len(s.topics))
+	for k, t := range s.topics {
+		s.sleepers[k] = sleeper{sub: s, set: &t.sets[i], idx: -1}
+	}
+	return s, nil
+}
+
+// start positions the subscriber and makes it live.
+func (s *Subscriber) start(next uint64) {
+	s.next = next
+	s.pos.Store(next)
+	s.ring.subscribers.Add(1)
+	s.ring.shards[s.shard].add(s)
+}
+
+// index returns the position of the topic named name in s.topics, -1 if s
+// does not receive it.
+func (s *Subscriber) index(name string) int {
+	for k, t := range s.topics {
+		if t.name == name {
+			return k
+		}
+	}
+	return -1
+}
+
+// wants returns whether s receives f, and the index of f's topic in s.topics
+// when f's topic is the very topic s subscribed to (frames of a released
+// topic of the same name have none: -1).
+func (s *Subscriber) wants(f *Frame) (want bool, k int) {
+	if s.all || f.topic == nil {
+		return true, -1
+	}
+	for k, t := range s.topics {
+		if f.topic == t {
+			return true, k
+		}
+	}
+	if f.topic.released.Load() {
+		return s.index(f.topic.name) >= 0, -1
+	}
+	return false, -1
+}
+
+// Read appends to dst the frames ready for this subscriber, in sequence
+// order, until dst is full (len(dst) == cap(dst)), and returns the extended
+// slice. It never blocks and does not allocate: give it a dst with spare
+// capacity, and reuse it (batch = sub.Read(batch[:0])). The frames are shared
+// and must not be modified.
 //
-// missed is how many frames this subscriber skipped because they had been
-// overwritten before it got to them (it fell more than the ring's size
+// missed is how many frames for this subscriber it skipped because they had
+// been overwritten before it got to them (it fell more than the ring's size
 // behind); those came, in sequence, before the frames returned. After a miss
-// the subscriber resumes at the oldest frame still held.
+// the subscriber resumes at the oldest frame still held. A subscriber to
+// every topic learns of a miss as soon as it reads; a subscriber to some
+// topics learns how many frames of a topic it missed at that topic's next
+// frame (frames of other topics are never counted), and only once it has read
+// one frame of that topic.
 func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 	r := s.ring
-	for len(dst) < cap(dst) {
+	visible := r.visible.Load()
+	for len(dst) < cap(dst) && s.next <= visible {
 		f := r.slots[s.next&r.mask].Load()
-		if f == nil || f.seq < s.next {
-			break // not published yet, or we are caught up
-		}
-		if f.seq > s.next {
-			// Lapped. Everything below the oldest frame still held is gone;
+		if f.seq != s.next {
+			// Lapped (f.seq > s.next: a frame is never older than a visible
+			// seq). Everything below the oldest frame still held is gone;
 			// oldest > s.next because f.seq >= s.next+size and head >= f.seq.
 			oldest := r.oldest(r.head.Load())
-			missed += oldest - s.next
+			if s.all {
+				missed += oldest - s.next
+			}
 			s.next = oldest
 			continue
+		}
+		want, k := s.wants(f)
+		if !want {
+			s.next++
+			continue
+		}
+		if k >= 0 {
+			if last := s.last[k]; last != 0 && f.tseq > last+1 {
+				if len(dst) > 0 {
+					break // report the miss before this frame, at the next Read
+				}
+				missed += f.tseq - last - 1
+			}
+			s.last[k] = f.tseq
 		}
 		dst = append(dst, f)
 		s.next++
 	}
+	s.pos.Store(s.next)
 	if missed > 0 {
 		s.total += missed
 		r.missed.Add(missed)
@@ -59,17 +168,16 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 	return dst, missed
 }
 
-// ready reports whether Read would return a frame or a miss.
-func (s *Subscriber) ready() bool {
-	f := s.ring.slots[s.next&s.ring.mask].Load()
-	return f != nil && f.seq >= s.next
-}
+// ready reports whether Read may have something to return: a visible frame
+// it has not looked at.
+func (s *Subscriber) ready() bool { return s.next <= s.ring.visible.Load() }
 
-// Wait blocks until Read has something to return, and then returns nil. It
-// returns early with ErrTimeout when timeout (if positive) elapses, with
-// ctx.Err() when ctx is done, and with ErrClosed when the ring is closed and
-// nothing is left to read. It does not spin and, after the first call with a
-// timeout, does not allocate.
+// Wait blocks until Read may have something to return, and then returns nil
+// (a subscriber to some topics may then find only other topics' frames, which
+// Read skips). It returns early with ErrTimeout when timeout (if positive)
+// elapses, with ctx.Err() when ctx is done, and with ErrClosed when the ring
+// is closed and nothing is left to read. It does not spin and, after the
+// first call with a timeout, does not allocate.
 func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
 	if s.ready() {
 		return nil
@@ -77,10 +185,12 @@ func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
 	if s.ring.closed.Load() {
 		return ErrClosed
 	}
-	// Register as a sleeper, then look again: a publisher stores its frame
-	// before it loads the shard's sleeper count, and we store that count
-	// before this second look, so one of us sees the other.
-	s.shard.sleep(s)
+	// Register as a sleeper, then look again: the sequencer stores visible
+	// before it loads the sleeper counts, and we store those counts before
+	// this second look, so one of us sees the other.
+	for i := range s.sleepers {
+		s.sleepers[i].set.sleep(&s.sleepers[i])
+	}
 	if s.ready() {
 		return nil
 	}
@@ -113,12 +223,22 @@ func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
 }
 
 // Next returns the sequence number of the next frame the subscriber will
-// read.
+// look at.
 func (s *Subscriber) Next() uint64 { return s.next }
 
 // Missed returns how many frames this subscriber has missed since it was
 // created.
 func (s *Subscriber) Missed() uint64 { return s.total }
+
+// Behind returns how many visible frames the subscriber has not looked at
+// yet (of every topic: an estimate of its lag for a subscriber to some
+// topics).
+func (s *Subscriber) Behind() uint64 {
+	if v := s.ring.visible.Load(); v >= s.next {
+		return v - s.next + 1
+	}
+	return 0
+}
 
 // Close releases the subscriber. It is idempotent and returns nil.
 func (s *Subscriber) Close() error {
@@ -126,10 +246,16 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.shard.remove(s)
+	for i := range s.sleepers {
+		s.sleepers[i].set.remove(&s.sleepers[i])
+	}
 	if s.timer != nil {
 		s.timer.Stop()
 	}
+	for _, t := range s.topics {
+		s.ring.topics.unsubscribe(t)
+	}
+	s.ring.shards[s.shard].drop(s)
 	s.ring.subscribers.Add(-1)
 	return nil
 }

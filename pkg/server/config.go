@@ -19,8 +19,23 @@ const (
 	// missed, and carries on with the oldest events still held.
 	LagContinue LagPolicy = "continue"
 	// LagCut sends the "gap" event and ends the stream; the client
-	// reconnects after its retry delay.
+	// reconnects after its retry delay (and, with resume, gets what is still
+	// held).
 	LagCut LagPolicy = "cut"
+)
+
+// Streamer says how a listener's stream is written.
+type Streamer string
+
+// Streamers.
+const (
+	// StreamWriter streams through fasthttp's SetBodyStreamWriter: the
+	// default.
+	StreamWriter Streamer = "writer"
+	// StreamHijack writes the stream on the hijacked connection with one
+	// goroutine, no pipe and a write buffer held only while writing: less
+	// memory and CPU per listener, for very many listeners.
+	StreamHijack Streamer = "hijack"
 )
 
 // Config is the service's configuration. The zero value is not valid: start
@@ -31,11 +46,18 @@ type Config struct {
 	// IPField is the name of the top-level field that receives the
 	// producer's IP address; empty turns enrichment off.
 	IPField string
-	// PublishToken, when set, is required as "Authorization: Bearer <token>"
-	// on POST /api/events.
-	PublishToken string
+	// PublishTokens, when not empty, are the bearer tokens accepted on
+	// POST /api/events ("Authorization: Bearer <token>"); several allow
+	// rotation.
+	PublishTokens []string
+	// ListenTokens, when not empty, are the tokens accepted on GET /events:
+	// as a bearer token, a "token" query parameter or a "dispatcher_token"
+	// cookie.
+	ListenTokens []string
 	// LagPolicy is what happens to a listener that fell behind the buffer.
 	LagPolicy LagPolicy
+	// Streamer is how streams are written.
+	Streamer Streamer
 	// Version is reported by /health.
 	Version string
 	// CORSOrigins are the origins allowed to call the service from a
@@ -46,59 +68,79 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxBody is the largest accepted event body, in bytes.
 	MaxBody int
-	// Buffer is how many events the ring holds: how far a listener may fall
-	// behind before it misses events.
-	Buffer int
+	// MaxBatch is the largest accepted NDJSON batch body, in bytes.
+	MaxBatch int
+	// MaxHeaderBytes bounds a request's head (request line and headers).
+	MaxHeaderBytes int
 	// MaxListeners bounds concurrent listeners; 0 means no bound.
 	MaxListeners int
+	// MaxListenersPerIP bounds concurrent listeners per client address; 0
+	// means no bound.
+	MaxListenersPerIP int
 	// Heartbeat is the idle interval after which a stream gets a comment.
 	Heartbeat time.Duration
 	// WriteTimeout bounds each write to a listener: one that stops reading
 	// is cut after at most this long.
 	WriteTimeout time.Duration
+	// HeaderTimeout bounds the reading of a request, head and body, and the
+	// wait for the first byte of a new connection: a slow client cannot hold
+	// a connection with a request it never finishes. Streams are not
+	// affected once they started.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle this long.
+	IdleTimeout time.Duration
 	// Linger is how long a busy stream gathers events before it writes
 	// them: a stream is busy when it found several events waiting, or wrote
 	// less than Linger ago. A stream that finds one event after a pause
 	// writes it at once. 0 always writes at once.
 	Linger time.Duration
-	// Retry is the reconnection delay suggested to listeners turned away or
-	// ended by shutdown; each gets Retry plus up to 100% random jitter.
+	// Retry is the reconnection delay suggested to listeners; each gets
+	// Retry plus up to 100% random jitter.
 	Retry time.Duration
-	// ShutdownTimeout bounds a graceful shutdown.
-	ShutdownTimeout time.Duration
+	// Replay turns resume with Last-Event-ID on (the default).
+	Replay bool
+	// MaxStreamAge, when positive, ends a stream cleanly at a random point
+	// between 80% and 100% of this age, so that long-lived listeners spread
+	// over instances behind a load balancer.
+	MaxStreamAge time.Duration
+	// DrainGrace is how long, at shutdown, the service keeps answering on
+	// open connections (503 to POSTs, a retry hint to listeners) before it
+	// closes them.
+	DrainGrace time.Duration
 }
 
-// DefaultConfig returns the defaults: port 8080, 64 KiB bodies, 4096 events
-// of buffer, 15 s heartbeat, any origin, user_ip enrichment, X-Forwarded-For
-// trusted from loopback and private networks.
+// DefaultConfig returns the defaults: port 8080, 64 KiB bodies, 1 MiB
+// batches, 16 KiB request heads, 15 s heartbeat, any origin, user_ip
+// enrichment, X-Forwarded-For trusted from loopback only, resume on.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":8080",
-		IPField:         "user_ip",
-		LagPolicy:       LagContinue,
-		Version:         "dev",
-		CORSOrigins:     []string{"*"},
-		TrustedProxies:  DefaultTrustedProxies(),
-		MaxBody:         64 << 10,
-		Buffer:          4096,
-		MaxListeners:    50_000,
-		Heartbeat:       15 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		Linger:          5 * time.Millisecond,
-		Retry:           2 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
+		Addr:           ":8080",
+		IPField:        "user_ip",
+		LagPolicy:      LagContinue,
+		Streamer:       StreamWriter,
+		Version:        "dev",
+		CORSOrigins:    []string{"*"},
+		TrustedProxies: DefaultTrustedProxies(),
+		MaxBody:        64 << 10,
+		MaxBatch:       1 << 20,
+		MaxHeaderBytes: 16 << 10,
+		MaxListeners:   50_000,
+		Heartbeat:      15 * time.Second,
+		WriteTimeout:   10 * time.Second,
+		HeaderTimeout:  10 * time.Second,
+		IdleTimeout:    2 * time.Minute,
+		Linger:         5 * time.Millisecond,
+		Retry:          2 * time.Second,
+		Replay:         true,
+		DrainGrace:     time.Second,
 	}
 }
 
-// DefaultTrustedProxies returns loopback and private address ranges, where
-// load balancers and reverse proxies usually sit.
+// DefaultTrustedProxies returns the loopback ranges: a reverse proxy on the
+// same host. Proxies elsewhere must be listed explicitly: trusting a range
+// means believing what any machine in it writes in X-Forwarded-For.
 func DefaultTrustedProxies() []netip.Prefix {
-	cidrs := []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"}
-	ps := make([]netip.Prefix, len(cidrs))
-	for i, s := range cidrs {
-		ps[i] = netip.MustParsePrefix(s)
-	}
-	return ps
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 }
 
 // ErrInvalidConfig is wrapped by every error Validate returns.
@@ -114,22 +156,36 @@ func (c *Config) Validate() error {
 		return bad("addr", "empty")
 	case c.MaxBody < 2:
 		return bad("max-body", "%d bytes is too small for a JSON object", c.MaxBody)
-	case c.Buffer < 1:
-		return bad("buffer", "must be at least 1, got %d", c.Buffer)
+	case c.MaxBatch < 2:
+		return bad("max-batch", "%d bytes is too small for a JSON object", c.MaxBatch)
+	case c.MaxHeaderBytes < 1024:
+		return bad("max-header-bytes", "must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.MaxListeners < 0:
 		return bad("max-listeners", "must not be negative, got %d", c.MaxListeners)
+	case c.MaxListenersPerIP < 0:
+		return bad("max-listeners-per-ip", "must not be negative, got %d", c.MaxListenersPerIP)
 	case c.Heartbeat <= 0:
 		return bad("heartbeat", "must be positive, got %v", c.Heartbeat)
 	case c.WriteTimeout <= 0:
 		return bad("write-timeout", "must be positive, got %v", c.WriteTimeout)
+	case c.HeaderTimeout <= 0:
+		return bad("header-timeout", "must be positive, got %v", c.HeaderTimeout)
+	case c.IdleTimeout <= 0:
+		return bad("idle-timeout", "must be positive, got %v", c.IdleTimeout)
 	case c.Linger < 0 || c.Linger > time.Second:
 		return bad("linger", "must be between 0 and 1s, got %v", c.Linger)
 	case c.Retry <= 0:
 		return bad("retry", "must be positive, got %v", c.Retry)
-	case c.ShutdownTimeout <= 0:
-		return bad("shutdown-timeout", "must be positive, got %v", c.ShutdownTimeout)
+	case c.MaxStreamAge < 0:
+		return bad("max-stream-age", "must not be negative, got %v", c.MaxStreamAge)
+	case c.MaxStreamAge > 0 && c.MaxStreamAge < time.Second:
+		return bad("max-stream-age", "must be 0 (off) or at least 1s, got %v", c.MaxStreamAge)
+	case c.DrainGrace < 0:
+		return bad("drain-grace", "must not be negative, got %v", c.DrainGrace)
 	case c.LagPolicy != LagContinue && c.LagPolicy != LagCut:
 		return bad("lag-policy", "want %q or %q, got %q", LagContinue, LagCut, c.LagPolicy)
+	case c.Streamer != StreamWriter && c.Streamer != StreamHijack:
+		return bad("streamer", "want %q or %q, got %q", StreamWriter, StreamHijack, c.Streamer)
 	case len(c.CORSOrigins) == 0:
 		return bad("cors-origins", "empty (use * to allow any origin)")
 	}

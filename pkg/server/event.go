@@ -27,8 +27,9 @@ var formatOptions = []jsontext.Options{
 	jsontext.PreserveRawStrings(true),
 }
 
-// eventBuilder turns a POST body into the SSE frame every listener receives.
-// It is immutable and safe for concurrent use.
+// eventBuilder turns a POST body into an event's payload: the body validated,
+// compacted and enriched with the producer's address. It is immutable and
+// safe for concurrent use.
 type eventBuilder struct {
 	name   string // enrichment field name; "" turns enrichment off
 	quoted []byte // name as a JSON string, quotes included
@@ -45,26 +46,25 @@ func newEventBuilder(field string) (eventBuilder, error) {
 	return eventBuilder{name: field, quoted: q}, nil
 }
 
-// frameSize returns a capacity that always holds the frame built from a
+// payloadSize returns a capacity that always holds the payload built from a
 // body of n bytes: compaction only shortens the body.
-func (b *eventBuilder) frameSize(n int) int {
-	return len(dataPrefix) + n + len(b.quoted) + len(`,:"`) + len(`"`) + maxIPLen + len(frameEnd)
+func (b *eventBuilder) payloadSize(n int) int {
+	return n + len(b.quoted) + len(`,:"`) + len(`"`) + maxIPLen
 }
 
 // maxIPLen is the longest text form of an IP address without a zone
 // (an IPv4-mapped IPv6 address such as ffff:ffff:...:255.255.255.255).
 const maxIPLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 
-// build appends to dst the frame "data: <compact JSON>\n\n" for body, with
-// the enrichment field set to ip, and returns it. On error it returns dst
-// unchanged. It allocates nothing when dst has frameSize(len(body)) spare
-// capacity.
-func (b *eventBuilder) build(dst, body []byte, ip netip.Addr) ([]byte, error) {
+// appendPayload appends to dst the compact JSON of body, with the enrichment
+// field set to ip, and returns it. On error it returns dst unchanged. It
+// allocates nothing when dst has payloadSize(len(body)) spare capacity.
+func (b *eventBuilder) appendPayload(dst, body []byte, ip netip.Addr) ([]byte, error) {
 	if len(bytes.TrimLeft(body, " \t\r\n")) == 0 {
 		return dst, errEmptyBody
 	}
-	start := len(dst) + len(dataPrefix)
-	out, err := jsontext.AppendFormat(append(dst, dataPrefix...), body, formatOptions...)
+	start := len(dst)
+	out, err := jsontext.AppendFormat(dst, body, formatOptions...)
 	if err != nil {
 		return dst, fmt.Errorf("invalid JSON: %s", strings.TrimPrefix(err.Error(), "jsontext: "))
 	}
@@ -82,7 +82,7 @@ func (b *eventBuilder) build(dst, body []byte, ip netip.Addr) ([]byte, error) {
 		out = ip.AppendTo(out)
 		out = append(out, '"', '}')
 	}
-	return append(out, frameEnd...), nil
+	return out, nil
 }
 
 // removeMember removes, in place, every top-level member of the compact JSON

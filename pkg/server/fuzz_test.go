@@ -15,7 +15,7 @@ import (
 // cannot be encoded in UTF-8.
 var escapedSurrogate = regexp.MustCompile(`\\u[dD][89a-fA-F][0-9a-fA-F]{2}`)
 
-// FuzzBuild checks the frame builder against encoding/json: every body the
+// FuzzBuild checks the payload and frame builders against encoding/json: every body the
 // builder accepts is one JSON object, framed as one SSE data line, whose
 // members are the body's (user_ip replaced); every body it refuses is one
 // encoding/json or UTF-8 validation would refuse too.
@@ -31,8 +31,13 @@ func FuzzBuild(f *testing.F) {
 		f.Fatal(err)
 	}
 	ip := netip.MustParseAddr("192.0.2.1")
+	sp := newRunSpace()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		frame, err := b.build(nil, body, ip)
+		var frame []byte
+		p, err := b.appendPayload(newFrameBuf(b.payloadSize(len(body))), body, ip)
+		if err == nil {
+			frame = finishFrame(p, sp, 7, nil)
+		}
 		var want map[string]any
 		stdErr := encjson.Unmarshal(body, &want)
 		if err != nil {
@@ -44,10 +49,11 @@ func FuzzBuild(f *testing.F) {
 		if stdErr != nil || want == nil {
 			t.Fatalf("accepted %q, which is not a JSON object (%v)", body, stdErr)
 		}
-		if !bytes.HasPrefix(frame, []byte("data: ")) || !bytes.HasSuffix(frame, []byte("\n\n")) {
-			t.Fatalf("frame %q is not one data block", frame)
+		head := "id: " + string(sp.prefix) + "7\ndata: "
+		if !bytes.HasPrefix(frame, []byte(head)) || !bytes.HasSuffix(frame, []byte("\n\n")) {
+			t.Fatalf("frame %q is not one event block", frame)
 		}
-		data := frame[len("data: ") : len(frame)-2]
+		data := frame[len(head) : len(frame)-2]
 		if bytes.ContainsAny(data, "\r\n") {
 			t.Fatalf("frame %q spans several lines", frame)
 		}

@@ -22,17 +22,24 @@ type health struct {
 	TotalAlloc    string `json:"total_alloc"`
 	Timestamp     int64  `json:"timestamp"`
 
-	Status         string  `json:"status"`
-	Version        string  `json:"version"`
-	UptimeSeconds  float64 `json:"uptime_seconds"`
-	Listeners      int64   `json:"listeners"`
-	EventsAccepted uint64  `json:"events_accepted"`
-	EventsRejected uint64  `json:"events_rejected"`
-	EventsMissed   uint64  `json:"events_missed"`
-	ListenersTotal uint64  `json:"listeners_total"`
-	ListenersCut   uint64  `json:"listeners_cut"`
-	TurnedAway     uint64  `json:"listeners_turned_away"`
-	Buffer         int     `json:"buffer"`
+	Status          string  `json:"status"`
+	Version         string  `json:"version"`
+	UptimeSeconds   float64 `json:"uptime_seconds"`
+	Listeners       int64   `json:"listeners"`
+	MaxListeners    int     `json:"max_listeners"`
+	EventsAccepted  uint64  `json:"events_accepted"`
+	EventsRejected  uint64  `json:"events_rejected"`
+	EventsMissed    uint64  `json:"events_missed"`
+	ListenersTotal  uint64  `json:"listeners_total"`
+	ListenersCut    uint64  `json:"listeners_cut"`
+	TurnedAway      uint64  `json:"listeners_turned_away"`
+	FramesDelivered uint64  `json:"frames_delivered"`
+	Topics          int     `json:"topics"`
+	Buffer          int     `json:"buffer"`
+
+	Rejected     map[string]uint64 `json:"events_rejected_by_reason"`
+	TurnedAwayBy map[string]uint64 `json:"listeners_turned_away_by_reason"`
+	Ended        map[string]uint64 `json:"listeners_ended_by_reason"`
 }
 
 // handleHealth is GET /health. It is not on the hot path: it reads the
@@ -41,11 +48,8 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	const mib = 1 << 20
-	status := "ok"
-	if s.closing.Load() {
-		status = "shutting_down"
-	}
-	body, err := json.Marshal(health{
+	st := s.Stats()
+	h := health{
 		Message:       "PONG",
 		Timestamp:     time.Now().UnixMilli(),
 		Alloc:         fmt.Sprintf("%d MiB", m.Alloc/mib),
@@ -56,22 +60,86 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 		Sys:           fmt.Sprintf("%d MiB", m.Sys/mib),
 		TotalAlloc:    fmt.Sprintf("%d MiB", m.TotalAlloc/mib),
 
-		Status:         status,
-		Version:        s.cfg.Version,
-		UptimeSeconds:  time.Since(s.started).Round(time.Millisecond).Seconds(),
-		Listeners:      s.stats.listeners.Load(),
-		EventsAccepted: s.stats.accepted.Load(),
-		EventsRejected: s.stats.rejected.Load(),
-		EventsMissed:   s.ring.Missed(),
-		ListenersTotal: s.stats.connected.Load(),
-		ListenersCut:   s.stats.cut.Load(),
-		TurnedAway:     s.stats.turnedAway.Load(),
-		Buffer:         s.ring.Size(),
-	})
-	if err != nil {
-		writeError(ctx, fasthttp.StatusInternalServerError, "health: "+err.Error())
+		Status:          s.status(),
+		Version:         s.cfg.Version,
+		UptimeSeconds:   time.Since(s.started).Round(time.Millisecond).Seconds(),
+		Listeners:       st.Listeners,
+		MaxListeners:    st.MaxListeners,
+		EventsAccepted:  st.EventsAccepted,
+		EventsRejected:  st.RejectedTotal,
+		EventsMissed:    st.FramesMissed,
+		ListenersTotal:  st.ListenersTotal,
+		ListenersCut:    st.Ended[EndSlow] + st.Ended[EndLagged],
+		TurnedAway:      st.TurnedAwayTotal,
+		FramesDelivered: st.FramesDelivered,
+		Topics:          st.Topics,
+		Buffer:          st.Buffer,
+		Rejected:        make(map[string]uint64, numRejectReasons),
+		TurnedAwayBy:    make(map[string]uint64, numTurnAwayReasons),
+		Ended:           make(map[string]uint64, numEndReasons),
+	}
+	for i, n := range st.EventsRejected {
+		h.Rejected[RejectReason(i).String()] = n
+	}
+	for i, n := range st.TurnedAway {
+		h.TurnedAwayBy[TurnAwayReason(i).String()] = n
+	}
+	for i, n := range st.Ended {
+		h.Ended[EndReason(i).String()] = n
+	}
+	writeJSON(ctx, fasthttp.StatusOK, h)
+}
+
+// status is the service's state in one word.
+func (s *Server) status() string {
+	switch s.state.Load() {
+	case stateStarting:
+		return "starting"
+	case stateServing:
+		return "ok"
+	}
+	return "shutting_down"
+}
+
+// handleLive is GET /health/live: 200 while the process serves.
+func (s *Server) handleLive(ctx *fasthttp.RequestCtx) {
+	writeJSON(ctx, fasthttp.StatusOK, probe{Status: "live"})
+}
+
+// handleReady is GET /health/ready: 200 when the service can take events and
+// listeners, 503 with the reason otherwise.
+func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
+	if reason := s.notReady(); reason != "" {
+		writeJSON(ctx, fasthttp.StatusServiceUnavailable, probe{Status: "not_ready", Reason: reason})
 		return
 	}
+	writeJSON(ctx, fasthttp.StatusOK, probe{Status: "ready"})
+}
+
+// probe is the body of the liveness and readiness probes.
+type probe struct {
+	Status string `json:"status"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// notReady says why the service is not ready, "" if it is.
+func (s *Server) notReady() string {
+	switch s.state.Load() {
+	case stateStarting:
+		return "starting"
+	case stateServing:
+		return ""
+	}
+	return "shutting down"
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "encoding: "+err.Error())
+		return
+	}
+	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
 }

@@ -10,13 +10,16 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -34,30 +37,63 @@ func TestMain(m *testing.M) {
 // that needs it to elapse has failed anyway.
 const waitFor = 15 * time.Second
 
-// testServer is a server running in-process on a random loopback port.
+// testServer is a server running in-process on a random loopback port,
+// with its ring and hang-up watcher, wired as the application wires them.
 type testServer struct {
 	*server.Server
-	url    string
-	client *http.Client
+	ring     *fanout.Ring
+	url      string
+	client   *http.Client
+	stopOnce sync.Once
+	stopErr  error
+	stopFn   func() error
 }
 
 // start runs a server with the defaults changed by configure, and shuts it
 // down when the test ends.
 func start(tb testing.TB, configure func(*server.Config)) *testServer {
 	tb.Helper()
-	return startLogged(tb, configure, slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return startLogged(tb, configure, testLogHandler(tb))
+}
+
+// testRingOptions are the ring options of start and startLogged.
+var testRingOptions = fanout.Options{Size: 4096}
+
+// startBuffered is start with a ring of size frames.
+func startBuffered(tb testing.TB, size int, configure func(*server.Config)) *testServer {
+	tb.Helper()
+	return startWith(tb, configure, fanout.Options{Size: size}, testLogHandler(tb))
+}
+
+func testLogHandler(tb testing.TB) slog.Handler {
+	return slog.NewTextHandler(testWriter{tb}, &slog.HandlerOptions{Level: slog.LevelWarn})
 }
 
 // startLogged is start with the server's logs sent to h.
 func startLogged(tb testing.TB, configure func(*server.Config), h slog.Handler) *testServer {
+	tb.Helper()
+	return startWith(tb, configure, testRingOptions, h)
+}
+
+// startWith is startLogged with ring options.
+func startWith(tb testing.TB, configure func(*server.Config), ringOpts fanout.Options, h slog.Handler) *testServer {
 	tb.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	if configure != nil {
 		configure(&cfg)
 	}
-	srv, err := server.New(cfg, slog.New(h))
+	ring := fanout.New(ringOpts)
+	watcher, err := hangup.New()
 	if err != nil {
+		watcher = nil
+	}
+	srv, err := server.New(&cfg, server.Deps{Ring: ring, Watcher: watcher, Log: slog.New(h)})
+	if err != nil {
+		_ = ring.Close()
+		if watcher != nil {
+			_ = watcher.Close()
+		}
 		tb.Fatalf("New: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,19 +103,37 @@ func startLogged(tb testing.TB, configure func(*server.Config), h slog.Handler) 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	ts := &testServer{Server: srv, url: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
-	tb.Cleanup(func() {
+	ts := &testServer{Server: srv, ring: ring, url: "http://" + ln.Addr().String(), client: &http.Client{Transport: tr}}
+	ts.stopFn = func() error {
 		tr.CloseIdleConnections()
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			tb.Errorf("Shutdown: %v", err)
+		// The application's order: drain, close the ring, shut down, close
+		// the watcher.
+		srv.Drain()
+		_ = ring.Close()
+		err := srv.Shutdown(ctx)
+		if watcher != nil {
+			_ = watcher.Close()
 		}
-		if err := <-served; err != nil {
-			tb.Errorf("Serve: %v", err)
+		if serr := <-served; serr != nil && err == nil {
+			err = fmt.Errorf("Serve: %w", serr)
+		}
+		return err
+	}
+	tb.Cleanup(func() {
+		if err := ts.stop(); err != nil {
+			tb.Errorf("stop: %v", err)
 		}
 	})
 	return ts
+}
+
+// stop shuts the server down as the application does; later calls return the
+// first one's result.
+func (ts *testServer) stop() error {
+	ts.stopOnce.Do(func() { ts.stopErr = ts.stopFn() })
+	return ts.stopErr
 }
 
 // testWriter sends the server's logs to the test log.

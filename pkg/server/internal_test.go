@@ -1,15 +1,18 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"io"
-	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
 // TestWhileShuttingDown checks what producers and listeners get between the
@@ -20,7 +23,9 @@ func TestWhileShuttingDown(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Retry = time.Second
-	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	ring := fanout.New(fanout.Options{Size: 64})
+	defer ring.Close()
+	s, err := New(&cfg, Deps{Ring: ring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +63,7 @@ func TestWhileShuttingDown(t *testing.T) {
 		return resp.StatusCode, string(b)
 	}
 
-	s.closing.Store(true)
+	s.Drain()
 	if status, body := do(http.MethodPost, "/api/events", `{"a":1}`); status != http.StatusServiceUnavailable ||
 		body != `{"error":"shutting down"}` {
 		t.Errorf("POST while shutting down: %d %s", status, body)
@@ -72,8 +77,9 @@ func TestWhileShuttingDown(t *testing.T) {
 	}
 }
 
-// TestBuildDoesNotAllocate: building a frame allocates nothing but the
-// frame buffer the caller provides, even when it removes a member.
+// TestBuildDoesNotAllocate: building a payload and finishing its frame
+// allocate nothing but the frame buffer the caller provides, even when a
+// member is removed.
 func TestBuildDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race (sync.Pool drops items)")
@@ -87,12 +93,15 @@ func TestBuildDoesNotAllocate(t *testing.T) {
 		`{"session": "abc", "position": 12345, "nested": {"a": [1, 2, 3]}}`,
 		`{"user_ip": "x", "a": "b\"c"}`,
 	} {
-		dst := make([]byte, 0, b.frameSize(len(body)))
+		dst := newFrameBuf(b.payloadSize(len(body)))
 		src := []byte(body)
+		sp := newRunSpace()
 		allocs := testing.AllocsPerRun(100, func() {
-			if _, err := b.build(dst[:0], src, ip); err != nil {
+			p, err := b.appendPayload(dst[:headroom], src, ip)
+			if err != nil {
 				t.Fatal(err)
 			}
+			_ = finishFrame(p, sp, 1<<60, []byte("a-rather-long-event-name"))
 		})
 		if allocs != 0 {
 			t.Errorf("build(%s): %v allocations, want 0", body, allocs)
@@ -100,18 +109,27 @@ func TestBuildDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// TestFrameSizeIsEnough: the capacity frameSize promises holds the largest
-// possible frame, so build never reallocates.
+// TestFrameSizeIsEnough: the capacity newFrameBuf and payloadSize promise
+// holds the largest possible frame (the longest id, event name and address),
+// so building it never reallocates.
 func TestFrameSizeIsEnough(t *testing.T) {
 	b, _ := newEventBuilder("user_ip")
 	ip := netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
 	body := []byte(`{}`)
-	dst := make([]byte, 0, b.frameSize(len(body)))
-	out, err := b.build(dst, body, ip)
+	dst := newFrameBuf(b.payloadSize(len(body)))
+	p, err := b.appendPayload(dst, body, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cap(out) != cap(dst) {
-		t.Fatalf("build reallocated: frame %q", out)
+	sp := newStreamSpace(math.MaxInt64, 1)
+	frame := finishFrame(p, sp, 1<<streamSeqBits-1, bytes.Repeat([]byte("e"), maxNameLen))
+	// No reallocation: the frame ends in dst's own array.
+	if full := dst[:cap(dst)]; len(p)+len(frameEnd) > len(full) || &frame[len(frame)-1] != &full[len(p)+len(frameEnd)-1] {
+		t.Fatalf("building reallocated: frame %q", frame)
+	}
+	want := "id: " + string(sp.prefix) + "281474976710655\nevent: " + strings.Repeat("e", maxNameLen) +
+		"\ndata: {\"user_ip\":\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\"}\n\n"
+	if string(frame) != want {
+		t.Fatalf("frame %q, want %q", frame, want)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -78,11 +79,10 @@ func TestLogsNeverPerEvent(t *testing.T) {
 func TestLaggingListenerIsLoggedOnce(t *testing.T) {
 	t.Parallel()
 	h := &countingHandler{counts: map[string]int{}}
-	ts := startLogged(t, func(c *server.Config) {
-		c.Buffer = 4
+	ts := startWith(t, func(c *server.Config) {
 		c.Heartbeat = time.Hour
 		c.WriteTimeout = time.Minute
-	}, h)
+	}, fanout.Options{Size: 4}, h)
 	conn, br, _ := rawStream(t, ts, 4096)
 	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
 	pad := strings.Repeat("x", 32<<10)

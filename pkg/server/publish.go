@@ -1,11 +1,10 @@
 package server
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
-	"net"
-	"net/netip"
-	"unsafe"
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/goccy/go-json/jsontext"
 	"github.com/valyala/fasthttp"
@@ -13,140 +12,217 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
-// handlePublish is POST /api/events: validate and compact the body, add the
-// producer's address, build the SSE frame once and publish it. It answers 200
-// with an empty body once the event is in the ring.
+// DefaultTopic is the topic of events posted without a topic parameter.
+const DefaultTopic = "default"
+
+// handlePublish is POST /api/events: check the producer, read the body
+// (bounded by what the producer sends, not by what it announces), validate and
+// compact it, add the producer's address, build the event's frame once and
+// publish it. It answers 200 with an empty body once the event is in the
+// fan-out, or, for an NDJSON batch, {"accepted":N} once every event is.
 //
 // Any Content-Type is accepted: navigator.sendBeacon sends text/plain.
 func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
-	if s.closing.Load() {
-		s.reject(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
+	start := time.Now()
+	if s.observePost != nil {
+		defer func() { s.observePost(time.Since(start)) }()
+	}
+	if reason, status, msg, ok := s.checkPublish(&ctx.Request.Header); !ok {
+		s.refuse(ctx, reason, status, msg)
 		return
 	}
-	if !s.token.ok(ctx.Request.Header.Peek(fasthttp.HeaderAuthorization)) {
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
-		s.reject(ctx, fasthttp.StatusUnauthorized, "missing or invalid publish token")
+	args := ctx.QueryArgs()
+	topic := args.Peek("topic")
+	switch {
+	case len(topic) == 0 && !args.Has("topic"):
+		topic = []byte(DefaultTopic)
+	case len(args.PeekMulti("topic")) > 1:
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, `one "topic" parameter per request`)
+		return
+	case !validTopic(topic):
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, errInvalidTopic.Error())
 		return
 	}
-	body := ctx.PostBody()
-	// The frame is owned by the ring from here on, so it cannot come from a
-	// pool: this allocation, and the Frame's, are the only ones per event.
-	frame, err := s.events.build(make([]byte, 0, s.events.frameSize(len(body))), body, s.clientIP(ctx))
+	event := args.Peek("event")
+	if args.Has("event") && !validName(event) {
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, errInvalidEvent.Error())
+		return
+	}
+	batch := isNDJSON(ctx.Request.Header.ContentType())
+	limit := s.cfg.MaxBody
+	if batch {
+		limit = s.cfg.MaxBatch
+	}
+	body, release, err := s.readBody(ctx, limit)
+	defer release()
 	if err != nil {
-		s.reject(ctx, fasthttp.StatusBadRequest, err.Error())
+		s.refuseBody(ctx, err, limit)
 		return
 	}
-	if _, err := s.ring.Publish(fanout.NewFrame(frame)); err != nil {
-		s.reject(ctx, fasthttp.StatusServiceUnavailable, "shutting down")
+	in := input{topic: string(topic), event: event, stamp: start.UnixNano()}
+	if batch {
+		s.publishBatch(ctx, in, body)
+		return
+	}
+	buf := newFrameBuf(s.events.payloadSize(len(body)))
+	if in.payload, err = s.events.appendPayload(buf, body, s.clientIP(ctx)); err != nil {
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	if err := s.publish(ctx, in); err != nil {
+		s.refusePublish(ctx, err)
 		return
 	}
 	s.stats.accepted.Add(1)
 }
 
-func (s *Server) reject(ctx *fasthttp.RequestCtx, status int, msg string) {
-	s.stats.rejected.Add(1)
+// checkPublish decides, from the request head alone, whether a POST may go
+// on: it is called before any of the body is read, also for a request that
+// expects "100 Continue".
+func (s *Server) checkPublish(h *fasthttp.RequestHeader) (RejectReason, int, string, bool) {
+	if s.state.Load() >= stateDraining {
+		return RejectShuttingDown, fasthttp.StatusServiceUnavailable, "shutting down", false
+	}
+	if !s.publishTokens.allowsBearer(h.Peek(fasthttp.HeaderAuthorization)) {
+		return RejectUnauthorized, fasthttp.StatusUnauthorized, "missing or invalid publish token", false
+	}
+	limit := s.cfg.MaxBody
+	if isNDJSON(h.ContentType()) {
+		limit = s.cfg.MaxBatch
+	}
+	if n := h.ContentLength(); n > limit {
+		return RejectTooLarge, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit), false
+	}
+	return 0, 0, "", true
+}
+
+// refuse answers a POST refused before its body was read. The connection is
+// closed after the answer, draining what the client may still send, so that
+// it reads the answer rather than a reset.
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, reason RejectReason, status int, msg string) {
+	if reason == RejectUnauthorized {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
+	}
+	if reason == RejectShuttingDown {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	}
+	drainOnClose(ctx.Conn())
+	ctx.SetConnectionClose()
+	s.reject(ctx, reason, status, msg)
+}
+
+func (s *Server) reject(ctx *fasthttp.RequestCtx, reason RejectReason, status int, msg string) {
+	s.stats.rejected[reason].Add(1)
 	writeError(ctx, status, msg)
 }
 
-// clientIP returns the producer's address: the first X-Forwarded-For entry
-// when the peer is a trusted proxy and the entry is an IP address, else the
-// peer's own address. IPv4-mapped IPv6 addresses are reported as IPv4, and
-// zones are dropped.
-func (s *Server) clientIP(ctx *fasthttp.RequestCtx) netip.Addr {
-	var peer netip.Addr
-	if tcp, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
-		peer, _ = netip.AddrFromSlice(tcp.IP)
-		peer = peer.Unmap()
-	}
-	if !s.trusted(peer) {
-		return peer
-	}
-	if ip, ok := firstForwarded(ctx.Request.Header.Peek(fasthttp.HeaderXForwardedFor)); ok {
-		return ip
-	}
-	return peer
+// input is an accepted POST on its way to the fan-out.
+type input struct {
+	topic   string
+	event   []byte
+	payload []byte // in a frame buffer (newFrameBuf)
+	stamp   int64  // when the POST arrived, Unix nanoseconds
 }
 
-func (s *Server) trusted(peer netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(peer) {
-			return true
+// publish puts one event into the fan-out: numbered by the ring, its frame
+// finished in place, committed.
+func (s *Server) publish(_ *fasthttp.RequestCtx, in input) error {
+	res, err := s.ring.Reserve(in.topic, 1)
+	if err != nil {
+		return err
+	}
+	sp := s.space.Load()
+	s.ring.Commit(res, fanout.Message{Data: finishFrame(in.payload, sp, res.Seq(), in.event), Stamp: in.stamp})
+	return nil
+}
+
+// refusePublish answers a POST whose event could not be published.
+func (s *Server) refusePublish(ctx *fasthttp.RequestCtx, err error) {
+	switch {
+	case errors.Is(err, fanout.ErrTooManyTopics):
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "60")
+		s.reject(ctx, RejectTooManyTopics, fasthttp.StatusServiceUnavailable,
+			"too many topics at once; retry later (idle topics are released)")
+	case errors.Is(err, fanout.ErrClosed):
+		ctx.SetConnectionClose()
+		s.reject(ctx, RejectShuttingDown, fasthttp.StatusServiceUnavailable, "shutting down")
+	default:
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		s.reject(ctx, RejectUnavailable, fasthttp.StatusServiceUnavailable, err.Error())
+	}
+}
+
+// publishBatch publishes an NDJSON body: one event per non-blank line, all or
+// nothing (every line is validated before any is published), in line order
+// and consecutively in the fan-out.
+func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
+	ip := s.clientIP(ctx)
+	var payloads [][]byte
+	for lineNo := 1; len(body) > 0; lineNo++ {
+		var line []byte
+		line, body, _ = bytes.Cut(body, []byte{'\n'})
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if len(bytes.TrimLeft(line, " \t\r")) == 0 {
+			continue
 		}
-	}
-	return false
-}
-
-// firstForwarded parses the first entry of an X-Forwarded-For value, which
-// may carry a port ("1.2.3.4:5678", "[2001:db8::1]:443").
-func firstForwarded(xff []byte) (netip.Addr, bool) {
-	for i, c := range xff {
-		if c == ',' {
-			xff = xff[:i]
-			break
+		p, err := s.events.appendPayload(newFrameBuf(s.events.payloadSize(len(line))), line, ip)
+		if err != nil {
+			s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, fmt.Sprintf("line %d: %v; nothing was published", lineNo, err))
+			return
 		}
+		payloads = append(payloads, p)
 	}
-	entry := trimSpace(xff)
-	if len(entry) == 0 {
-		return netip.Addr{}, false
+	if len(payloads) == 0 {
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, "empty batch")
+		return
 	}
-	// The parsers neither keep nor modify the string: view the bytes in
-	// place instead of copying them on every request.
-	str := unsafe.String(&entry[0], len(entry))
-	if ip, err := netip.ParseAddr(str); err == nil {
-		return ip.Unmap().WithZone(""), true
+	res, err := s.ring.Reserve(in.topic, len(payloads))
+	if err != nil {
+		s.refusePublish(ctx, err)
+		return
 	}
-	if ap, err := netip.ParseAddrPort(str); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
+	sp := s.space.Load()
+	msgs := make([]fanout.Message, len(payloads))
+	for i, p := range payloads {
+		msgs[i] = fanout.Message{Data: finishFrame(p, sp, res.Seq()+uint64(i), in.event), Stamp: in.stamp}
 	}
-	return netip.Addr{}, false
+	s.ring.Commit(res, msgs...)
+	s.stats.accepted.Add(uint64(len(payloads)))
+	ctx.SetContentType("application/json")
+	ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, len(payloads)))
 }
 
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
+// isNDJSON reports whether a Content-Type is newline-delimited JSON.
+func isNDJSON(ct []byte) bool {
+	mt, _, _ := bytes.Cut(ct, []byte{';'})
+	mt = bytes.TrimSpace(mt)
+	return asciiEqualFold(mt, "application/x-ndjson") && len(mt) == len("application/x-ndjson")
 }
 
-// tokenCheck compares bearer tokens in constant time. The zero value accepts
-// every request.
-type tokenCheck struct {
-	want [sha256.Size]byte
-	on   bool
+// writeError sends a JSON error body {"error":"<msg>"}.
+func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	body := append(make([]byte, 0, len(msg)+16), `{"error":`...)
+	body = appendJSONString(body, msg)
+	ctx.SetBody(append(body, '}'))
 }
 
-func newTokenCheck(token string) tokenCheck {
-	if token == "" {
-		return tokenCheck{}
-	}
-	return tokenCheck{want: sha256.Sum256([]byte(token)), on: true}
-}
-
-// ok reports whether the Authorization header value carries the token.
-// Comparing digests keeps the time independent of where the values differ
-// and of the token's length.
-func (t *tokenCheck) ok(authorization []byte) bool {
-	if !t.on {
-		return true
-	}
-	const prefix = "Bearer "
-	if len(authorization) < len(prefix) || !asciiEqualFold(authorization[:len(prefix)], prefix) {
-		return false
-	}
-	got := sha256.Sum256(trimSpace(authorization[len(prefix):]))
-	return subtle.ConstantTimeCompare(got[:], t.want[:]) == 1
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	out, _ := jsontext.AppendQuote(dst, s) // invalid UTF-8 becomes U+FFFD
+	return out
 }
 
 func asciiEqualFold(b []byte, s string) bool {
-	for i := range b {
-		c := b[i]
+	if len(b) < len(s) {
+		return false
+	}
+	for i := range len(s) {
+		c, d := b[i], s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		d := s[i]
 		if 'A' <= d && d <= 'Z' {
 			d += 'a' - 'A'
 		}
@@ -157,8 +233,12 @@ func asciiEqualFold(b []byte, s string) bool {
 	return true
 }
 
-// appendJSONString appends s as a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	out, _ := jsontext.AppendQuote(dst, s) // invalid UTF-8 becomes U+FFFD
-	return out
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	return b
 }

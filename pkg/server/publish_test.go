@@ -2,11 +2,14 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -117,15 +120,42 @@ func TestWireBytes(t *testing.T) {
 	}
 	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
 	ts.mustPost(t, `{ "a" : 1 }`)
-	ts.mustPost(t, `{"b":[true, false]}`)
-	want := ": connected\n\ndata: {\"a\":1,\"user_ip\":\"127.0.0.1\"}\n\ndata: {\"b\":[true,false],\"user_ip\":\"127.0.0.1\"}\n\n"
-	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
-	got := make([]byte, len(want))
-	if _, err := io.ReadFull(httputil.NewChunkedReader(br), got); err != nil {
-		t.Fatalf("reading stream: %v (got %q)", err, got)
+	ts.mustPost(t, `{"b":[true, false]}`, "X-Test", "x")
+	ts.mustPost(t, `{"c":null}`)
+	req, _ := http.NewRequest(http.MethodPost, ts.url+"/api/events?event=play", strings.NewReader(`{"d":1}`))
+	if r := ts.do(t, req); r.status != http.StatusOK {
+		t.Fatalf("named event: %d %s", r.status, r.body)
 	}
-	if string(got) != want {
-		t.Fatalf("wire bytes:\ngot  %q\nwant %q", got, want)
+	want := regexp.MustCompile(`^: connected\nretry: [0-9]{4}\n\n` +
+		`id: (r[0-9a-z]+-)1\ndata: \{"a":1,"user_ip":"127\.0\.0\.1"\}\n\n` +
+		`id: (r[0-9a-z]+-)2\ndata: \{"b":\[true,false\],"user_ip":"127\.0\.0\.1"\}\n\n` +
+		`id: (r[0-9a-z]+-)3\ndata: \{"c":null,"user_ip":"127\.0\.0\.1"\}\n\n` +
+		`id: (r[0-9a-z]+-)4\nevent: play\ndata: \{"d":1,"user_ip":"127\.0\.0\.1"\}\n\n$`)
+	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
+	events := httputil.NewChunkedReader(br)
+	var got []byte
+	buf := make([]byte, 4096)
+	for !want.Match(got) && len(got) < 4096 {
+		n, err := events.Read(buf)
+		if err != nil {
+			t.Fatalf("reading stream: %v (got %q)", err, got)
+		}
+		got = append(got, buf[:n]...)
+		if bytes.Count(got, []byte("\n\n")) >= 5 {
+			break
+		}
+	}
+	m := want.FindSubmatch(got)
+	if m == nil {
+		t.Fatalf("wire bytes:\ngot  %q\nwant %s", got, want)
+	}
+	for _, prefix := range m[2:] {
+		if !bytes.Equal(prefix, m[1]) {
+			t.Errorf("ids from different spaces: %q and %q", m[1], prefix)
+		}
+	}
+	if len(m[1]) > 40-20 {
+		t.Errorf("id prefix %q leaves too little room in 40 characters", m[1])
 	}
 }
 
@@ -138,9 +168,17 @@ func TestUserIP(t *testing.T) {
 		want      string
 	}{
 		{"peer", nil, nil, `{"a":1,"user_ip":"127.0.0.1"}`},
-		{"forwarded from a trusted proxy", nil, []string{"X-Forwarded-For", "203.0.113.7, 10.0.0.1"}, `{"a":1,"user_ip":"203.0.113.7"}`},
+		{"forwarded from a trusted proxy", nil, []string{"X-Forwarded-For", "203.0.113.7"}, `{"a":1,"user_ip":"203.0.113.7"}`},
+		// The client wrote the entries left of what the proxy appended: the
+		// rightmost untrusted entry is the address the proxy saw.
+		{"client-chosen entries not believed", nil, []string{"X-Forwarded-For", "6.6.6.6, 203.0.113.50"}, `{"a":1,"user_ip":"203.0.113.50"}`},
+		{"private hop not trusted by default", nil, []string{"X-Forwarded-For", "203.0.113.7, 10.0.0.1"}, `{"a":1,"user_ip":"10.0.0.1"}`},
+		{"chain of trusted proxies", func(c *server.Config) {
+			c.TrustedProxies = append(server.DefaultTrustedProxies(), netip.MustParsePrefix("10.0.0.0/8"))
+		}, []string{"X-Forwarded-For", "6.6.6.6, 203.0.113.7, 10.0.0.1"}, `{"a":1,"user_ip":"203.0.113.7"}`},
 		{"forwarded IPv6 with port", nil, []string{"X-Forwarded-For", "[2001:db8::1]:443"}, `{"a":1,"user_ip":"2001:db8::1"}`},
 		{"forwarded garbage ignored", nil, []string{"X-Forwarded-For", `"><script>`}, `{"a":1,"user_ip":"127.0.0.1"}`},
+		{"garbage left of the client ignored", nil, []string{"X-Forwarded-For", `"><script>, 203.0.113.7`}, `{"a":1,"user_ip":"203.0.113.7"}`},
 		{"untrusted peer's header ignored", func(c *server.Config) { c.TrustedProxies = nil },
 			[]string{"X-Forwarded-For", "203.0.113.7"}, `{"a":1,"user_ip":"127.0.0.1"}`},
 		{"custom field", func(c *server.Config) { c.IPField = "client" }, nil, `{"a":1,"client":"127.0.0.1"}`},
@@ -196,7 +234,8 @@ func TestBodyLimit(t *testing.T) {
 }
 
 // TestBodyLimitRawConnection checks what a client that does not wait for the
-// answer sees: the 413 arrives, then the server closes the connection.
+// answer sees: it announces 5 MiB and starts sending; the 413 arrives, before
+// the body is read, then the server closes the connection.
 func TestBodyLimitRawConnection(t *testing.T) {
 	t.Parallel()
 	ts := start(t, func(c *server.Config) { c.MaxBody = 1024 })
@@ -206,7 +245,7 @@ func TestBodyLimitRawConnection(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(waitFor))
-	fmt.Fprintf(conn, "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", 5<<20)
+	fmt.Fprintf(conn, "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{\"pad\":\"", 5<<20)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {
 		t.Fatalf("reading the answer: %v", err)
@@ -242,7 +281,7 @@ func TestMethodNotAllowed(t *testing.T) {
 
 func TestPublishToken(t *testing.T) {
 	t.Parallel()
-	ts := start(t, func(c *server.Config) { c.PublishToken = "s3cret" })
+	ts := start(t, func(c *server.Config) { c.PublishTokens = []string{"s3cret"} })
 	l := ts.listen(t)
 	for _, tc := range []struct {
 		name    string

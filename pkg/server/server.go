@@ -3,17 +3,31 @@
 // Events from /events, and /health reports the service's state.
 //
 // Each event is validated and compacted once, built into its SSE frame once,
-// and published to a [fanout.Ring]; every listener's stream writes those same
-// bytes. See ../../README.md for the wire format and the configuration.
+// and published to a [fanout.Ring] that the caller owns; every listener's
+// stream writes those same bytes. See ../../README.md for the wire format and
+// the configuration.
+//
+// # Two HTTP servers, one port
+//
+// The service is two fasthttp servers behind one listener. The first serves
+// every request as it arrives; it streams request bodies, so that a POST costs
+// what its producer sends rather than what it announces. A listener's
+// GET /events is then handed, with its connection, to the second server (the
+// stream server), configured for long streams: it does not stream request
+// bodies, so it releases its read buffer as soon as the request is parsed and
+// an idle listener holds no read buffer. With the hijack streamer, and for
+// HTTP/1.0 listeners, the service writes the stream on the hijacked connection
+// itself instead.
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,79 +38,131 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
+// Deps are what a [Server] uses but does not own: the caller creates them
+// before the server and closes them after it.
+type Deps struct {
+	// Ring is the fan-out the server publishes to and streams from.
+	// Required.
+	Ring *fanout.Ring
+	// Watcher tells streams that their listener went away; optional (without
+	// it, a stream notices at its next write).
+	Watcher *hangup.Watcher
+	// Log receives the service's logs; nil discards them.
+	Log *slog.Logger
+	// ObservePost, if set, is called with the handling time of every
+	// POST /api/events.
+	ObservePost func(time.Duration)
+	// ObserveFanout, if set, is called with the time from an event's
+	// acceptance to its write on a sampled stream.
+	ObserveFanout func(time.Duration)
+}
+
 // Server is the HTTP service. Create it with [New], run it with
-// [Server.Serve], stop it with [Server.Shutdown]. Its methods are safe for
-// concurrent use.
+// [Server.Serve], stop it with [Server.Drain] and [Server.Shutdown]. It
+// starts no goroutine before Serve. Its methods are safe for concurrent use.
 type Server struct {
-	started time.Time
-	ring    *fanout.Ring
-	http    *fasthttp.Server
-	watcher *hangup.Watcher // nil where hang-up detection is unsupported
-	log     *slog.Logger
-	cors    cors
-	events  eventBuilder
-	cfg     Config
-	stats   stats
-	closing atomic.Bool
-	token   tokenCheck
+	started       time.Time
+	ring          *fanout.Ring
+	watcher       *hangup.Watcher
+	log           *slog.Logger
+	observePost   func(time.Duration)
+	observeFanout func(time.Duration)
+	http          *fasthttp.Server // the producer-facing server
+	streamHTTP    *fasthttp.Server // the stream server
+	streamLn      *chanListener
+	space         atomic.Pointer[idSpace] // the ids events are given now
+	cors          cors
+	events        eventBuilder
+	publishTokens tokenSet
+	listenTokens  tokenSet
+	perIP         ipCounter
+	streams       streamSet
+	tasks         tasks
+	drains        drainSet
+	served        sync.WaitGroup // the stream server's Serve
+	cfg           Config
+	stats         stats
+	state         atomic.Int32
+	warned        warnLimiter
 }
 
-// stats are the service's counters. Each is updated with one atomic add, never
-// per listener per event.
-type stats struct {
-	accepted   atomic.Uint64 // events published
-	rejected   atomic.Uint64 // POSTs refused (4xx, 503)
-	listeners  atomic.Int64  // listeners streaming now
-	connected  atomic.Uint64 // listeners ever accepted
-	turnedAway atomic.Uint64 // listeners refused: over the limit or shutting down
-	lagged     atomic.Uint64 // gap events sent
-	cut        atomic.Uint64 // listeners ended for lagging or a failed write
-}
+// Server states, in order.
+const (
+	stateStarting int32 = iota // created, not serving yet
+	stateServing               // serving: ready
+	stateDraining              // shutting down: answering 503 and retry hints
+	stateStopped               // shut down
+)
 
-// New returns a server for cfg, which it validates. log receives the
-// service's logs; nil discards them.
-func New(cfg Config, log *slog.Logger) (*Server, error) {
+// New returns a server for a copy of cfg, which it validates, using deps. It
+// starts nothing: see Serve.
+func New(cfg *Config, deps Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if deps.Ring == nil {
+		return nil, fmt.Errorf("%w: no ring", ErrInvalidConfig)
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
 	}
 	events, err := newEventBuilder(cfg.IPField)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	s := &Server{
-		ring:    fanout.New(fanout.Options{Size: cfg.Buffer}),
-		log:     log,
-		started: time.Now(),
-		events:  events,
-		cors:    newCORS(cfg.CORSOrigins),
-		token:   newTokenCheck(cfg.PublishToken),
-		cfg:     cfg,
+		started:       time.Now(),
+		ring:          deps.Ring,
+		watcher:       deps.Watcher,
+		log:           deps.Log,
+		observePost:   deps.ObservePost,
+		observeFanout: deps.ObserveFanout,
+		cors:          newCORS(cfg.CORSOrigins),
+		events:        events,
+		publishTokens: newTokenSet(cfg.PublishTokens),
+		listenTokens:  newTokenSet(cfg.ListenTokens),
+		perIP:         ipCounter{limit: cfg.MaxListenersPerIP},
+		cfg:           *cfg,
 	}
-	if w, err := hangup.New(); err == nil {
-		s.watcher = w
-	} else {
-		log.Info("hang-up detection unavailable; gone listeners are noticed at their next write", "error", err)
-	}
+	s.warned.log = s.log
+	s.space.Store(newRunSpace())
+	handler := s.routes()
 	s.http = &fasthttp.Server{
-		Handler:            s.routes(),
-		ErrorHandler:       s.handleParseError,
-		MaxRequestBodySize: cfg.MaxBody,
-		ReadTimeout:        30 * time.Second,
+		Handler:      handler,
+		ErrorHandler: s.handleParseError,
+		// Every request with a body of two bytes or more reaches its handler
+		// as a stream once its head is read (see body.go).
+		StreamRequestBody:  true,
+		MaxRequestBodySize: 1,
+		ExpectHandler:      s.expect,
+		KeepHijackedConns:  true, // a hijacked listener's connection is the stream's
+		ReadBufferSize:     cfg.MaxHeaderBytes,
+		ReadTimeout:        cfg.HeaderTimeout,
 		WriteTimeout:       cfg.WriteTimeout,
-		IdleTimeout:        2 * time.Minute,
-		// A stream's chunks are at most 4 KiB (fasthttp copies the stream
-		// through a 4 KiB buffer); with room for the chunk's size line and
-		// CRLF, a full chunk goes out in one write instead of two.
-		WriteBufferSize:       4096 + 32,
-		ReduceMemoryUsage:     true, // release read buffers of idle and streaming connections
+		IdleTimeout:        cfg.IdleTimeout,
+		// Release the buffers of idle connections.
+		ReduceMemoryUsage:     true,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{log},
+		Logger:                fasthttpLogger{s.log},
+	}
+	s.streamHTTP = &fasthttp.Server{
+		Handler:        handler,
+		ErrorHandler:   s.handleParseError,
+		ReadBufferSize: cfg.MaxHeaderBytes,
+		WriteTimeout:   cfg.WriteTimeout,
+		// A stream's chunks are at most 4 KiB (fasthttp copies the stream
+		// through a 4 KiB buffer); with room for the chunk's size line and
+		// CRLF, a full chunk goes out in one write instead of two.
+		WriteBufferSize:       4096 + 32,
+		ReduceMemoryUsage:     true,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         true,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{s.log},
 	}
 	return s, nil
 }
@@ -108,6 +174,8 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.POST("/api/events", s.handlePublish)
 	r.GET("/events", s.handleEvents)
 	r.GET("/health", s.handleHealth)
+	r.GET("/health/live", s.handleLive)
+	r.GET("/health/ready", s.handleReady)
 	r.HandleOPTIONS = true
 	r.GlobalOPTIONS = s.cors.preflight
 	r.HandleMethodNotAllowed = true
@@ -117,15 +185,13 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.NotFound = func(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusNotFound, "not found")
 	}
-	r.PanicHandler = func(ctx *fasthttp.RequestCtx, v any) {
-		s.log.Error("handler panic", "panic", v, "path", string(ctx.Path()))
-		ctx.Response.Reset()
-		s.cors.apply(ctx)
-		writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
-	}
+	r.PanicHandler = s.handlePanic
 	handler := r.Handler
 	return func(ctx *fasthttp.RequestCtx) {
 		if !s.cors.apply(ctx) {
+			if ctx.IsPost() {
+				s.stats.rejected[RejectForbidden].Add(1)
+			}
 			writeError(ctx, fasthttp.StatusForbidden, "origin not allowed")
 			return
 		}
@@ -133,66 +199,154 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	}
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
-// shutdown and the listener's error otherwise.
-func (s *Server) Serve(ln net.Listener) error {
-	return s.http.Serve(lingerListener{ln})
+// handlePanic answers a request whose handler panicked, once the panic is
+// recovered: 500, logged once with its stack; the process keeps serving.
+func (s *Server) handlePanic(ctx *fasthttp.RequestCtx, v any) {
+	s.stats.panics.Add(1)
+	s.log.Error("handler panic", "panic", v, "path", string(ctx.Path()), "stack", stack())
+	ctx.Response.Reset()
+	s.cors.apply(ctx)
+	ctx.SetConnectionClose()
+	writeError(ctx, fasthttp.StatusInternalServerError, "internal error")
 }
 
-// Shutdown stops the service gracefully, in this order: new POSTs get 503 and
-// new listeners a retry hint; every stream is told to end (the ring is
-// closed), writes what it was given and a retry hint, and finishes on a
-// complete frame; then the HTTP server stops accepting and waits for open
-// connections, until ctx is done.
-func (s *Server) Shutdown(ctx context.Context) error {
-	s.closing.Store(true)
-	_ = s.ring.Close()
-	err := s.http.ShutdownWithContext(ctx)
-	if s.watcher != nil {
-		_ = s.watcher.Close()
+// expect answers "Expect: 100-continue": a POST is refused from its head,
+// before its body is sent, when it would be refused anyway.
+func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
+	if !isPublish(&ctx.Request.Header) {
+		return fasthttp.StatusContinue
+	}
+	reason, status, msg, ok := s.checkPublish(&ctx.Request.Header)
+	if ok {
+		return fasthttp.StatusContinue
+	}
+	s.cors.apply(ctx)
+	if reason == RejectUnauthorized {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
+	}
+	s.reject(ctx, reason, status, msg)
+	return status
+}
+
+// isPublish reports whether a request head is POST /api/events.
+func isPublish(h *fasthttp.RequestHeader) bool {
+	if !h.IsPost() {
+		return false
+	}
+	path, _, _ := bytes.Cut(h.RequestURI(), []byte{'?'})
+	return string(path) == "/api/events"
+}
+
+// Serve accepts connections on ln until Shutdown, and marks the service ready.
+// It returns nil after a shutdown and the listener's error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.streamLn = newChanListener(ln.Addr())
+	s.served.Add(1)
+	go func() {
+		defer s.served.Done()
+		_ = s.streamHTTP.Serve(s.streamLn) // returns once streamLn is closed
+	}()
+	s.state.CompareAndSwap(stateStarting, stateServing)
+	err := s.http.Serve(connListener{Listener: ln, drains: &s.drains})
+	if s.state.Load() < stateDraining {
+		// The listener failed on its own: stop the stream server too.
+		_ = s.streamLn.Close()
+	}
+	if err != nil && s.state.Load() >= stateDraining && errors.Is(err, net.ErrClosed) {
+		return nil
 	}
 	return err
+}
+
+// Drain starts a shutdown: from now on the service is not ready, POSTs get 503
+// with "Connection: close", and new listeners get a retry hint and the end of
+// their stream. Streams already open go on until the ring is closed (they
+// then end cleanly) or Shutdown cuts them. Drain is idempotent.
+func (s *Server) Drain() {
+	for {
+		st := s.state.Load()
+		if st >= stateDraining || s.state.CompareAndSwap(st, stateDraining) {
+			return
+		}
+	}
+}
+
+// Shutdown stops the service, within ctx's deadline: it drains (see Drain);
+// keeps answering on open connections for the drain grace (or until none is
+// left), so that producers and listeners get an answer rather than a reset;
+// cuts the streams still running (those whose listener stopped reading);
+// then stops both HTTP servers, closing their connections. Close the ring
+// before calling it, so that streams end on a retry hint after delivering
+// what the ring holds. It returns ctx's error if the deadline passed first
+// (connections still open were then closed).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.Drain()
+	s.waitGrace(ctx)
+	s.streams.each(func(st *stream) { st.cutNow() })
+	var errs []error
+	if err := s.http.ShutdownWithContext(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shutdown: %w", err))
+	}
+	if s.streamLn != nil {
+		if err := s.streamHTTP.ShutdownWithContext(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stream server shutdown: %w", err))
+		}
+		_ = s.streamLn.Close()
+	}
+	select {
+	case <-s.tasks.stop():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("hijacked streams: %w", ctx.Err()))
+	}
+	s.drains.stop()
+	s.served.Wait()
+	s.state.Store(stateStopped)
+	return errors.Join(errs...)
+}
+
+// waitGrace waits for the drain grace, a third of what is left of ctx at
+// most, or until no connection and no stream is left.
+func (s *Server) waitGrace(ctx context.Context) {
+	grace := s.cfg.DrainGrace
+	if d, ok := ctx.Deadline(); ok {
+		grace = min(grace, time.Until(d)/3)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if s.http.GetOpenConnectionsCount() == 0 && s.streams.len() == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // Listeners returns the number of listeners streaming now.
 func (s *Server) Listeners() int { return int(s.stats.listeners.Load()) }
 
-// retryMillis returns the configured retry delay plus up to 100% jitter, so
-// that listeners dropped together do not come back together.
-func (s *Server) retryMillis() int64 {
-	base := s.cfg.Retry.Milliseconds()
-	return base + rand.Int64N(base+1) //nolint:gosec // jitter, not a secret
+// Ready reports whether the service is serving and not shutting down.
+func (s *Server) Ready() bool { return s.state.Load() == stateServing }
 
-}
-
-// writeError sends a JSON error body {"error":"<msg>"}. msg must not need
-// JSON escaping beyond what quoting it does.
-func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
-	ctx.SetStatusCode(status)
-	ctx.SetContentType("application/json")
-	body := append(make([]byte, 0, len(msg)+16), `{"error":`...)
-	body = appendJSONString(body, msg)
-	ctx.SetBody(append(body, '}'))
-}
-
-// handleParseError answers requests fasthttp could not read: bodies over the
-// limit (413) and malformed requests (400). fasthttp closes the connection
-// afterwards.
+// handleParseError answers requests fasthttp could not read: heads over the
+// limit (431), requests not received in time (408) and malformed requests
+// (400). fasthttp closes the connection afterwards.
 func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	s.cors.apply(ctx)
-	s.stats.rejected.Add(1)
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		lingerOnClose(ctx.Conn()) // the client may still be sending the body
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge,
-			fmt.Sprintf("body larger than %d bytes", s.cfg.MaxBody))
-		return
-	}
+	drainOnClose(ctx.Conn())
+	var small *fasthttp.ErrSmallBuffer
 	var timeout interface{ Timeout() bool }
-	if errors.As(err, &timeout) && timeout.Timeout() {
-		writeError(ctx, fasthttp.StatusRequestTimeout, "request timeout")
-		return
+	switch {
+	case errors.As(err, &small):
+		s.reject(ctx, RejectMalformed, fasthttp.StatusRequestHeaderFieldsTooLarge,
+			fmt.Sprintf("request head larger than %d bytes", s.cfg.MaxHeaderBytes))
+	case errors.As(err, &timeout) && timeout.Timeout():
+		s.reject(ctx, RejectTimeout, fasthttp.StatusRequestTimeout, "request timeout")
+	default:
+		s.reject(ctx, RejectMalformed, fasthttp.StatusBadRequest, "malformed request")
 	}
-	writeError(ctx, fasthttp.StatusBadRequest, "malformed request")
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog at debug level.

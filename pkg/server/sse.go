@@ -7,29 +7,54 @@ import "strconv"
 // A stream is UTF-8 text made of blocks separated by a blank line. Lines end
 // in LF, CR or CRLF; this server only ever writes LF. A line starting with ':'
 // is a comment, which clients ignore: the greeting and the heartbeat are
-// comments. "data:" lines carry the event's data; this server's data is
-// always compact JSON, which cannot contain a raw CR or LF (JSON escapes them
-// inside strings and compaction removes the whitespace between tokens), so
-// one "data:" line always holds one whole event. "event:" names the event
-// (absent: "message"), "retry:" sets the client's reconnection delay in
-// milliseconds; a block with only a retry field dispatches nothing.
+// comments. "id:" sets the client's last event id (sent back as
+// Last-Event-ID when it reconnects), "event:" names the event (absent:
+// "message"), "data:" lines carry the event's data, "retry:" sets the
+// client's reconnection delay in milliseconds; a block with only a retry
+// field dispatches nothing. This server's data is always compact JSON, which
+// cannot contain a raw CR or LF (JSON escapes them inside strings and
+// compaction removes the whitespace between tokens), so one "data:" line
+// always holds one whole event; ids and event names are restricted to
+// characters that need no escaping either.
+//
+// An event frame, built once per event and shared by every listener:
+//
+//	id: <id>\n
+//	event: <name>\n          (only for named events)
+//	data: <compact JSON>\n
+//	\n
 
 const (
-	// greeting is flushed with the headers so the client's open event fires
-	// at once.
-	greeting = ": connected\n\n"
+	// greeting opens every stream, flushed with the headers so that the
+	// client's open event fires at once; a retry field follows it in the
+	// same block.
+	greeting = ": connected\n"
 	// heartbeat is written after every idle interval.
-	heartbeat = ": ping\n\n"
-	// dataPrefix starts every event frame.
-	dataPrefix = "data: "
+	heartbeat   = ": ping\n\n"
+	idPrefix    = "id: "
+	eventPrefix = "event: "
+	dataPrefix  = "data: "
 	// frameEnd ends every block.
 	frameEnd = "\n\n"
 )
 
-// appendGap appends a "gap" event telling a listener it missed n events.
-func appendGap(dst []byte, n uint64) []byte {
+// appendGreeting appends the block that opens a stream: the greeting comment
+// and the reconnection delay.
+func appendGreeting(dst []byte, retryMillis int64) []byte {
+	dst = append(dst, greeting...)
+	return appendRetry(dst, retryMillis)
+}
+
+// appendGap appends a "gap" event telling a listener it missed n events, or
+// an unknown number when known is false. It has no id, so the client's last
+// event id stays the last event it received.
+func appendGap(dst []byte, n uint64, known bool) []byte {
 	dst = append(dst, "event: gap\ndata: {\"missed\":"...)
-	dst = strconv.AppendUint(dst, n, 10)
+	if known {
+		dst = strconv.AppendUint(dst, n, 10)
+	} else {
+		dst = append(dst, "null"...)
+	}
 	return append(dst, "}\n\n"...)
 }
 
@@ -38,4 +63,13 @@ func appendRetry(dst []byte, ms int64) []byte {
 	dst = append(dst, "retry: "...)
 	dst = strconv.AppendInt(dst, ms, 10)
 	return append(dst, frameEnd...)
+}
+
+// appendTurnedAway appends the whole body a turned-away listener receives: a
+// comment saying why, and a reconnection delay.
+func appendTurnedAway(dst []byte, reason string, ms int64) []byte {
+	dst = append(dst, ": "...)
+	dst = append(dst, reason...)
+	dst = append(dst, '\n')
+	return appendRetry(dst, ms)
 }

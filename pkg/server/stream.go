@@ -1,10 +1,13 @@
 package server
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
+	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -13,234 +16,237 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
-// batchSize is how many frames a stream takes from the ring per Read; it
-// keeps reading until nothing is ready before it flushes.
-const batchSize = 64
-
 // handleEvents is GET /events: one Server-Sent Events stream per listener.
 //
+// With the default streamer, the producer-facing server hands the listener's
+// connection to the stream server (see Server), which calls this handler
+// again for the same request and streams with SetBodyStreamWriter. With the
+// hijack streamer, and for HTTP/1.0 listeners, the stream is written on the
+// hijacked connection by the service itself.
+//
 // Everything the stream needs from the request is read here: fasthttp forbids
-// touching the RequestCtx once the stream writer runs.
+// touching the RequestCtx once the stream runs.
 func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
+	_, onStreamServer := ctx.Conn().(*replayConn)
+	http11 := ctx.Request.Header.IsHTTP11()
+	if !onStreamServer && s.cfg.Streamer == StreamWriter && http11 {
+		s.handOver(ctx)
+		return
+	}
+	if !s.listenTokens.allows(ctx) {
+		s.stats.turnedAway[TurnAwayUnauthorized].Add(1)
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
+		writeError(ctx, fasthttp.StatusUnauthorized, "missing or invalid listen token")
+		return
+	}
+	topics, err := topicParams(ctx.QueryArgs())
+	if err != nil {
+		s.stats.turnedAway[TurnAwayInvalid].Add(1)
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
 	h := &ctx.Response.Header
 	h.SetContentType("text/event-stream")
 	h.Set(fasthttp.HeaderCacheControl, "no-cache")
 	h.Set(fasthttp.HeaderConnection, "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 
-	if reason := s.admit(); reason != "" {
-		// 200 with a retry hint, never an error status: EventSource gives
-		// up for good on those, and this condition is temporary.
-		s.stats.turnedAway.Add(1)
-		ctx.SetConnectionClose()
-		body := append([]byte(": "), reason...)
-		ctx.SetBody(appendRetry(append(body, '\n'), s.retryMillis()))
+	ip := s.peerIP(ctx)
+	if reason, ok := s.admit(ip); !ok {
+		s.turnAway(ctx, reason)
 		return
 	}
-	st := &stream{
-		srv:    s,
-		sub:    s.ring.Subscribe(),
-		conn:   ctx.Conn(),
-		remote: ctx.RemoteAddr().String(),
-		start:  time.Now(),
+	st, err := s.newStream(ctx, ip, topics)
+	if err != nil {
+		s.release(ip)
+		reason := TurnAwayShutdown
+		if errors.Is(err, fanout.ErrTooManyTopics) {
+			reason = TurnAwayTopics
+		}
+		s.turnAway(ctx, reason)
+		return
 	}
-	st.ctx, st.cancel = context.WithCancel(context.Background())
-	// Take over the write deadline from fasthttp's WriteTimeout (which would
-	// otherwise end the stream WriteTimeout after it starts); the stream
-	// extends it as it writes.
-	_ = ctx.SetWriteDeadline(st.start.Add(s.cfg.WriteTimeout))
-	st.deadlineRefresh = st.start.Add(s.cfg.WriteTimeout / 2)
-	ctx.SetBodyStreamWriter(st.run)
+	if onStreamServer {
+		// Take over the write deadline from fasthttp's WriteTimeout (which
+		// would otherwise end the stream WriteTimeout after it starts); the
+		// stream extends it as it writes.
+		_ = ctx.SetWriteDeadline(st.start.Add(s.cfg.WriteTimeout))
+		ctx.SetBodyStreamWriter(st.runWriter)
+		return
+	}
+	if !http11 {
+		// HTTP/1.0 has no chunked encoding: the stream is ended by closing
+		// the connection.
+		h.Set(fasthttp.HeaderConnection, "close")
+		h.SetContentLength(-2)
+	} else {
+		h.SetContentLength(-1) // chunked
+	}
+	st.chunked = http11
+	st.head = h.AppendBytes(nil)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(st.hijacked)
 }
 
-// admit reserves a listener slot, or returns why the listener is turned away.
-func (s *Server) admit() string {
-	if s.closing.Load() {
-		return "shutting down"
+// handOver passes a listener's connection, with its request, to the stream
+// server. The producer-facing server reads request bodies as streams (so that
+// memory follows what a client sends, not what it announces) and therefore
+// keeps a read buffer for as long as a connection is served; the stream
+// server does not read bodies, releases its read buffer once the request is
+// parsed, and never reads the connection again.
+func (s *Server) handOver(ctx *fasthttp.RequestCtx) {
+	replay := ctx.Request.Header.AppendBytes(nil)
+	ctx.HijackSetNoResponse(true)
+	ctx.Hijack(func(hc net.Conn) {
+		c, ok := asConn(hc)
+		if !ok {
+			_ = hc.Close()
+			return
+		}
+		if !s.streamLn.push(&replayConn{conn: c, replay: replay}) {
+			_ = c.Close() // the stream server is shut down
+		}
+	})
+}
+
+// topicParams returns the topic query parameters, validated.
+func topicParams(args *fasthttp.Args) ([]string, error) {
+	values := args.PeekMulti("topic")
+	if len(values) == 0 {
+		return nil, nil
+	}
+	topics := make([]string, 0, len(values))
+	for _, v := range values {
+		if !validTopic(v) {
+			return nil, errInvalidTopic
+		}
+		topics = append(topics, string(v))
+	}
+	return topics, nil
+}
+
+var (
+	errInvalidTopic = errors.New(`invalid "topic" parameter: a name of 1 to 64 characters from A-Z a-z 0-9 . _ - ` +
+		`(dots between non-empty segments)`)
+	errInvalidEvent = errors.New(`invalid "event" parameter: a name of 1 to 64 characters from A-Z a-z 0-9 . _ -`)
+)
+
+// admit reserves a listener slot, or says why the listener is turned away.
+func (s *Server) admit(ip netip.Addr) (TurnAwayReason, bool) {
+	if s.state.Load() >= stateDraining {
+		return TurnAwayShutdown, false
 	}
 	n := s.stats.listeners.Add(1)
 	if s.cfg.MaxListeners > 0 && n > int64(s.cfg.MaxListeners) {
 		s.stats.listeners.Add(-1)
-		return "too many listeners"
+		return TurnAwayLimit, false
+	}
+	if !s.perIP.acquire(ip) {
+		s.stats.listeners.Add(-1)
+		return TurnAwayIPLimit, false
 	}
 	s.stats.connected.Add(1)
-	return ""
+	return 0, true
 }
 
-// stream is one listener's state, owned by its stream-writer goroutine.
+// release gives back a slot taken by admit.
+func (s *Server) release(ip netip.Addr) {
+	s.perIP.release(ip)
+	s.stats.listeners.Add(-1)
+}
+
+var turnAwayComments = [numTurnAwayReasons]string{
+	TurnAwayLimit:    "too many listeners",
+	TurnAwayIPLimit:  "too many listeners from this address",
+	TurnAwayTopics:   "too many topics",
+	TurnAwayShutdown: "shutting down",
+}
+
+// turnAway answers a listener that gets no stream: 200 with a retry hint,
+// never an error status (EventSource gives up for good on those, and these
+// conditions are temporary), and the end of the stream.
+func (s *Server) turnAway(ctx *fasthttp.RequestCtx, reason TurnAwayReason) {
+	s.stats.turnedAway[reason].Add(1)
+	ctx.SetConnectionClose()
+	ctx.SetBody(appendTurnedAway(nil, turnAwayComments[reason], s.retryMillis()))
+}
+
+// retryMillis returns the configured retry delay plus up to 100% jitter, so
+// that listeners dropped together do not come back together.
+func (s *Server) retryMillis() int64 {
+	base := s.cfg.Retry.Milliseconds()
+	return base + rand.Int64N(base+1) //nolint:gosec // jitter, not a secret
+}
+
+// streamEnd is the cause a stream's context is canceled with.
+var (
+	errHungUp    = errors.New("listener hung up")
+	errConnGone  = errors.New("connection closed")
+	errCutAtStop = errors.New("cut at shutdown")
+)
+
+// stream is one listener's state, owned by its stream goroutine but for the
+// atomics, which metrics read.
 type stream struct {
 	start           time.Time
+	ageEnd          time.Time // when the stream reaches its maximum age; zero: never
 	deadlineRefresh time.Time // when to push the write deadline further
+	writeDeadline   time.Time // the write deadline last set
 	lastFlush       time.Time
-	ctx             context.Context // canceled when the peer hangs up
-	conn            net.Conn
+	ctx             context.Context // canceled (with a cause) when the stream must stop
+	cancel          context.CancelCauseFunc
+	conn            *conn
 	srv             *Server
 	sub             *fanout.Subscriber
-	cancel          context.CancelFunc
-	remote          string
-	end             string // why the stream ended, for the log
+	resume          resumePlan
+	head            []byte // the response head, for a hijacked stream
+	ip              netip.Addr
 	reg             hangup.Registration
+	delivered       atomic.Uint64
+	written         atomic.Uint64
 	missed          uint64
+	end             EndReason
+	ended           bool // end is set
+	chunked         bool // a hijacked HTTP/1.1 stream: chunked framing
+	sampled         bool // its writes are timed for the fan-out latency histogram
 }
 
-// run is the stream writer: greeting, then frames as they come, a heartbeat
-// after each idle interval, and a retry hint at shutdown. It returns on the
-// first write error, when the peer hangs up, or when the ring is closed.
-func (st *stream) run(w *bufio.Writer) {
-	s := st.srv
-	defer st.finish()
-	defer func() {
-		// fasthttp does not recover panics in stream writers: one here
-		// must not take the process down.
-		if v := recover(); v != nil {
-			st.end = "panic"
-			s.log.Error("stream panic", "panic", v, "remote", st.remote)
-		}
-	}()
-	if s.watcher != nil {
-		if reg, err := s.watcher.Add(st.conn, st.cancel); err == nil {
-			st.reg = reg
-		}
-	}
-	s.log.Debug("listener connected", "remote", st.remote, "listeners", s.stats.listeners.Load())
+// sampleEvery is one stream in how many whose fan-out latency is measured.
+const sampleEvery = 64
 
-	_, _ = w.WriteString(greeting)
-	if st.flush(w) != nil {
-		return
-	}
-	var frames [batchSize]*fanout.Frame
-	for {
-		n, cut := st.fill(w, frames[:0])
-		// Adaptive linger: a stream that found several events waiting, or
-		// flushed very recently, is busy; gathering a little longer makes
-		// fewer, bigger writes, and write(2) is most of the cost of a
-		// delivery. A stream that found one event after a pause writes it
-		// at once.
-		if n > 0 && !cut && s.cfg.Linger > 0 && (n > 1 || time.Since(st.lastFlush) < s.cfg.Linger) {
-			time.Sleep(s.cfg.Linger)
-			_, cut = st.fill(w, frames[:0])
-		}
-		if cut {
-			_ = st.flush(w)
-			return
-		}
-		if n > 0 {
-			if st.flush(w) != nil {
-				return
-			}
-			continue
-		}
+var streamCount atomic.Uint64
 
-		idle := s.cfg.Heartbeat - time.Since(st.lastFlush)
-		var err error
-		if idle > 0 {
-			err = st.sub.Wait(st.ctx, idle)
-		} else {
-			err = fanout.ErrTimeout
-		}
-		switch {
-		case err == nil:
-		case errors.Is(err, fanout.ErrTimeout):
-			_, _ = w.WriteString(heartbeat)
-			if st.flush(w) != nil {
-				return
-			}
-		case errors.Is(err, fanout.ErrClosed):
-			st.end = "shutdown"
-			var buf [32]byte
-			_, _ = w.Write(appendRetry(buf[:0], s.retryMillis()))
-			_ = st.flush(w)
-			return
-		default: // the hang-up watcher canceled the context
-			st.end = "gone"
-			return
-		}
+// newStream subscribes a listener, resuming after its last event id if it
+// gave one.
+func (s *Server) newStream(ctx *fasthttp.RequestCtx, ip netip.Addr, topics []string) (*stream, error) {
+	c, _ := asConn(ctx.Conn())
+	st := &stream{
+		srv:     s,
+		conn:    c,
+		ip:      ip,
+		start:   time.Now(),
+		sampled: streamCount.Add(1)%sampleEvery == 1,
 	}
+	if age := s.cfg.MaxStreamAge; age > 0 {
+		// A random point between 80% and 100% of the age, so that streams
+		// opened together do not end together.
+		st.ageEnd = st.start.Add(age*4/5 + rand.N(age/5+1)) //nolint:gosec // jitter, not a secret
+	}
+	var err error
+	st.sub, st.resume, err = s.subscribe(lastEventID(ctx), topics)
+	if err != nil {
+		return nil, err
+	}
+	st.ctx, st.cancel = context.WithCancelCause(context.Background())
+	return st, nil
 }
 
-// fill writes every ready frame to w, reading them in batches of
-// cap(batch), and returns how many it wrote. It reports cut when the listener
-// lagged and the policy is to cut it; the gap event is written either way.
-func (st *stream) fill(w *bufio.Writer, batch []*fanout.Frame) (n int, cut bool) {
-	for {
-		var missed uint64
-		batch, missed = st.sub.Read(batch[:0])
-		if missed > 0 {
-			var buf [48]byte
-			_, _ = w.Write(appendGap(buf[:0], missed))
-			if st.lagged(missed) {
-				return n, true
-			}
-		}
-		for _, f := range batch {
-			_, _ = w.Write(f.Bytes())
-		}
-		n += len(batch)
-		if len(batch) < cap(batch) {
-			return n, false
-		}
+// lastEventID returns the id a listener resumes after: the Last-Event-ID
+// header (sent by a reconnecting EventSource), else the lastEventId query
+// parameter (for a first connection); nil if neither.
+func lastEventID(ctx *fasthttp.RequestCtx) []byte {
+	if id := ctx.Request.Header.Peek("Last-Event-ID"); len(id) > 0 {
+		return bytes.TrimSpace(id)
 	}
-}
-
-// lagged records that the listener missed events and reports whether it is
-// to be cut. It logs once per listener, not once per gap.
-func (st *stream) lagged(missed uint64) bool {
-	s := st.srv
-	s.stats.lagged.Add(1)
-	if st.missed == 0 {
-		s.log.Warn("listener lagged behind the buffer", "remote", st.remote, "missed", missed,
-			"buffer", s.ring.Size(), "policy", s.cfg.LagPolicy)
-	}
-	st.missed += missed
-	if s.cfg.LagPolicy == LagCut {
-		st.end = "lagged"
-		return true
-	}
-	return false
-}
-
-// flush sends what w holds, first pushing the connection's write deadline
-// forward (at most once per half timeout, so busy streams do not pay for it
-// on every flush). A listener that stops reading makes the connection's
-// write fail at the deadline, and fasthttp then closes it.
-func (st *stream) flush(w *bufio.Writer) error {
-	now := time.Now()
-	if now.After(st.deadlineRefresh) {
-		timeout := st.srv.cfg.WriteTimeout
-		_ = st.conn.SetWriteDeadline(now.Add(timeout))
-		st.deadlineRefresh = now.Add(timeout / 2)
-	}
-	st.lastFlush = now
-	if err := w.Flush(); err != nil {
-		switch {
-		case st.end != "":
-		case st.ctx.Err() != nil:
-			st.end = "gone" // the watcher saw the hang-up first
-		default:
-			st.end = "write failed"
-		}
-		return err
-	}
-	return nil
-}
-
-// finish releases the listener: its subscription, its hang-up watch, its
-// slot in the listener count.
-func (st *stream) finish() {
-	s := st.srv
-	st.cancel()
-	if s.watcher != nil {
-		s.watcher.Remove(st.reg)
-	}
-	_ = st.sub.Close()
-	n := s.stats.listeners.Add(-1)
-	attrs := []any{"remote", st.remote, "reason", st.end, "duration", time.Since(st.start).Round(time.Millisecond),
-		"missed", st.missed, "listeners", n}
-	switch st.end {
-	case "write failed", "lagged":
-		s.stats.cut.Add(1)
-		s.log.Warn("listener cut", attrs...)
-	default:
-		s.log.Debug("listener disconnected", attrs...)
-	}
+	return ctx.QueryArgs().Peek("lastEventId")
 }

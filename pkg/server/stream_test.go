@@ -71,7 +71,7 @@ func TestOrderAndNoLoss(t *testing.T) {
 		producers   = 4
 		perProducer = 250
 	)
-	ts := start(t, func(c *server.Config) { c.Buffer = producers * perProducer })
+	ts := startBuffered(t, producers*perProducer, nil)
 	ls := make([]*listener, listeners)
 	for i := range ls {
 		ls[i] = ts.listen(t)
@@ -134,8 +134,7 @@ func checkOrder(l *listener, producers, perProducer int) error {
 func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 	t.Parallel()
 	const events = 2000
-	ts := start(t, func(c *server.Config) {
-		c.Buffer = events
+	ts := startBuffered(t, events, func(c *server.Config) {
 		c.WriteTimeout = 300 * time.Millisecond
 	})
 	stalled, _, _ := rawStream(t, ts, 4096) // never read again
@@ -183,8 +182,7 @@ func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 // reader of what it was sent.
 func lagSetup(t *testing.T, policy server.LagPolicy, events int) (*testServer, *sseclient.Reader) {
 	t.Helper()
-	ts := start(t, func(c *server.Config) {
-		c.Buffer = 16
+	ts := startBuffered(t, 16, func(c *server.Config) {
 		c.LagPolicy = policy
 		c.WriteTimeout = time.Minute
 		c.Heartbeat = time.Hour
@@ -373,9 +371,10 @@ func TestShutdownEndsStreamsCleanly(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
+	_ = ctx
 	begin := time.Now()
-	if err := ts.Shutdown(ctx); err != nil {
-		t.Fatalf("Shutdown: %v", err)
+	if err := ts.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
 	}
 	t.Logf("shutdown with 5 open streams took %v", time.Since(begin))
 	for i, s := range streams {

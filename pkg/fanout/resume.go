@@ -1,0 +1,103 @@
+package fanout
+
+// Resume says where [Ring.SubscribeAfter] started a subscriber, relative to
+// the key it was given.
+type Resume struct {
+	// Status is where the key stands against the frames held.
+	Status ResumeStatus
+	// Oldest is the key of the oldest frame held, when Status is
+	// ResumeOlder: the subscriber starts there, and frames with keys after
+	// the given key and before Oldest are gone.
+	Oldest uint64
+}
+
+// ResumeStatus is where a resume key stands against the frames a ring holds.
+type ResumeStatus uint8
+
+// Resume statuses.
+const (
+	// ResumeExact: the key is within the frames held (or is the newest);
+	// the subscriber starts right after it and misses nothing.
+	ResumeExact ResumeStatus = iota + 1
+	// ResumeOlder: the key is older than every frame held; the subscriber
+	// starts at the oldest one.
+	ResumeOlder
+	// ResumeNewer: the key is newer than every frame held, or nothing is
+	// held: it is not one this ring gave out (yet). The subscriber starts
+	// with the frames published from now on.
+	ResumeNewer
+)
+
+func (s ResumeStatus) String() string {
+	switch s {
+	case ResumeExact:
+		return "exact"
+	case ResumeOlder:
+		return "older"
+	case ResumeNewer:
+		return "newer"
+	}
+	return "unknown"
+}
+
+// SubscribeAfter returns a subscriber, as Subscribe does, that starts right
+// after the frame whose key is key: with the frames after it still held, then
+// new ones. Resume says whether that was possible (see ResumeStatus). Keys
+// increase with sequence numbers, so the search is a binary search over the
+// frames held: O(log Size), no allocation beyond the subscriber's.
+//
+// For a subscriber to some topics, if the frame with that key is on one of
+// them, the subscriber counts what it misses of that topic from there (see
+// Read).
+func (r *Ring) SubscribeAfter(key uint64, topics ...string) (*Subscriber, Resume, error) {
+	s, err := r.newSubscriber(topics)
+	if err != nil {
+		return nil, Resume{}, err
+	}
+	next, res, after := r.locate(key)
+	if after != nil && res.Status == ResumeExact {
+		if want, k := s.wants(after); want && k >= 0 {
+			s.last[k] = after.tseq
+		}
+	}
+	s.start(next)
+	return s, res, nil
+}
+
+// locate returns the sequence number to start at to read the frames whose key
+// is greater than key, where key stands, and the frame with the greatest key
+// not above it, if any is still held.
+func (r *Ring) locate(key uint64) (next uint64, res Resume, after *Frame) {
+	visible := r.visible.Load()
+	first := r.oldest(r.head.Load())
+	if visible == 0 || first > visible {
+		return visible + 1, Resume{Status: ResumeNewer}, nil
+	}
+	// Binary search for the first seq in [first, visible] whose key is
+	// greater than key. A frame overwritten meanwhile counts as "not
+	// greater": it is older than everything still held.
+	lo, hi := first, visible+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if f := r.frameAt(mid); f == nil || f.key <= key {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo > first {
+		if f := r.frameAt(lo - 1); f != nil {
+			if lo > visible && f.key < key {
+				return lo, Resume{Status: ResumeNewer}, nil
+			}
+			return lo, Resume{Status: ResumeExact}, f
+		}
+	}
+	// Everything held is newer than key (or what was not moved out while we
+	// looked).
+	oldest := r.frameAt(lo)
+	if oldest == nil {
+		return lo, Resume{Status: ResumeOlder, Oldest: 0}, nil
+	}
+	return lo, Resume{Status: ResumeOlder, Oldest: oldest.key}, nil
+}

@@ -1,0 +1,102 @@
+package fanout
+
+// The sequencer makes committed frames visible, in sequence order, and numbers
+// each within its topic.
+//
+// Publishers reserve sequence numbers concurrently and may commit them out of
+// order; readers must see frames in sequence order, and a subscriber to some
+// topics must be able to tell exactly how many frames of those topics it
+// missed when it falls behind. So a frame becomes visible only once every
+// frame before it is committed, and at that moment it is given its position
+// in its topic (Frame.tseq): positions then follow sequence order within each
+// topic, with no lock between publishers.
+//
+// There is no sequencer goroutine. After its commit, a publisher tries to take
+// the sequencer role (one compare-and-swap); if it gets it, it advances
+// visible over every frame committed in order, then gives the role back. If
+// another publisher holds the role, it leaves at once: the holder, after
+// giving the role back, looks again for a committed frame right after visible
+// and takes the role again if there is one. The publisher's slot store comes
+// before its failed compare-and-swap, which comes before the holder's release,
+// which comes before the holder's look (all sequentially consistent atomics),
+// so no committed frame is left invisible.
+
+// sequence runs the sequencer if no other goroutine is running it.
+func (r *Ring) sequence() {
+	for {
+		if !r.sequencing.CompareAndSwap(false, true) {
+			return // the holder will see our frame (see above)
+		}
+		r.advance()
+		r.sequencing.Store(false)
+		if !r.committedAfter(r.visible.Load()) {
+			return
+		}
+	}
+}
+
+// committedAfter reports whether the frame after seq v is committed (or its
+// slot already lapped), that is, whether the sequencer has work.
+func (r *Ring) committedAfter(v uint64) bool {
+	f := r.slots[(v+1)&r.mask].Load()
+	return f != nil && f.seq > v
+}
+
+// advance makes every frame committed in order visible. Only the sequencer
+// role's holder calls it.
+func (r *Ring) advance() {
+	v := r.visible.Load()
+	start := v
+	var (
+		woken     *Topic // the last topic woken in this batch, to skip repeats
+		broadcast bool
+	)
+	for {
+		next := v + 1
+		f := r.slots[next&r.mask].Load()
+		if f == nil || f.seq < next {
+			break // not committed yet
+		}
+		if f.seq > next {
+			// The ring lapped the sequencer itself (it was held up for a
+			// whole ring): frames next .. are overwritten before they were
+			// ever visible. Skip to the oldest frame still held; readers
+			// count what they lost when they find their slot lapped.
+			v = r.oldest(r.head.Load()) - 1
+			continue
+		}
+		if t := f.topic; t != nil {
+			f.tseq = t.count.Load() + 1
+			t.count.Store(f.tseq)
+		} else {
+			broadcast = true
+		}
+		v = next
+	}
+	if v == start {
+		return
+	}
+	// This store publishes the frames and their tseq to readers; wake-ups
+	// come after it (see waitSet).
+	r.visible.Store(v)
+	r.root.wake(r)
+	if broadcast {
+		r.topics.each(func(t *Topic) { t.wake(r) })
+		return
+	}
+	for seq := start + 1; seq <= v; seq++ {
+		f := r.frameAt(seq)
+		if f == nil || f.topic == nil || f.topic == woken {
+			continue
+		}
+		woken = f.topic
+		woken.wake(r)
+		if woken.released.Load() {
+			// Released while this frame was in flight: subscribers to its
+			// name wait on the topic that replaced it.
+			if t := r.topics.get(woken.name); t != nil {
+				t.wake(r)
+			}
+		}
+	}
+}

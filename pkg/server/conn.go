@@ -1,0 +1,217 @@
+package server
+
+import (
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// conn is every connection the service accepts: the TCP connection itself (so
+// the hang-up watcher can reach its descriptor through SyscallConn), plus two
+// behaviours on Close:
+//
+//   - a close hook, which tells a stream at once that its connection was
+//     closed under it (by fasthttp, when a write deadline fired), instead of
+//     at its next write;
+//   - a draining close, as net/http does it for the same reason: when the
+//     server refuses a request before reading its body (413), the client
+//     may still be sending that body, and closing a socket with unread data
+//     makes the kernel answer with a reset, which can destroy the answer
+//     before the client reads it. A connection marked for draining shuts
+//     down its sending side only (the client reads the answer and the end of
+//     the stream), reads and discards for a bounded time and amount, and
+//     only then closes.
+type conn struct {
+	*net.TCPConn
+	drains   *drainSet
+	onClose  atomic.Pointer[func()]
+	writeErr atomic.Pointer[error] // the first write error, for the stream to tell why it ended
+	drain    atomic.Bool
+}
+
+const (
+	drainTimeout = 5 * time.Second
+	drainMax     = 64 << 20 // bytes discarded at most
+)
+
+// connListener wraps accepted TCP connections in conn.
+type connListener struct {
+	net.Listener
+	drains *drainSet
+}
+
+func (l connListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		return &conn{TCPConn: tc, drains: l.drains}, nil
+	}
+	return c, err
+}
+
+// drainOnClose marks c, if it is a conn, for a draining close.
+func drainOnClose(c net.Conn) {
+	if dc, ok := asConn(c); ok {
+		dc.drain.Store(true)
+	}
+}
+
+// asConn returns the service's conn under c: c itself, or the connection a
+// replayConn or a fasthttp hijacked connection wraps.
+func asConn(c net.Conn) (*conn, bool) {
+	for {
+		switch v := c.(type) {
+		case *conn:
+			return v, true
+		case *replayConn:
+			return v.conn, true
+		case interface{ UnsafeConn() net.Conn }:
+			c = v.UnsafeConn()
+		default:
+			return nil, false
+		}
+	}
+}
+
+// Write writes to the connection, recording its first error.
+func (c *conn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	if err != nil {
+		c.writeErr.CompareAndSwap(nil, &err)
+	}
+	return n, err
+}
+
+// writeError returns the first error a write to the connection returned.
+func (c *conn) writeError() error {
+	if p := c.writeErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// setCloseHook makes fn run once when c is closed; nil removes it.
+func (c *conn) setCloseHook(fn func()) {
+	if fn == nil {
+		c.onClose.Store(nil)
+		return
+	}
+	c.onClose.Store(&fn)
+}
+
+func (c *conn) Close() error {
+	if fn := c.onClose.Swap(nil); fn != nil {
+		(*fn)()
+	}
+	if !c.drain.Load() {
+		return c.TCPConn.Close()
+	}
+	if err := c.CloseWrite(); err != nil {
+		return c.TCPConn.Close()
+	}
+	c.drains.start(c.TCPConn)
+	return nil
+}
+
+// drainSet runs the draining closes and ends them all at shutdown.
+type drainSet struct {
+	conns map[*net.TCPConn]struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	done  bool
+}
+
+func (d *drainSet) start(c *net.TCPConn) {
+	d.mu.Lock()
+	if d.done {
+		d.mu.Unlock()
+		_ = c.Close()
+		return
+	}
+	if d.conns == nil {
+		d.conns = make(map[*net.TCPConn]struct{})
+	}
+	d.conns[c] = struct{}{}
+	d.wg.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		_ = c.SetReadDeadline(time.Now().Add(drainTimeout))
+		_, _ = io.CopyN(io.Discard, c, drainMax)
+		d.mu.Lock()
+		delete(d.conns, c)
+		d.mu.Unlock()
+		_ = c.Close()
+	}()
+}
+
+// stop ends every draining close now and waits for them.
+func (d *drainSet) stop() {
+	d.mu.Lock()
+	d.done = true
+	for c := range d.conns {
+		_ = c.SetReadDeadline(time.Now())
+	}
+	d.mu.Unlock()
+	d.wg.Wait()
+}
+
+// replayConn hands a listener's connection to the stream server: its reads
+// return the request the service already read (replayed), then io.EOF, so
+// the stream server serves exactly that request and never reads the socket;
+// everything else is the connection's.
+type replayConn struct {
+	*conn
+	replay []byte
+}
+
+func (c *replayConn) Read(p []byte) (int, error) {
+	if len(c.replay) == 0 {
+		c.replay = nil
+		return 0, io.EOF
+	}
+	n := copy(p, c.replay)
+	c.replay = c.replay[n:]
+	return n, nil
+}
+
+// chanListener is a net.Listener whose connections are handed to it by the
+// service (push) rather than accepted from the network.
+type chanListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+// push hands c to whoever accepts; it returns false, and c is not taken,
+// once the listener is closed.
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.conns <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+)
+
+// Resume: a listener that reconnects with the id of the last event it
+// received (Last-Event-ID) gets every event after it that is still held, then
+// the live stream, with no duplicate and no gap. When that is not possible it
+// is told first, with a "gap" event:
+//
+//	id of this run, still held            the events after it, then live
+//	id of this run, older than the buffer  gap {"missed":N} (N known for a
+//	                                       listener to every topic, null on
+//	                                       topics), then the oldest held
+//	foreign (another run or stream),       gap {"missed":null}, then live
+//	malformed, or never given out
+
+// resumePlan is what a stream sends before its first live frame.
+type resumePlan struct {
+	topics []string
+	// gap: send a gap event first, with missed when known.
+	missed uint64
+	gap    bool
+	known  bool
+}
+
+// subscribe returns a subscriber for a listener on topics (nil: every topic)
+// that resumes after lastID (nil: live), and what to send first.
+func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, resumePlan, error) {
+	plan := resumePlan{topics: topics}
+	if len(lastID) == 0 || !s.cfg.Replay {
+		sub, err := s.ring.Subscribe(topics...)
+		return sub, plan, err
+	}
+	sp := s.space.Load()
+	n, ok := sp.parse(lastID)
+	if !ok {
+		sub, err := s.ring.Subscribe(topics...)
+		plan.gap = true
+		return sub, plan, err
+	}
+	key := sp.key(n)
+	sub, res, err := s.ring.SubscribeAfter(key, topics...)
+	if err != nil {
+		return nil, plan, err
+	}
+	switch res.Status {
+	case fanout.ResumeExact:
+	case fanout.ResumeOlder:
+		plan.gap = true
+		if len(topics) == 0 && res.Oldest > key {
+			// In a run, keys are consecutive: every event between the
+			// listener's and the oldest held is one it missed.
+			plan.missed, plan.known = res.Oldest-key-1, true
+		}
+	case fanout.ResumeNewer:
+		plan.gap = true // never given out by this run
+	}
+	return sub, plan, nil
+}

@@ -1,0 +1,327 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+)
+
+// batchSize is how many frames a stream takes from the ring per Read; it
+// keeps reading until nothing is ready before it flushes.
+const batchSize = 64
+
+// sink is where a stream's bytes go: fasthttp's stream writer (a bufio.Writer
+// over its pipe) or the service's own writer on a hijacked connection. Writes
+// are buffered; Flush sends them.
+type sink interface {
+	io.Writer
+	Flush() error
+	Buffered() int
+}
+
+// runWriter is the stream writer given to fasthttp's SetBodyStreamWriter.
+func (st *stream) runWriter(w *bufio.Writer) {
+	st.run(w)
+}
+
+// hijacked runs the stream on the hijacked connection, in a goroutine of its
+// own so that fasthttp releases the request at once.
+func (st *stream) hijacked(hc net.Conn) {
+	s := st.srv
+	_ = hc                // the connection under it is st.conn, which fasthttp leaves to us (KeepHijackedConns)
+	if !s.tasks.start() { // shut down: the stream would end at once
+		_ = st.conn.Close()
+		_ = st.sub.Close()
+		s.release(st.ip)
+		return
+	}
+	go func() {
+		defer s.tasks.done()
+		defer st.conn.Close()
+		w := newConnWriter(st.conn, st.head, st.chunked)
+		st.head = nil
+		st.run(w)
+		w.finish()
+	}()
+}
+
+// run is the stream: greeting, then frames as they come, a heartbeat after
+// each idle interval, and a retry hint when the stream ends by the service's
+// choice (shutdown, maximum age). It returns on the first write error, when
+// the peer hangs up, or when it is cut.
+func (st *stream) run(w sink) {
+	s := st.srv
+	defer st.finish()
+	defer func() {
+		// fasthttp does not recover panics in stream writers, and a hijacked
+		// stream runs in a goroutine of its own: one here must not take the
+		// process down.
+		if v := recover(); v != nil {
+			st.setEnd(EndError)
+			s.stats.panics.Add(1)
+			s.log.Error("stream panic", "panic", v, "remote", st.ip, "stack", string(debug.Stack()))
+		}
+	}()
+	st.watch()
+	s.streams.add(st)
+	s.log.Debug("listener connected", "remote", st.ip, "listeners", s.stats.listeners.Load())
+
+	var buf [64]byte
+	out := appendGreeting(buf[:0], s.retryMillis())
+	if st.resume.gap {
+		out = appendGap(out, st.resume.missed, st.resume.known)
+	}
+	_, _ = w.Write(out)
+	if st.flush(w, nil) != nil {
+		return
+	}
+	var frames [batchSize]*fanout.Frame
+	for {
+		batch, n, cut := st.fill(w, frames[:0])
+		// Adaptive linger: a stream that found several events waiting, or
+		// flushed very recently, is busy; gathering a little longer makes
+		// fewer, bigger writes, and write(2) is most of the cost of a
+		// delivery. A stream that found one event after a pause writes it
+		// at once.
+		if n > 0 && !cut && s.cfg.Linger > 0 && (n > 1 || time.Since(st.lastFlush) < s.cfg.Linger) {
+			time.Sleep(s.cfg.Linger)
+			var more int
+			_, more, cut = st.fill(w, frames[:0])
+			n += more
+		}
+		if n > 0 || cut {
+			st.delivered.Add(uint64(n))
+			if st.flush(w, batch) != nil || cut {
+				return
+			}
+			continue
+		}
+		if !st.idle(w) {
+			return
+		}
+	}
+}
+
+// idle waits for frames until the next heartbeat or the end of the stream's
+// age, and writes what is due then. It returns false when the stream ends.
+func (st *stream) idle(w sink) bool {
+	s := st.srv
+	now := time.Now()
+	wait := s.cfg.Heartbeat - now.Sub(st.lastFlush)
+	if !st.ageEnd.IsZero() {
+		wait = min(wait, st.ageEnd.Sub(now))
+	}
+	err := fanout.ErrTimeout
+	if wait > 0 {
+		err = st.sub.Wait(st.ctx, wait)
+	}
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, fanout.ErrTimeout):
+		if !st.ageEnd.IsZero() && !time.Now().Before(st.ageEnd) {
+			st.setEnd(EndMaxAge)
+			st.endWithRetry(w)
+			return false
+		}
+		_, _ = io.WriteString(w, heartbeat)
+		return st.flush(w, nil) == nil
+	case errors.Is(err, fanout.ErrClosed):
+		st.setEnd(EndShutdown)
+		st.endWithRetry(w)
+		return false
+	default: // canceled: see the cause
+		st.setEnd(st.causeReason())
+		return false
+	}
+}
+
+// endWithRetry ends the stream on a complete frame: a retry hint.
+func (st *stream) endWithRetry(w sink) {
+	var buf [32]byte
+	_, _ = w.Write(appendRetry(buf[:0], st.srv.retryMillis()))
+	_ = st.flush(w, nil)
+}
+
+// fill writes every ready frame to w, reading them in batches of
+// cap(batch), and returns the first batch read (for latency sampling) and how
+// many frames it wrote. It reports cut when the listener lagged and the
+// policy is to cut it; the gap event is written either way.
+func (st *stream) fill(w sink, batch []*fanout.Frame) (first []*fanout.Frame, n int, cut bool) {
+	for {
+		var missed uint64
+		batch, missed = st.sub.Read(batch[:0])
+		if missed > 0 {
+			var buf [48]byte
+			_, _ = w.Write(appendGap(buf[:0], missed, true))
+			if st.lagged(missed) {
+				return first, n, true
+			}
+		}
+		for _, f := range batch {
+			_, _ = w.Write(f.Bytes())
+		}
+		if n == 0 && len(batch) > 0 {
+			first = batch
+		}
+		n += len(batch)
+		if len(batch) < cap(batch) && missed == 0 {
+			return first, n, false
+		}
+	}
+}
+
+// lagged records that the listener missed events and reports whether it is
+// to be cut. It logs once per listener, not once per gap.
+func (st *stream) lagged(missed uint64) bool {
+	s := st.srv
+	if st.missed == 0 {
+		s.warnCut("listener lagged behind the buffer", "remote", st.ip, "missed", missed,
+			"buffer", s.ring.Size(), "policy", s.cfg.LagPolicy)
+	}
+	st.missed += missed
+	if s.cfg.LagPolicy == LagCut {
+		st.setEnd(EndLagged)
+		return true
+	}
+	return false
+}
+
+// flush sends what w holds, first pushing the connection's write deadline
+// forward (at most once per half timeout, so busy streams do not pay for it
+// on every flush). A listener that stops reading makes the connection's
+// write fail at the deadline. batch, when given, is the first batch of frames
+// written, whose acceptance time a sampled stream measures.
+func (st *stream) flush(w sink, batch []*fanout.Frame) error {
+	now := time.Now()
+	if now.After(st.deadlineRefresh) {
+		timeout := st.srv.cfg.WriteTimeout
+		st.writeDeadline = now.Add(timeout)
+		_ = st.conn.SetWriteDeadline(st.writeDeadline)
+		st.deadlineRefresh = now.Add(timeout / 2)
+	}
+	st.lastFlush = now
+	n := w.Buffered()
+	err := w.Flush()
+	if err != nil {
+		st.setEnd(st.writeErrorReason(err))
+		return err
+	}
+	st.written.Add(uint64(n))
+	if st.sampled && len(batch) > 0 && st.srv.observeFanout != nil {
+		if stamp := batch[0].Stamp(); stamp > 0 {
+			st.srv.observeFanout(time.Since(time.Unix(0, stamp)))
+		}
+	}
+	return nil
+}
+
+// writeErrorReason classifies a failed write: the listener went away, or it
+// stopped reading (the write deadline passed), or the stream was cut. The
+// error that counts is the connection's own: with fasthttp's stream writer,
+// the stream only sees that fasthttp's pipe closed.
+func (st *stream) writeErrorReason(err error) EndReason {
+	if st.ctx.Err() != nil && !errors.Is(context.Cause(st.ctx), errConnGone) {
+		return st.causeReason()
+	}
+	if st.conn != nil {
+		if cerr := st.conn.writeError(); cerr != nil {
+			err = cerr
+		}
+	}
+	return classifyWriteError(err)
+}
+
+// classifyWriteError tells a listener that stopped reading (a write deadline
+// passed) from one that went away (reset, closed).
+func classifyWriteError(err error) EndReason {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		return EndSlow
+	case errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET), errors.Is(err, net.ErrClosed):
+		return EndGone
+	}
+	return EndError
+}
+
+// causeReason says why the stream's context was canceled.
+func (st *stream) causeReason() EndReason {
+	switch cause := context.Cause(st.ctx); {
+	case errors.Is(cause, errHungUp):
+		return EndGone
+	case errors.Is(cause, errCutAtStop):
+		return EndShutdown
+	case errors.Is(cause, errConnGone):
+		// fasthttp closed the connection, after a write failed or because
+		// the listener closed it.
+		if err := st.conn.writeError(); err != nil {
+			return classifyWriteError(err)
+		}
+		return EndGone
+	}
+	return EndError
+}
+
+// setEnd records why the stream ends, once: the first reason wins.
+func (st *stream) setEnd(r EndReason) {
+	if !st.ended {
+		st.end, st.ended = r, true
+	}
+}
+
+// watch asks to be told when the listener hangs up or its connection is
+// closed under the stream.
+func (st *stream) watch() {
+	s := st.srv
+	if st.conn == nil {
+		return
+	}
+	st.conn.setCloseHook(func() { st.cancel(errConnGone) })
+	if s.watcher != nil {
+		if reg, err := s.watcher.Add(st.conn, func() { st.cancel(errHungUp) }); err == nil {
+			st.reg = reg
+		}
+	}
+}
+
+// cutNow makes a stream stop: its context is canceled, and a write blocked on
+// a listener that stopped reading fails at once.
+func (st *stream) cutNow() {
+	st.cancel(errCutAtStop)
+	if st.conn != nil {
+		_ = st.conn.SetWriteDeadline(time.Now())
+	}
+}
+
+// finish releases the listener: its subscription, its hang-up watch, its
+// slot in the listener counts.
+func (st *stream) finish() {
+	s := st.srv
+	st.setEnd(EndGone)
+	st.cancel(nil)
+	if st.conn != nil {
+		st.conn.setCloseHook(nil)
+	}
+	if s.watcher != nil {
+		s.watcher.Remove(st.reg)
+	}
+	_ = st.sub.Close()
+	s.streams.remove(st)
+	s.stats.ended[st.end].Add(1)
+	s.release(st.ip)
+	attrs := []any{"remote", st.ip, "reason", st.end.String(), "duration", time.Since(st.start).Round(time.Millisecond),
+		"missed", st.missed, "listeners", s.stats.listeners.Load()}
+	if st.end.cut() {
+		s.warnCut("listener cut", attrs...)
+	} else {
+		s.log.Debug("listener disconnected", attrs...)
+	}
+}
