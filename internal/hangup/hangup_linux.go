@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,10 +22,14 @@ type Watcher struct {
 	wakeFd int               // eventfd: tells the loop to stop
 	epFd   int
 	done   chan struct{}
-	mu     sync.Mutex
+	errors atomic.Uint64 // failed waits, retried
+	mu     sync.Mutex    // guards funcs, nextID, closed, and the epoll descriptor's life
 	nextID uint32
 	closed bool
 }
+
+// epollWait is unix.EpollWait; tests replace it to inject failures.
+var epollWait = unix.EpollWait
 
 // Registration identifies one watched connection; pass it to Remove.
 type Registration struct {
@@ -108,20 +114,27 @@ func (w *Watcher) Add(conn net.Conn, onHangup func()) (Registration, error) {
 // Remove stops watching. After it returns, the registration's function is
 // not called (if it was already running, Remove does not wait for it).
 // Calling it after the connection was closed is harmless: the kernel dropped
-// the registration with the socket.
+// the registration with the socket; and after Close: the watcher's epoll
+// descriptor, which may by then be another file's, is not touched.
 func (w *Watcher) Remove(r Registration) {
 	if r.raw == nil {
 		return
 	}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	delete(w.funcs, r.id)
-	w.mu.Unlock()
+	if w.closed {
+		return
+	}
 	// Control fails without calling the function if the connection is
 	// already closed, so a reused descriptor number is never touched.
 	_ = r.raw.Control(func(fd uintptr) {
 		_ = unix.EpollCtl(w.epFd, unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 }
+
+// Errors returns how many times waiting for events failed (and was retried).
+func (w *Watcher) Errors() uint64 { return w.errors.Load() }
 
 // Len returns the number of watched connections.
 func (w *Watcher) Len() int {
@@ -148,17 +161,24 @@ func (w *Watcher) Close() error {
 	return unix.Close(w.epFd)
 }
 
+// loop waits for hang-ups until Close. A failed wait is counted and retried
+// after a back-off (up to a second): detection never stops silently.
 func (w *Watcher) loop() {
 	defer close(w.done)
 	events := make([]unix.EpollEvent, 128)
+	backoff := time.Duration(0)
 	for {
-		n, err := unix.EpollWait(w.epFd, events, -1)
+		n, err := epollWait(w.epFd, events, -1)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			return
+			w.errors.Add(1)
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		for _, ev := range events[:n] {
 			id := uint32(ev.Fd)
 			if id == stopID {

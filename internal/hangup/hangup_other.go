@@ -22,5 +22,8 @@ func (*Watcher) Remove(Registration) {}
 // Len returns 0.
 func (*Watcher) Len() int { return 0 }
 
+// Errors returns 0.
+func (*Watcher) Errors() uint64 { return 0 }
+
 // Close does nothing.
 func (*Watcher) Close() error { return nil }

@@ -3,6 +3,7 @@
 package hangup_test
 
 import (
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -145,5 +146,57 @@ func TestAddAfterClose(t *testing.T) {
 	server, _ := pair(t)
 	if _, err := w.Add(server, func() {}); err != hangup.ErrClosed {
 		t.Fatalf("Add after Close: got %v, want ErrClosed", err)
+	}
+}
+
+// TestFailedWaitsAreRetried: a failing epoll wait is counted and retried;
+// hang-up detection keeps working afterwards instead of stopping for good.
+func TestFailedWaitsAreRetried(t *testing.T) {
+	restore := hangup.FailWaits(3)
+	defer restore()
+	w, err := hangup.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for w.Errors() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("Errors: %d after 10s, want 3", w.Errors())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	server, client := pair(t)
+	gone := make(chan struct{})
+	if _, err := w.Add(server, func() { close(gone) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.Close()
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("hang-up not reported after failed waits")
+	}
+}
+
+// TestRemoveAfterClose: removing a registration after the watcher is closed
+// does nothing (the closed epoll descriptor's number may belong to another
+// file by then).
+func TestRemoveAfterClose(t *testing.T) {
+	w, err := hangup.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, _ := pair(t)
+	reg, err := w.Add(server, func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.Remove(reg) // must not panic nor touch a descriptor
+	if _, err := w.Add(server, func() {}); !errors.Is(err, hangup.ErrClosed) {
+		t.Fatalf("Add after Close: %v, want ErrClosed", err)
 	}
 }
