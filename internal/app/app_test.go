@@ -24,7 +24,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// fasthttp's worker-pool janitor outlives a stopped server by up to
 		// its 10 s idle sleep; it holds nothing.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"))
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// fasthttp's process-wide clock for Date headers, started once.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
 }
 
 // syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger

@@ -29,6 +29,8 @@ func TestMain(m *testing.M) {
 		// sleep (10 s), so each stopped server leaves it behind briefly. It
 		// holds no connection; every goroutine of ours must be gone.
 		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
+		// fasthttp's process-wide clock for Date headers, started once.
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
 	)
 }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -132,4 +135,107 @@ func TestFrameSizeIsEnough(t *testing.T) {
 	if string(frame) != want {
 		t.Fatalf("frame %q, want %q", frame, want)
 	}
+}
+
+// TestPanicsAreRecovered: a panic in a handler is answered 500 and logged
+// once with its stack; a panic in a stream ends that stream only; the
+// service keeps serving.
+func TestPanicsAreRecovered(t *testing.T) {
+	for _, streamer := range []Streamer{StreamWriter, StreamHijack} {
+		t.Run(string(streamer), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Streamer = streamer
+			cfg.Heartbeat = time.Hour
+			ring := fanout.New(fanout.Options{Size: 64})
+			defer ring.Close()
+			var logs lockedBuffer
+			s, err := New(&cfg, Deps{Ring: ring, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var panicking atomic.Bool
+			panicking.Store(true)
+			s.testHook = func(where string) {
+				if panicking.Load() {
+					panic("boom in " + where)
+				}
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			served := make(chan error, 1)
+			go func() { served <- s.Serve(ln) }()
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s.Drain()
+				_ = ring.Close()
+				_ = s.Shutdown(ctx)
+				if err := <-served; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			}()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			client := &http.Client{Transport: tr}
+			url := "http://" + ln.Addr().String()
+
+			resp, err := client.Post(url+"/api/events", "application/json", strings.NewReader(`{"a":1}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusInternalServerError || string(body) != `{"error":"internal error"}` {
+				t.Errorf("POST with a panicking handler: %d %s", resp.StatusCode, body)
+			}
+			stream, err := client.Get(url + "/events")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(stream.Body) // the stream ends after its greeting
+			stream.Body.Close()
+			if !strings.HasPrefix(string(b), ": connected\n") {
+				t.Errorf("panicking stream sent %q", b)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for s.Listeners() != 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			panicking.Store(false)
+			resp, err = client.Post(url+"/api/events", "application/json", strings.NewReader(`{"a":2}`))
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("POST after the panics: %v %v", resp, err)
+			}
+			resp.Body.Close()
+			text := logs.String()
+			for _, want := range []string{`msg="handler panic" panic="boom in publish"`, `msg="stream panic" panic="boom in stream"`} {
+				if strings.Count(text, want) != 1 {
+					t.Errorf("log has %q %d times, want once:\n%s", want, strings.Count(text, want), text)
+				}
+			}
+			if !strings.Contains(text, "stack=") || s.Stats().Panics != 2 || s.Listeners() != 0 {
+				t.Errorf("stack logged %v, panics %d, listeners %d", strings.Contains(text, "stack="), s.Stats().Panics, s.Listeners())
+			}
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	buf bytes.Buffer
+	mu  sync.Mutex
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -27,6 +27,9 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	if s.observePost != nil {
 		defer func() { s.observePost(time.Since(start)) }()
 	}
+	if s.testHook != nil {
+		s.testHook("publish")
+	}
 	if reason, status, msg, ok := s.checkPublish(&ctx.Request.Header); !ok {
 		s.refuse(ctx, reason, status, msg)
 		return

@@ -84,6 +84,10 @@ type Server struct {
 	stats         stats
 	state         atomic.Int32
 	warned        warnLimiter
+	// testHook, when set by an internal test, runs at the start of every
+	// POST handler and of every stream, with its name: a way to make them
+	// panic.
+	testHook func(where string)
 }
 
 // Server states, in order.
@@ -188,6 +192,17 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.PanicHandler = s.handlePanic
 	handler := r.Handler
 	return func(ctx *fasthttp.RequestCtx) {
+		if ambiguousLength(&ctx.Request.Header) {
+			// Both Transfer-Encoding and Content-Length: proxies in front
+			// may disagree on where the request ends (request smuggling).
+			drainOnClose(ctx.Conn())
+			ctx.SetConnectionClose()
+			if ctx.IsPost() {
+				s.stats.rejected[RejectMalformed].Add(1)
+			}
+			writeError(ctx, fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+			return
+		}
 		if !s.cors.apply(ctx) {
 			if ctx.IsPost() {
 				s.stats.rejected[RejectForbidden].Add(1)
@@ -226,6 +241,21 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	}
 	s.reject(ctx, reason, status, msg)
 	return status
+}
+
+// ambiguousLength reports whether a request has a chunked body and a
+// Content-Length header too.
+func ambiguousLength(h *fasthttp.RequestHeader) bool {
+	if h.ContentLength() != -1 {
+		return false
+	}
+	for _, line := range bytes.Split(h.RawHeaders(), []byte("\n")) {
+		name, _, ok := bytes.Cut(line, []byte{':'})
+		if ok && asciiEqualFold(bytes.TrimSpace(name), "content-length") && len(bytes.TrimSpace(name)) == len("content-length") {
+			return true
+		}
+	}
+	return false
 }
 
 // isPublish reports whether a request head is POST /api/events.

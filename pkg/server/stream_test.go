@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,7 +136,9 @@ func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 	t.Parallel()
 	const events = 2000
 	ts := startBuffered(t, events, func(c *server.Config) {
-		c.WriteTimeout = 300 * time.Millisecond
+		// Long enough that a healthy listener on a loaded machine (the race
+		// detector, parallel tests) is never mistaken for a stalled one.
+		c.WriteTimeout = 2 * time.Second
 	})
 	stalled, _, _ := rawStream(t, ts, 4096) // never read again
 	defer stalled.Close()
@@ -144,8 +147,9 @@ func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 
 	pad := strings.Repeat("x", 8<<10)
 	done := make(chan error, 1)
+	var got atomic.Int64
 	go func() {
-		for n := 0; n < events; {
+		for n := 0; n < events; got.Store(int64(n)) {
 			m := <-healthy.msgs
 			if m.Comment {
 				continue // a heartbeat
@@ -167,7 +171,7 @@ func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(waitFor):
-		t.Fatal("healthy listener did not get every event")
+		t.Fatalf("healthy listener got %d of %d events within %v; health %+v", got.Load(), events, waitFor, health(t, ts))
 	}
 	// 16 MiB cannot fit in the stalled socket's buffers: its writes block,
 	// the deadline passes, and it is released.
@@ -426,6 +430,10 @@ type healthBody struct {
 	ListenersTotal uint64 `json:"listeners_total"`
 	ListenersCut   uint64 `json:"listeners_cut"`
 	TurnedAway     uint64 `json:"listeners_turned_away"`
+
+	Rejected     map[string]uint64 `json:"events_rejected_by_reason"`
+	TurnedAwayBy map[string]uint64 `json:"listeners_turned_away_by_reason"`
+	Ended        map[string]uint64 `json:"listeners_ended_by_reason"`
 }
 
 func health(t *testing.T, ts *testServer) healthBody {

@@ -82,6 +82,9 @@ func (st *stream) run(w sink) {
 	if st.flush(w, nil) != nil {
 		return
 	}
+	if s.testHook != nil {
+		s.testHook("stream")
+	}
 	var frames [batchSize]*fanout.Frame
 	for {
 		batch, n, cut := st.fill(w, frames[:0])
