@@ -7,4 +7,7 @@
 // when it is busiest. The wrapper backs off and retries instead, as
 // net/http's Server does, and reports the condition without flooding the
 // log.
+//
+// [AddrLimiter] counts concurrent uses per client address (event streams
+// per IP, say) so that one client cannot take every slot.
 package netguard
