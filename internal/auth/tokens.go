@@ -103,8 +103,12 @@ func (t *Tokens) Match(candidate []byte) bool {
 	return found == 1
 }
 
-// String returns a description that names no token, so that a Tokens value
-// logged by mistake gives nothing away.
-func (t *Tokens) String() string {
-	return fmt.Sprintf("auth.Tokens{%d token(s)}", t.Len())
+// String returns a description that shows neither the tokens nor their
+// digests (which would let a weak token be guessed offline), so that a
+// Tokens value logged or printed by mistake gives nothing away.
+func (t Tokens) String() string {
+	return fmt.Sprintf("auth.Tokens{%d token(s)}", len(t.digests))
 }
+
+// GoString is String, for the %#v verb.
+func (t Tokens) GoString() string { return t.String() }
