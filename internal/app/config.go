@@ -7,11 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
@@ -91,18 +91,18 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		return nil
 	})
 	fs.StringVar(&c.IPField, "ip-field", c.IPField, "field that receives the producer's IP address (empty: none)")
-	fs.Func("trusted-proxies", "comma-separated CIDRs whose X-Forwarded-For is believed, or none (default loopback and private ranges)", func(v string) (err error) {
-		c.TrustedProxies, err = parsePrefixes(v)
+	fs.Func("trusted-proxies", "comma-separated CIDRs or addresses of the proxies whose X-Forwarded-For is believed, or none (default loopback)", func(v string) (err error) {
+		c.TrustedProxies, err = clientip.ParseProxies(v)
 		return err
 	})
-	fs.Func("publish-token", "comma-separated bearer tokens accepted to POST events (several for rotation; empty: none)", func(v string) (err error) {
-		c.PublishTokens, err = parseTokens(v)
-		return err
+	fs.Func("publish-token", "comma-separated bearer tokens accepted to POST events (several for rotation; empty: none)", func(v string) error {
+		c.PublishTokens = splitList(v)
+		return nil
 	})
 	fs.Func("listen-token", "comma-separated tokens accepted to listen, as a bearer token, a token query parameter or a dispatcher_token cookie (empty: none)",
-		func(v string) (err error) {
-			c.ListenTokens, err = parseTokens(v)
-			return err
+		func(v string) error {
+			c.ListenTokens = splitList(v)
+			return nil
 		})
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "a listener that stops reading is cut after this long")
 	fs.DurationVar(&c.HeaderTimeout, "header-timeout", c.HeaderTimeout, "how long a client may take to send a request (head and body); streams are not affected")
@@ -241,27 +241,6 @@ func parseSize(v string) (int, error) {
 	return n * mult, nil
 }
 
-// parsePrefixes parses a comma-separated list of CIDRs or addresses; "none"
-// or an empty value means no prefix.
-func parsePrefixes(v string) ([]netip.Prefix, error) {
-	var ps []netip.Prefix
-	for _, item := range splitList(v) {
-		if item == "none" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(item); err == nil {
-			ps = append(ps, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(item)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR or an IP address", item)
-		}
-		ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return ps, nil
-}
-
 func splitList(v string) []string {
 	var out []string
 	for _, item := range strings.Split(v, ",") {
@@ -270,27 +249,4 @@ func splitList(v string) []string {
 		}
 	}
 	return out
-}
-
-// parseTokens parses a comma-separated list of tokens. Tokens cannot contain
-// spaces or control characters; empty items are errors, an empty value means
-// none.
-func parseTokens(v string) ([]string, error) {
-	if strings.TrimSpace(v) == "" {
-		return nil, nil
-	}
-	var out []string
-	for i, item := range strings.Split(v, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			return nil, fmt.Errorf("token %d is empty", i+1)
-		}
-		for _, r := range item {
-			if r <= ' ' || r == 0x7f {
-				return nil, fmt.Errorf("token %d contains a space or a control character", i+1)
-			}
-		}
-		out = append(out, item)
-	}
-	return out, nil
 }

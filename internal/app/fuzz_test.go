@@ -57,23 +57,6 @@ func TestParseSize(t *testing.T) {
 	}
 }
 
-func TestParsePrefixes(t *testing.T) {
-	t.Parallel()
-	for in, want := range map[string]int{"none": 0, "": 0, "10.0.0.0/8": 1, "10.0.0.0/8, ::1 ,192.168.1.7": 3, "none,127.0.0.1": 1} {
-		if got, err := parsePrefixes(in); err != nil || len(got) != want {
-			t.Errorf("parsePrefixes(%q) = %v, %v; want %d prefixes", in, got, err, want)
-		}
-	}
-	if got, _ := parsePrefixes("10.1.2.3/8"); got[0].String() != "10.0.0.0/8" {
-		t.Errorf("prefix not masked: %v", got)
-	}
-	for _, in := range []string{"10.0.0.0/33", "nope", "1.2.3"} {
-		if _, err := parsePrefixes(in); err == nil {
-			t.Errorf("parsePrefixes(%q): want an error", in)
-		}
-	}
-}
-
 func TestParseAddr(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{":8080": ":8080", "8080": ":8080", "127.0.0.1:8080": "127.0.0.1:8080", "[::1]:9000": "[::1]:9000"} {

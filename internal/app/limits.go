@@ -1,16 +1,21 @@
 package app
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/fdlimit"
+)
 
 // applyDescriptorLimit raises the process's descriptor limit to its maximum
 // and sizes the listener limit to what the process can hold: "auto" takes
 // the whole budget, a number is capped to it. It logs the effective values.
 func (st *settings) applyDescriptorLimit(log *slog.Logger) {
-	soft, hard, err := raiseDescriptorLimit()
+	lim, err := fdlimit.Raise()
 	if err != nil {
-		log.Warn("could not raise the descriptor limit", "error", err, "soft", soft, "hard", hard)
+		log.Warn("could not raise the descriptor limit", "error", err, "soft", lim.Soft, "hard", lim.Hard)
 	}
-	budget := listenerBudget(soft)
+	soft, hard := lim.Soft, lim.Hard
+	budget := fdlimit.Budget(soft)
 	c := &st.server
 	switch {
 	case budget <= 0:

@@ -86,7 +86,7 @@ func (s *Server) checkPublish(h *fasthttp.RequestHeader) (RejectReason, int, str
 	if s.state.Load() >= stateDraining {
 		return RejectShuttingDown, fasthttp.StatusServiceUnavailable, "shutting down", false
 	}
-	if !s.publishTokens.allowsBearer(h.Peek(fasthttp.HeaderAuthorization)) {
+	if !s.publishAllowed(h) {
 		return RejectUnauthorized, fasthttp.StatusUnauthorized, "missing or invalid publish token", false
 	}
 	limit := s.cfg.MaxBody
@@ -234,14 +234,4 @@ func asciiEqualFold(b []byte, s string) bool {
 		}
 	}
 	return true
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
-		b = b[1:]
-	}
-	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
-		b = b[:len(b)-1]
-	}
-	return b
 }

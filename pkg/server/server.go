@@ -34,7 +34,10 @@ import (
 	"github.com/fasthttp/router"
 	"github.com/valyala/fasthttp"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/auth"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/netguard"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
@@ -73,9 +76,11 @@ type Server struct {
 	space         atomic.Pointer[idSpace] // the ids events are given now
 	cors          cors
 	events        eventBuilder
-	publishTokens tokenSet
-	listenTokens  tokenSet
-	perIP         ipCounter
+	publishTokens *auth.Tokens
+	listenTokens  *auth.Tokens
+	proxies       *clientip.Resolver
+	perIP         *netguard.AddrLimiter
+	accepts       atomic.Pointer[netguard.Listener]
 	streams       streamSet
 	tasks         tasks
 	drains        drainSet
@@ -123,10 +128,15 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		observeFanout: deps.ObserveFanout,
 		cors:          newCORS(cfg.CORSOrigins),
 		events:        events,
-		publishTokens: newTokenSet(cfg.PublishTokens),
-		listenTokens:  newTokenSet(cfg.ListenTokens),
-		perIP:         ipCounter{limit: cfg.MaxListenersPerIP},
+		proxies:       clientip.New(cfg.TrustedProxies),
+		perIP:         netguard.NewAddrLimiter(cfg.MaxListenersPerIP),
 		cfg:           *cfg,
+	}
+	if s.publishTokens, err = parseTokens("publish-token", cfg.PublishTokens); err != nil {
+		return nil, err
+	}
+	if s.listenTokens, err = parseTokens("listen-token", cfg.ListenTokens); err != nil {
+		return nil, err
 	}
 	s.warned.log = s.log
 	s.space.Store(newRunSpace())
@@ -277,7 +287,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		_ = s.streamHTTP.Serve(s.streamLn) // returns once streamLn is closed
 	}()
 	s.state.CompareAndSwap(stateStarting, stateServing)
-	err := s.http.Serve(connListener{Listener: ln, drains: &s.drains})
+	// Running out of descriptors must not end Serve: fasthttp treats any
+	// accept error but a timeout as fatal, so temporary ones are retried
+	// below it, with a back-off.
+	accepts := netguard.NewListener(ln, netguard.Options{Logger: s.log})
+	s.accepts.Store(accepts)
+	err := s.http.Serve(connListener{Listener: accepts, drains: &s.drains})
 	if s.state.Load() < stateDraining {
 		// The listener failed on its own: stop the stream server too.
 		_ = s.streamLn.Close()
@@ -379,9 +394,11 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 	}
 }
 
-// fasthttpLogger sends fasthttp's own messages to slog at debug level.
+// fasthttpLogger sends fasthttp's own messages to slog at debug level, with
+// the values of token query parameters in request URIs redacted.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Debug("fasthttp", "message", fmt.Sprintf(format, args...))
+	msg := fmt.Sprintf(format, args...)
+	l.log.Debug("fasthttp", "message", auth.RedactedURI([]byte(msg)))
 }

@@ -33,7 +33,7 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.handOver(ctx)
 		return
 	}
-	if !s.listenTokens.allows(ctx) {
+	if !s.listenAllowed(ctx) {
 		s.stats.turnedAway[TurnAwayUnauthorized].Add(1)
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
 		writeError(ctx, fasthttp.StatusUnauthorized, "missing or invalid listen token")
@@ -141,7 +141,7 @@ func (s *Server) admit(ip netip.Addr) (TurnAwayReason, bool) {
 		s.stats.listeners.Add(-1)
 		return TurnAwayLimit, false
 	}
-	if !s.perIP.acquire(ip) {
+	if !s.perIP.Acquire(ip) {
 		s.stats.listeners.Add(-1)
 		return TurnAwayIPLimit, false
 	}
@@ -151,7 +151,7 @@ func (s *Server) admit(ip netip.Addr) (TurnAwayReason, bool) {
 
 // release gives back a slot taken by admit.
 func (s *Server) release(ip netip.Addr) {
-	s.perIP.release(ip)
+	s.perIP.Release(ip)
 	s.stats.listeners.Add(-1)
 }
 
