@@ -190,7 +190,11 @@ func TestPanicsAreRecovered(t *testing.T) {
 			if resp.StatusCode != http.StatusInternalServerError || string(body) != `{"error":"internal error"}` {
 				t.Errorf("POST with a panicking handler: %d %s", resp.StatusCode, body)
 			}
-			stream, err := client.Get(url + "/events")
+			// A stream's connection is closed when the service ends the
+			// stream: a client must not reuse it (see the README).
+			streamReq, _ := http.NewRequest(http.MethodGet, url+"/events", nil)
+			streamReq.Close = true
+			stream, err := client.Do(streamReq)
 			if err != nil {
 				t.Fatal(err)
 			}
