@@ -114,6 +114,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to listeners (plus up to 100% jitter)")
 	fs.DurationVar(&st.shutdownTimeout, "shutdown-timeout", st.shutdownTimeout,
 		"how long a graceful shutdown may take at most (it usually takes about a second)")
+	fs.BoolVar(&c.Viewer, "viewer", c.Viewer, "serve the live viewer page on GET /")
 	fs.Func("log-level", "debug, info, warn or error (default info)", func(v string) error {
 		return st.logLevel.UnmarshalText([]byte(v))
 	})

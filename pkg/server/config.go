@@ -107,6 +107,9 @@ type Config struct {
 	// open connections (503 to POSTs, a retry hint to listeners) before it
 	// closes them.
 	DrainGrace time.Duration
+	// Viewer serves the live viewer page on GET /; false leaves / unrouted
+	// (404).
+	Viewer bool
 }
 
 // DefaultConfig returns the defaults: port 8080, 64 KiB bodies, 1 MiB
@@ -133,6 +136,7 @@ func DefaultConfig() Config {
 		Retry:          2 * time.Second,
 		Replay:         true,
 		DrainGrace:     time.Second,
+		Viewer:         true,
 	}
 }
 

@@ -38,6 +38,7 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/netguard"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/viewer"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
@@ -190,6 +191,9 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.GET("/health", s.handleHealth)
 	r.GET("/health/live", s.handleLive)
 	r.GET("/health/ready", s.handleReady)
+	if s.cfg.Viewer {
+		r.GET("/", viewer.Handler)
+	}
 	r.HandleOPTIONS = true
 	r.GlobalOPTIONS = s.cors.preflight
 	r.HandleMethodNotAllowed = true
