@@ -1,0 +1,191 @@
+package viewer_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/browsertest"
+)
+
+// shownWithin is how soon an event POSTed to the service must be on the
+// page: the viewer is live. Every other wait is waitFor.
+const shownWithin = 2 * time.Second
+
+// TestViewerAgainstTheService drives the viewer in a real browser against
+// the real service: connection state, live events, filter, pause and resume,
+// and reconnection across a server restart on the same address.
+func TestViewerAgainstTheService(t *testing.T) {
+	svc := startService(t, "127.0.0.1:0", nil)
+	c := client(t)
+	ctx := browsertest.New(t)
+	console := browsertest.RecordConsole(t, ctx)
+
+	do(t, ctx, chromedp.Navigate(svc.url()+"/"))
+	until(t, ctx, waitFor, "state open", stateIs("open"))
+	if errs := console.Errors(); len(errs) > 0 {
+		t.Fatalf("console errors after loading (a CSP violation?): %q", errs)
+	}
+
+	t.Log("step: a POST appears")
+	{
+		post(t, c, svc, `{"test":"first","marker":"m-first"}`)
+		until(t, ctx, shownWithin, "the POSTed event on the page", shown("m-first"))
+		es := entries(t, ctx)
+		if len(es) != 1 || es[0].Class != "event" || !strings.Contains(es[0].Text, "message") ||
+			!strings.Contains(es[0].Text, `"user_ip":"127.0.0.1"`) {
+			t.Errorf("entries: got %+v, want one message with the enriched JSON", es)
+		}
+		until(t, ctx, waitFor, "the service's counters", `document.querySelector('#listeners').textContent === '1'
+			&& document.querySelector('#accepted').textContent === '1'`)
+	}
+
+	t.Log("step: the filter hides what does not match")
+	{
+		post(t, c, svc, `{"kind":"Needle","marker":"m-needle"}`)
+		post(t, c, svc, `{"kind":"hay","marker":"m-hay"}`)
+		until(t, ctx, waitFor, "both events", shown("m-needle")+" && "+shown("m-hay"))
+		do(t, ctx, chromedp.SendKeys(chromedp.ID("filter"), "nEEdle"))
+		until(t, ctx, waitFor, "m-hay hidden", "!("+shown("m-hay")+")")
+		for _, e := range entries(t, ctx) {
+			if want := !strings.Contains(strings.ToLower(e.Text), "needle"); e.Hidden != want {
+				t.Errorf("entry %q: hidden %v, want %v", e.Text, e.Hidden, want)
+			}
+		}
+		// New events are filtered as they arrive.
+		post(t, c, svc, `{"kind":"hay","marker":"m-hay-2"}`)
+		post(t, c, svc, `{"kind":"needle","marker":"m-needle-2"}`)
+		until(t, ctx, waitFor, "the new needle", shown("m-needle-2"))
+		if es := entries(t, ctx); !es[1].Hidden || !strings.Contains(es[1].Text, "m-hay-2") {
+			t.Errorf("second entry: got %+v, want m-hay-2, hidden", es[1])
+		}
+		setInput(t, ctx, "filter", "")
+		until(t, ctx, waitFor, "all shown again", shown("m-hay")+" && "+shown("m-hay-2"))
+	}
+
+	t.Log("step: pause holds the list, resume updates it")
+	{
+		do(t, ctx, chromedp.Click(chromedp.ID("pause")))
+		until(t, ctx, waitFor, "pause pressed", `document.querySelector('#pause').getAttribute('aria-pressed') === 'true'`)
+		before := entries(t, ctx)
+		received := textOf(t, ctx, "received")
+		post(t, c, svc, `{"marker":"m-paused"}`)
+		// Counting goes on while paused: once the counter moved, the event
+		// is in the page, and must not be in the list.
+		until(t, ctx, waitFor, "the paused event counted", fmt.Sprintf(`document.querySelector('#received').textContent !== %q`, received))
+		if after := entries(t, ctx); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("the list changed while paused:\nbefore %+v\nafter  %+v", before, after)
+		}
+		do(t, ctx, chromedp.Click(chromedp.ID("pause")))
+		post(t, c, svc, `{"marker":"m-resumed"}`)
+		until(t, ctx, waitFor, "events after resume", shown("m-resumed")+" && "+shown("m-paused"))
+	}
+
+	t.Log("step: clear empties the list")
+	{
+		do(t, ctx, chromedp.Click(chromedp.ID("clear")))
+		until(t, ctx, waitFor, "empty list", `document.querySelectorAll('#events .event').length === 0`)
+		post(t, c, svc, `{"marker":"m-after-clear"}`)
+		until(t, ctx, waitFor, "the next event", shown("m-after-clear"))
+	}
+
+	t.Log("step: a server restart reconnects")
+	{
+		addr := svc.addr
+		svc.stop(t)
+		until(t, ctx, waitFor, "state reconnecting", stateIs("reconnecting"))
+		svc = startService(t, addr, nil)
+		until(t, ctx, waitFor, "state open again", stateIs("open"))
+		post(t, c, svc, `{"marker":"m-after-restart"}`)
+		until(t, ctx, waitFor, "an event from the new server", shown("m-after-restart"))
+	}
+
+	screenshot(t, ctx, c, svc)
+}
+
+// screenshot fills the page with a few realistic player events, opens one,
+// and saves a PNG: into the test's temporary directory, or into
+// docs/images/viewer.png with UPDATE_SCREENSHOTS=1 (then the events are
+// spread over a few seconds, so that the chart has a shape).
+func screenshot(t *testing.T, ctx context.Context, c *http.Client, svc *service) { //nolint:revive // context-as-argument: t first, as every test helper
+	t.Helper()
+	update := os.Getenv("UPDATE_SCREENSHOTS") == "1"
+	do(t, ctx, chromedp.Click(chromedp.ID("clear")))
+	events := playerEvents()
+	for i, e := range events {
+		post(t, c, svc, e)
+		if update {
+			time.Sleep(time.Duration(150+100*(i%7)) * time.Millisecond) // an uneven rate, for the chart
+		}
+	}
+	until(t, ctx, waitFor, "the player events", fmt.Sprintf(`document.querySelectorAll('#events .event').length === %d`, len(events)))
+	// Pause, as a person reading would, and open the newest START, so the
+	// picture shows the coloured tree; events go on arriving, counted.
+	do(t, ctx, chromedp.Click(chromedp.ID("pause")), chromedp.Click(chromedp.JSPath(
+		`[...document.querySelectorAll('#events .event')].find((e) => e.textContent.includes('"START"')).querySelector('summary')`)))
+	until(t, ctx, waitFor, "the tree", `document.querySelector('#events .json .k') !== null`)
+	for i := range 10 {
+		post(t, c, svc, heartbeat("c0ffee00-1234-4abc-9def-0123456789ab", 1764172950165+int64(i)*250, 30_000+int64(i)*250, 0))
+		time.Sleep(250 * time.Millisecond)
+	}
+	until(t, ctx, waitFor, "the rate", `document.querySelector('#rate').textContent !== '0'`)
+
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "viewer.png")
+	if update {
+		path = filepath.Join("..", "..", "docs", "images", "viewer.png")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes)", path, len(png))
+}
+
+// playerEvents are monitoring events as Pillarbox players send them: a few
+// sessions starting, beating, stalling, failing and stopping.
+func playerEvents() []string {
+	const ua = `Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1`
+	start := func(session, urn string, ts int64) string {
+		return fmt.Sprintf(`{"event_name":"START","session_id":%q,"timestamp":%d,"version":1,"data":{`+
+			`"browser":{"user_agent":%q},"device":{"id":"d41d8cd9","model":"iPhone","type":"Phone"},`+
+			`"media":{"asset_url":"https://rts-vod-amd.akamaized.net/ww/%s/master.m3u8","id":%q,"origin":"https://www.rts.ch"},`+
+			`"player":{"name":"Pillarbox","platform":"Web","version":"1.21.0"},"qoe_timings":{"asset":212,"metadata":154,"total":618}}}`,
+			session, ts, ua, strings.TrimPrefix(urn, "urn:rts:video:"), urn)
+	}
+	const a, b, d = "8f6c2f0e-3f4b-4f7e-9a51-2c0d1b7e4a90", "1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5", "c0ffee00-1234-4abc-9def-0123456789ab"
+	ts := int64(1764172800123)
+	return []string{
+		start(a, "urn:rts:video:14900743", ts),
+		heartbeat(a, ts+30_000, 30_120, 0),
+		start(b, "urn:rts:video:15843219", ts+31_250),
+		heartbeat(a, ts+60_000, 60_040, 0),
+		heartbeat(b, ts+61_250, 30_010, 1),
+		fmt.Sprintf(`{"event_name":"ERROR","session_id":%q,"timestamp":%d,"version":1,"data":{`+
+			`"message":"The media could not be loaded, either because the server or network failed or because the format is not supported.",`+
+			`"name":"MEDIA_ERR_SRC_NOT_SUPPORTED","position":30010,"severity":"Fatal"}}`, b, ts+75_500),
+		heartbeat(a, ts+90_000, 90_010, 0),
+		fmt.Sprintf(`{"event_name":"STOP","session_id":%q,"timestamp":%d,"version":1,"data":{"position":104220}}`, a, ts+104_300),
+		start(d, "urn:rts:video:15901882", ts+110_042),
+		heartbeat(d, ts+140_042, 29_980, 0),
+	}
+}
+
+// heartbeat is a player's periodic event.
+func heartbeat(session string, ts, position int64, stalls int) string {
+	return fmt.Sprintf(`{"event_name":"HEARTBEAT","session_id":%q,"timestamp":%d,"version":1,"data":{`+
+		`"bandwidth":48213000,"bitrate":3500000,"buffered_duration":28450,"frame_drops":0,"position":%d,`+
+		`"stall":{"count":%d,"duration":%d},"stream_type":"On-demand"}}`, session, ts, position, stalls, 420*stalls)
+}

@@ -1,0 +1,224 @@
+package viewer_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/valyala/fasthttp"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/browsertest"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/viewer"
+)
+
+// scripted serves the viewer with a stand-in for the service whose /events
+// stream sends what the test writes, so a test can send what the service
+// sends only in rare conditions (gap events), or not yet (ids, named events),
+// and see which URL the page asked for.
+type scripted struct {
+	srv      *fasthttp.Server
+	served   chan error
+	requests chan url.Values // the query of each /events request
+	addr     string
+
+	mu      sync.Mutex
+	current chan string   // frames for the newest stream
+	stop    chan struct{} // closed to end the newest stream
+}
+
+func startScripted(tb testing.TB) *scripted {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := &scripted{addr: ln.Addr().String(), served: make(chan error, 1), requests: make(chan url.Values, 16)}
+	// NoDefaultDate: the Date header needs a process-wide goroutine that
+	// never stops, which goleak would report.
+	s.srv = &fasthttp.Server{Handler: s.handle, CloseOnShutdown: true, NoDefaultDate: true}
+	go func() { s.served <- s.srv.Serve(ln) }()
+	tb.Cleanup(func() {
+		s.mu.Lock()
+		if s.stop != nil {
+			close(s.stop)
+			s.stop = nil
+		}
+		s.mu.Unlock()
+		if err := s.srv.Shutdown(); err != nil {
+			tb.Errorf("Shutdown: %v", err)
+		}
+		if err := <-s.served; err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *scripted) url() string { return "http://" + s.addr }
+
+func (s *scripted) handle(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/":
+		viewer.Handler(ctx)
+	case "/health":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"message":"PONG","listeners":7,"events_accepted":12345}`)
+	case "/events":
+		q, _ := url.ParseQuery(string(ctx.QueryArgs().QueryString()))
+		s.requests <- q
+		frames, stop := make(chan string, 4096), make(chan struct{})
+		s.mu.Lock()
+		if s.stop != nil {
+			close(s.stop) // one stream at a time: the page left the old one
+		}
+		s.current, s.stop = frames, stop
+		s.mu.Unlock()
+		ctx.SetContentType("text/event-stream")
+		ctx.Response.Header.Set("Cache-Control", "no-cache")
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			_, _ = w.WriteString(": connected\n\n")
+			for {
+				if w.Flush() != nil {
+					return
+				}
+				select {
+				case f := <-frames:
+					_, _ = w.WriteString(f)
+				case <-stop:
+					return
+				}
+			}
+		})
+	default:
+		ctx.Error("not found", fasthttp.StatusNotFound)
+	}
+}
+
+// send writes frames, verbatim, to the newest stream.
+func (s *scripted) send(frames ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range frames {
+		s.current <- f
+	}
+}
+
+// request returns the query of the next /events request.
+func (s *scripted) request(tb testing.TB) url.Values {
+	tb.Helper()
+	select {
+	case q := <-s.requests:
+		return q
+	case <-time.After(waitFor):
+		tb.Fatalf("no /events request within %v", waitFor)
+		return nil
+	}
+}
+
+// TestViewerShowsEveryKindOfEvent checks what the page makes of the stream:
+// the token and topics it asks for, ids, named and gap events, exact JSON,
+// the bound on the list, the service's counters, and the phone layout.
+func TestViewerShowsEveryKindOfEvent(t *testing.T) {
+	s := startScripted(t)
+	ctx := browsertest.New(t)
+	console := browsertest.RecordConsole(t, ctx)
+
+	t.Log("step: the page's token and topic go to /events")
+	do(t, ctx, chromedp.Navigate(s.url()+"/?token=s3cret&topic=alpha"))
+	until(t, ctx, waitFor, "state open", stateIs("open"))
+	if q := s.request(t); q.Get("token") != "s3cret" || fmt.Sprint(q["topic"]) != "[alpha]" {
+		t.Errorf("/events query: got %v, want token=s3cret and topic=alpha", q)
+	}
+
+	t.Log("step: ids, exact numbers and escapes")
+	s.send(`id: 7` + "\n" + `data: {"n":12345678901234567890,"s":"caf\u00e9","o":{"a":[1,true,null]},"e":{}}` + "\n\n")
+	until(t, ctx, waitFor, "the event", shown("12345678901234567890"))
+	if es := entries(t, ctx); len(es) != 1 || !strings.Contains(es[0].Text, "id 7") || !strings.Contains(es[0].Text, "message") {
+		t.Fatalf("entries: %+v, want one message with id 7", es)
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS("#events .event summary")))
+	until(t, ctx, waitFor, "the tree", `document.querySelector('#events .json') !== null`)
+	tree, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](`({
+		number: document.querySelector('#events .json .n').textContent,
+		string: document.querySelector('#events .json .s').textContent,
+		keys: [...document.querySelectorAll('#events .json .k')].map((k) => k.textContent).join(' '),
+		text: document.querySelector('#events .json').textContent,
+	})`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tree["number"] != "12345678901234567890" || tree["string"] != `"caf\u00e9"` || tree["keys"] != `"n" "s" "o" "a" "e"` {
+		t.Errorf("tree: got %q; want the literal number, the escape as sent and the keys in order", tree)
+	}
+	// Folding a node hides its children.
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#events .json .node .node > .tog`)))
+	until(t, ctx, waitFor, "the folded node", `document.querySelector('#events .json .node .node').classList.contains('collapsed')
+		&& document.querySelector('#events .json .node .node > .kids').offsetParent === null`)
+
+	t.Log("step: gap events")
+	s.send("event: gap\ndata: {\"missed\":3}\n\n", "event: gap\ndata: {\"missed\":null}\n\n")
+	until(t, ctx, waitFor, "two gap entries", `document.querySelectorAll('#events .event.gap').length === 2`)
+	if es := entries(t, ctx); !strings.Contains(es[0].Text, "missed events (number unknown)") || !strings.Contains(es[1].Text, "missed 3 events") {
+		t.Errorf("gap entries: %+v", es[:2])
+	}
+
+	t.Log("step: named events, once their name is listened to")
+	s.send("event: start\ndata: {\"named\":1}\n\n", "data: {\"sync\":1}\n\n")
+	until(t, ctx, waitFor, "the event after the named one", shown(`"sync":1`))
+	if es := entries(t, ctx); strings.Contains(fmt.Sprint(es), `"named":1`) {
+		t.Errorf("a named event was shown without its name listened to: %+v", es)
+	}
+	setInput(t, ctx, "names", "start, stop")
+	s.send("event: start\ndata: {\"named\":2}\n\n", "event: stop\ndata: {\"named\":3}\n\n", "event: other\ndata: {\"named\":4}\n\n", "data: {\"sync\":2}\n\n")
+	until(t, ctx, waitFor, "the named events", shown(`"named":2`)+" && "+shown(`"named":3`)+" && "+shown(`"sync":2`))
+	if es := entries(t, ctx); es[1].Class != "event named" || !strings.Contains(es[1].Text, "stop") || strings.Contains(fmt.Sprint(es), `"named":4`) {
+		t.Errorf("named entries: %+v", es[:3])
+	}
+
+	t.Log("step: changing the topics reconnects")
+	setInput(t, ctx, "topics", "b, c")
+	if q := s.request(t); q.Get("token") != "s3cret" || fmt.Sprint(q["topic"]) != "[b c]" {
+		t.Errorf("/events query after the change: got %v, want token=s3cret and topic=b, topic=c", q)
+	}
+	until(t, ctx, waitFor, "state open", stateIs("open"))
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || !strings.HasSuffix(loc, "/?token=s3cret&topic=b&topic=c&event=start&event=stop") {
+		t.Errorf("page URL %q (%v): want the settings written back", loc, err)
+	}
+
+	t.Log("step: a burst keeps the list bounded, newest first")
+	var burst strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&burst, "data: {\"burst\":%d}\n\n", i)
+	}
+	s.send(burst.String())
+	until(t, ctx, waitFor, "the last of the burst", shown(`{"burst":999}`))
+	es := entries(t, ctx)
+	if len(es) > 300 || !strings.Contains(es[0].Text, `{"burst":999}`) || !strings.Contains(es[1].Text, `{"burst":998}`) {
+		t.Errorf("after the burst: %d entries, first %q; want at most 300, newest first", len(es), es[0].Text)
+	}
+	// 1 + 2 gaps + 1 sync + 2 named + 1 sync, then the burst: named events
+	// nobody listens to never reach the page.
+	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1007'`)
+
+	t.Log("step: the service's counters")
+	until(t, ctx, waitFor, "counters from /health", `document.querySelector('#listeners').textContent === '7'
+		&& document.querySelector('#accepted').textContent.replace(/\D/g, '') === '12345'`)
+
+	t.Log("step: a phone screen")
+	do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+	until(t, ctx, waitFor, "no horizontal scrolling", `document.documentElement.scrollWidth <= window.innerWidth`)
+	// Every control fits the width: none is cut off or pushed out.
+	until(t, ctx, waitFor, "controls within the screen", `[...document.querySelectorAll('input, button, #state, canvas')]
+		.every((e) => { const r = e.getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth; })`)
+
+	if errs := console.Errors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
+	}
+}
