@@ -203,6 +203,7 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	if len(es) > 300 || !strings.Contains(es[0].Text, `{"burst":999}`) || !strings.Contains(es[1].Text, `{"burst":998}`) {
 		t.Errorf("after the burst: %d entries, first %q; want at most 300, newest first", len(es), es[0].Text)
 	}
+	until(t, ctx, waitFor, "the busy note", `document.querySelector('#note').textContent.includes('only the newest events are drawn')`)
 	// 1 + 2 gaps + 1 sync + 2 named + 1 sync, then the burst: named events
 	// nobody listens to never reach the page.
 	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1007'`)
