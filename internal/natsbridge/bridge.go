@@ -1,0 +1,355 @@
+package natsbridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Connection and consumer tuning. The values favour noticing trouble within
+// a few seconds over saving a few idle messages per second.
+const (
+	dialTimeout     = 2 * time.Second
+	reconnectWait   = 500 * time.Millisecond
+	reconnectJitter = 250 * time.Millisecond
+	pingInterval    = 5 * time.Second // a silent dead server is noticed in 15 s
+	maxPingsOut     = 3
+	// maxPending caps acknowledgements awaited at once on the connection; a
+	// publish beyond it waits up to stallWait for a slot, then fails.
+	maxPending = 16384
+	stallWait  = 500 * time.Millisecond
+	// batchSlots caps the atomic batches this bridge has open at once: the
+	// server allows 50 per stream by default, shared by every instance.
+	batchSlots = 8
+	// replaySlots caps concurrent Replay calls (each one is a consumer).
+	replaySlots = 4
+)
+
+// Bridge publishes events to the stream and hands the stream's messages to a
+// Handler. Create it with New, start it with Start, and stop it with Close.
+// Its methods are safe for concurrent use.
+type Bridge struct {
+	handler Handler
+	log     *slog.Logger
+	nc      *nats.Conn          // set by Start, then read-only
+	js      jetstream.JetStream // set by Start, then read-only
+	ctx     context.Context     // canceled when Close gives up waiting
+	cancel  context.CancelFunc
+
+	wake        chan struct{} // cap 1: the connection changed or a reset was asked
+	joined      chan struct{} // closed when the bridge first joins the stream
+	fatal       chan error    // cap 1: a definite fault found while joining
+	done        chan struct{} // closed when the supervisor returns
+	batchSlots  chan struct{}
+	replaySlots chan struct{}
+
+	cfg   Config
+	stats counters
+
+	// lastSeq is the sequence last handed to the handler: written by the
+	// supervisor, read by Status.
+	lastSeq atomic.Uint64
+
+	// mu guards iter (the live consumer's iterator, nil between sessions),
+	// identity, reason, resetAsked and state. Fields are ordered for size.
+	iter     jetstream.MessagesContext
+	identity Identity
+	reason   string
+	mu       sync.Mutex
+	joinOnce sync.Once
+	// ready is set once the bridge joined the stream on the current
+	// connection and no conflict is known; Publish checks it first. Its store
+	// publishes nc and js to the publishers that load it.
+	ready       atomic.Bool
+	atomicBatch atomic.Bool // the stream allows atomic batch publish
+	started     atomic.Bool
+	closing     atomic.Bool
+	resetAsked  bool  // guarded by mu
+	state       State // guarded by mu
+}
+
+// New checks cfg (Validate, and that the credentials and TLS files can be
+// opened) and returns a bridge that will call h for every message of the
+// stream. It opens no connection: Start does. log may be nil (no logging).
+// h must not be nil.
+func New(cfg Config, h Handler, log *slog.Logger) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkFiles(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, fmt.Errorf("%w: nil handler", ErrInvalidConfig)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Bridge{
+		handler:     h,
+		log:         log,
+		ctx:         ctx,
+		cancel:      cancel,
+		cfg:         cfg.withDefaults(),
+		wake:        make(chan struct{}, 1),
+		joined:      make(chan struct{}),
+		fatal:       make(chan error, 1),
+		done:        make(chan struct{}),
+		batchSlots:  make(chan struct{}, batchSlots),
+		replaySlots: make(chan struct{}, replaySlots),
+	}, nil
+}
+
+// Start connects to NATS, makes sure the stream exists with compatible
+// settings (creating it if needed), and starts consuming it from its next
+// message. It returns when the bridge has joined the stream, or after
+// Config.StartTimeout (or when ctx ends) if NATS cannot be reached: the bridge
+// then keeps trying in the background, and Publish fails with ErrUnavailable
+// until it joins. It returns an error only for a definite fault: an invalid
+// configuration (ErrInvalidConfig), a conflicting stream (ErrConflict) or no
+// JetStream (ErrNoJetStream); the bridge is then closed. Start may be called
+// once.
+func (b *Bridge) Start(ctx context.Context) error {
+	if b.closing.Load() {
+		return ErrClosed
+	}
+	if !b.started.CompareAndSwap(false, true) {
+		return ErrStarted
+	}
+	urls, _ := splitURLs(b.cfg.URLs) // validated by New
+	nc, err := nats.Connect(strings.Join(urls, ","), b.natsOptions()...)
+	if err != nil {
+		close(b.done)
+		b.closing.Store(true)
+		return fmt.Errorf("%w: connect: %w", ErrInvalidConfig, err)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(maxPending),
+		jetstream.WithPublishAsyncTimeout(b.cfg.PublishTimeout),
+		jetstream.WithDefaultTimeout(b.cfg.PublishTimeout))
+	if err != nil {
+		nc.Close()
+		close(b.done)
+		b.closing.Store(true)
+		return fmt.Errorf("%w: jetstream: %w", ErrInvalidConfig, err)
+	}
+	b.mu.Lock()
+	b.nc, b.js = nc, js
+	b.state, b.reason = StateJoining, "connecting"
+	b.mu.Unlock()
+	go b.run()
+
+	t := time.NewTimer(b.cfg.StartTimeout)
+	defer t.Stop()
+	select {
+	case <-b.joined:
+		return nil
+	case err := <-b.fatal:
+		cctx, cancel := context.WithTimeout(context.Background(), b.cfg.StartTimeout)
+		defer cancel()
+		_ = b.Close(cctx)
+		return err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.log.Warn("nats not joined yet, retrying in the background",
+		"urls", b.cfg.URLs, "stream", b.cfg.Stream, "reason", b.Status().Reason)
+	return nil
+}
+
+func (b *Bridge) natsOptions() []nats.Option {
+	opts := []nats.Option{
+		nats.Name(b.cfg.Name),
+		nats.Timeout(dialTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(reconnectWait),
+		nats.ReconnectJitter(reconnectJitter, reconnectJitter),
+		// Fail publishes at once while disconnected, rather than buffering
+		// them to send after a reconnect that may never come.
+		nats.ReconnectBufSize(-1),
+		nats.RetryOnFailedConnect(true),
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.ConnectHandler(b.onConnect),
+		nats.ReconnectHandler(b.onReconnect),
+		nats.DisconnectErrHandler(b.onDisconnect),
+		nats.ErrorHandler(b.onAsyncError),
+	}
+	if b.cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(b.cfg.CredsFile))
+	}
+	if b.cfg.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(b.cfg.TLSCA))
+	}
+	if b.cfg.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(b.cfg.TLSCert, b.cfg.TLSKey))
+	}
+	return opts
+}
+
+func (b *Bridge) onConnect(nc *nats.Conn) {
+	b.log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+	b.signal()
+}
+
+func (b *Bridge) onReconnect(nc *nats.Conn) {
+	b.stats.reconnects.Add(1)
+	b.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+	// The consumer may be gone with the server it lived on (ephemeral, in
+	// memory), and so may a stream kept in memory: start over.
+	b.askReset()
+}
+
+func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
+	if b.closing.Load() {
+		return
+	}
+	reason := "disconnected"
+	if err != nil {
+		reason = "disconnected: " + err.Error()
+	}
+	b.ready.Store(false)
+	b.mu.Lock()
+	b.reason = reason
+	if b.state == StateReady {
+		b.state = StateDisconnected
+	}
+	b.mu.Unlock()
+	b.log.Warn("nats disconnected", "err", err)
+	b.askReset()
+}
+
+func (b *Bridge) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	subject := ""
+	if sub != nil {
+		subject = sub.Subject
+	}
+	b.log.Warn("nats async error", "subject", subject, "err", err)
+}
+
+// signal wakes the supervisor without blocking.
+func (b *Bridge) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// askReset makes the supervisor replace the consumer: the current iterator is
+// stopped, so its Next returns at once.
+func (b *Bridge) askReset() {
+	b.mu.Lock()
+	b.resetAsked = true
+	if b.iter != nil {
+		b.iter.Stop()
+	}
+	b.mu.Unlock()
+	b.signal()
+}
+
+// Status returns a snapshot of the bridge's state. It does not block on the
+// network.
+func (b *Bridge) Status() Status {
+	b.mu.Lock()
+	st := Status{State: b.state, Reason: b.reason, Identity: b.identity}
+	nc := b.nc
+	b.mu.Unlock()
+	st.LastSeq = b.lastSeq.Load()
+	st.AtomicBatches = b.atomicBatch.Load()
+	if nc != nil && nc.IsConnected() {
+		st.Connected = true
+		st.Server = nc.ConnectedUrlRedacted()
+	}
+	if st.State == StateReady {
+		st.Reason = ""
+	}
+	return st
+}
+
+// Stats returns the counters. It takes no lock and does not allocate.
+func (b *Bridge) Stats() Stats { return b.stats.snapshot() }
+
+// Close stops the bridge: publishes fail with ErrClosed from then on, the
+// consumer stops asking for messages, the messages already received are handed
+// to the handler, publishes in flight get their acknowledgements, and the
+// connection is closed. It returns ctx's error if that took longer than ctx
+// allows, after cutting everything short (a handler that never returns keeps
+// its goroutine). Calling Close again returns nil at once.
+func (b *Bridge) Close(ctx context.Context) error {
+	if !b.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	b.ready.Store(false)
+	b.mu.Lock()
+	b.state, b.reason = StateClosed, "closed"
+	nc, js := b.nc, b.js
+	if b.iter != nil {
+		b.iter.Drain()
+	}
+	b.mu.Unlock()
+	defer b.cancel()
+	if nc == nil {
+		return nil
+	}
+	b.signal()
+	var err error
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		b.mu.Lock()
+		if b.iter != nil {
+			b.iter.Stop()
+		}
+		b.mu.Unlock()
+		b.cancel()
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	nc.Close()
+	if err != nil {
+		b.log.Warn("nats bridge closed before finishing", "err", err)
+		return fmt.Errorf("natsbridge: close: %w", err)
+	}
+	return nil
+}
+
+// setJoined records that the bridge reads identity id with a live consumer.
+func (b *Bridge) setJoined(id Identity) {
+	b.mu.Lock()
+	if b.state != StateClosed {
+		b.state, b.reason, b.identity = StateReady, "", id
+	}
+	b.mu.Unlock()
+	b.ready.Store(!b.closing.Load())
+	b.joinOnce.Do(func() { close(b.joined) })
+}
+
+// setTrouble records why the bridge is not ready.
+func (b *Bridge) setTrouble(state State, reason string) {
+	b.mu.Lock()
+	if b.state != StateClosed {
+		if state == StateJoining && b.state != StateNew && b.state != StateJoining {
+			state = StateDisconnected
+		}
+		b.state, b.reason = state, reason
+	}
+	b.mu.Unlock()
+}
+
+// isDefinite tells whether err is a fault retrying will not cure.
+func isDefinite(err error) bool {
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrNoJetStream)
+}
