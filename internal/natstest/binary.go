@@ -63,7 +63,8 @@ func FindBinary() (string, error) {
 	}
 	var dirs []string
 	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		// One line each, GOBIN first; an unset GOBIN is an empty line.
+		lines := strings.Split(strings.TrimRight(string(out), "\r\n"), "\n")
 		if len(lines) == 2 {
 			if gobin := strings.TrimSpace(lines[0]); gobin != "" {
 				dirs = append(dirs, gobin)
