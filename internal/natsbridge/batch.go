@@ -58,7 +58,7 @@ func (b *Bridge) PublishBatch(ctx context.Context, msgs []Message) (int, error) 
 			return 0, fmt.Errorf("line %d: %w", i, err)
 		}
 	}
-	if err := b.canPublish(); err != nil {
+	if err := b.canPublish(ctx); err != nil {
 		b.stats.publishFailed.Add(uint64(len(msgs)))
 		return 0, err
 	}

@@ -368,3 +368,18 @@ func TestStartWithoutJetStream(t *testing.T) {
 		t.Fatalf("Start: %v, want ErrNoJetStream", err)
 	}
 }
+
+func TestPublishWithEndedContext(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	b, rec := startBridge(t, testConfig(s.URL()))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := b.Publish(ctx, msg("a", 1)); !errors.Is(err, natsbridge.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish with a canceled context: %v, want ErrUnavailable wrapping Canceled", err)
+	}
+	publish(t, b, msg("a", 2))
+	if got := rec.waitLen(t, 1); got[0].Seq != 1 || string(got[0].Data) != `{"n":2}` {
+		t.Fatalf("first delivery %+v: the canceled publish was sent", got[0])
+	}
+}

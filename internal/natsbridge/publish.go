@@ -33,7 +33,7 @@ func (b *Bridge) Publish(ctx context.Context, m Message) (uint64, error) {
 		b.stats.publishFailed.Add(1)
 		return 0, err
 	}
-	if err := b.canPublish(); err != nil {
+	if err := b.canPublish(ctx); err != nil {
 		b.stats.publishFailed.Add(1)
 		return 0, err
 	}
@@ -54,9 +54,12 @@ func (b *Bridge) Publish(ctx context.Context, m Message) (uint64, error) {
 }
 
 // canPublish returns nil when publishes may be sent.
-func (b *Bridge) canPublish() error {
+func (b *Bridge) canPublish(ctx context.Context) error {
 	if b.closing.Load() {
 		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if !b.ready.Load() {
 		return fmt.Errorf("%w: %s", ErrUnavailable, b.Status().Reason)

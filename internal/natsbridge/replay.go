@@ -44,7 +44,7 @@ func (b *Bridge) Replay(ctx context.Context, id Identity, from, to uint64, topic
 	if from >= to {
 		return 0, nil
 	}
-	if err := b.canPublish(); err != nil {
+	if err := b.canPublish(ctx); err != nil {
 		return 0, err
 	}
 	select {
