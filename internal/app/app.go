@@ -12,14 +12,18 @@
 //     limit);
 //  2. the fan-out ring;
 //  3. the hang-up watcher;
-//  4. the HTTP server (which starts nothing until it serves);
-//  5. the TCP listener, then serving.
+//  4. with -nats-url, the NATS bridge (created, not started);
+//  5. the HTTP server (which starts nothing until it serves);
+//  6. the bridge's start: bounded; it fails only for a definite fault (a
+//     stream whose settings conflict); an unreachable NATS is joined later;
+//  7. the TCP listener, then serving.
 //
 // It stops them in the reverse order when its context is done: the server
-// drains (not ready; POSTs get 503, new listeners a retry hint), the ring is
-// closed (every stream delivers what it holds and ends on a retry hint), the
+// drains (not ready; POSTs get 503, new listeners a retry hint); the bridge
+// stops consuming and hands the ring what it already received; the ring is
+// closed (every stream delivers what it holds and ends on a retry hint); the
 // server shuts down (after a short grace for open connections, streams still
-// stuck are cut), the watcher is closed.
+// stuck are cut); the watcher is closed.
 package app
 
 import (
@@ -30,12 +34,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
@@ -76,7 +82,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 type parts struct {
 	log     *slog.Logger
 	ring    *fanout.Ring
-	watcher *hangup.Watcher // nil where unsupported
+	watcher *hangup.Watcher    // nil where unsupported
+	bridge  *natsbridge.Bridge // nil without -nats-url
 	srv     *server.Server
 	ln      net.Listener
 	st      settings
@@ -96,9 +103,24 @@ func start(st *settings, log *slog.Logger) (p *parts, err error) {
 	} else {
 		log.Info("hang-up detection unavailable; gone listeners are noticed at their next write", "error", werr)
 	}
-	p.srv, err = server.New(&st.server, server.Deps{Ring: p.ring, Watcher: p.watcher, Log: log})
+	deps := server.Deps{Ring: p.ring, Watcher: p.watcher, Log: log}
+	if st.nats.URLs != "" {
+		st.nats.Name = "pillarbox-event-dispatcher " + Version
+		p.bridge, err = natsbridge.New(st.nats, func(d natsbridge.Delivery) { p.srv.Deliver(d) }, log)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+		deps.Bridge = p.bridge
+	}
+	p.srv, err = server.New(&st.server, deps)
 	if err != nil {
 		return nil, err
+	}
+	if p.bridge != nil {
+		if err = p.bridge.Start(context.Background()); err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		log.Info("nats", "state", p.bridge.Status().State.String(), "stream", st.nats.Stream, "url", redactURLs(st.nats.URLs))
 	}
 	if p.ln, err = net.Listen("tcp", st.server.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", st.server.Addr, err)
@@ -110,6 +132,11 @@ func start(st *settings, log *slog.Logger) (p *parts, err error) {
 func (p *parts) close() {
 	if p.ln != nil {
 		_ = p.ln.Close()
+	}
+	if p.bridge != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = p.bridge.Close(ctx)
+		cancel()
 	}
 	if p.watcher != nil {
 		_ = p.watcher.Close()
@@ -155,12 +182,42 @@ func (p *parts) run(ctx context.Context) error {
 // shutdown stops the parts in order (see the package documentation).
 func (p *parts) shutdown(ctx context.Context) error {
 	p.srv.Drain()
+	if p.bridge != nil {
+		// Half the time at most: the streams still have to end.
+		bctx, cancel := context.WithTimeout(ctx, time.Until(deadlineOf(ctx))/2)
+		if err := p.bridge.Close(bctx); err != nil {
+			p.log.Warn("nats bridge close", "error", err)
+		}
+		cancel()
+	}
 	_ = p.ring.Close()
 	err := p.srv.Shutdown(ctx)
 	if p.watcher != nil {
 		_ = p.watcher.Close()
 	}
 	return err
+}
+
+// deadlineOf returns ctx's deadline, or a few seconds from now if it has
+// none.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(3 * time.Second)
+}
+
+// redactURLs removes user information (passwords, tokens) from NATS URLs for
+// the log.
+func redactURLs(urls string) string {
+	out := strings.Split(urls, ",")
+	for i, u := range out {
+		if parsed, err := url.Parse(strings.TrimSpace(u)); err == nil && parsed.User != nil {
+			parsed.User = url.User("redacted")
+			out[i] = parsed.String()
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {

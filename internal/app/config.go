@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
@@ -26,6 +27,7 @@ var ErrUsage = errors.New("usage")
 // settings is everything the command line configures.
 type settings struct {
 	server          server.Config
+	nats            natsbridge.Config // used when nats.URLs is set
 	logFormat       string
 	maxListeners    string // "auto" or a number
 	buffer          int
@@ -33,6 +35,7 @@ type settings struct {
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	version         bool
+	natsOnlySet     bool // a -nats-* setting other than -nats-url was given
 }
 
 // envName returns the environment variable for a flag name.
@@ -125,6 +128,20 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		st.logFormat = v
 		return nil
 	})
+	n := &st.nats
+	fs.StringVar(&n.URLs, "nats-url", "", "NATS server URLs, comma-separated, to share events with other instances through JetStream (empty: this instance alone)")
+	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file")
+	fs.StringVar(&n.TLSCA, "nats-tls-ca", "", "CA certificate file to verify the NATS servers")
+	fs.StringVar(&n.TLSCert, "nats-tls-cert", "", "client certificate file for NATS (with -nats-tls-key)")
+	fs.StringVar(&n.TLSKey, "nats-tls-key", "", "client key file for NATS")
+	fs.StringVar(&n.Stream, "nats-stream", natsbridge.DefaultStream, "JetStream stream shared by the instances")
+	fs.StringVar(&n.Subject, "nats-subject", natsbridge.DefaultSubject, "subject prefix: topic t is published on <prefix>.t")
+	fs.DurationVar(&n.MaxAge, "nats-max-age", natsbridge.DefaultMaxAge, "how long the stream keeps events (how far back a listener can resume)")
+	fs.Func("nats-storage", "stream storage: memory or file (default memory)", func(v string) error {
+		n.Storage = natsbridge.Storage(v)
+		return nil
+	})
+	fs.IntVar(&n.Replicas, "nats-replicas", natsbridge.DefaultReplicas, "stream replicas in a NATS cluster (1, 3 or 5)")
 	fs.BoolVar(&st.version, "version", false, "print the version and exit")
 
 	if err := fs.Parse(args); err != nil {
@@ -140,6 +157,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	if err := applyEnv(fs, getenv); err != nil {
 		return st, err
 	}
+	st.natsOnlySet = natsSettingGiven(fs, getenv)
 	if err := st.validate(); err != nil {
 		return st, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
@@ -163,6 +181,19 @@ func (st *settings) validate() error {
 			return fmt.Errorf("max-listeners: want auto or a positive number, got %q", st.maxListeners)
 		}
 		st.server.MaxListeners = n
+	}
+	if st.server.MaxBatch < st.server.MaxBody {
+		return fmt.Errorf("max-batch: %d bytes is less than max-body (%d): a batch could not hold one event", st.server.MaxBatch, st.server.MaxBody)
+	}
+	if st.nats.URLs != "" {
+		if st.nats.Storage == "" {
+			st.nats.Storage = natsbridge.DefaultStorage
+		}
+		if err := st.nats.Validate(); err != nil {
+			return err
+		}
+	} else if st.natsOnlySet {
+		return errors.New("nats-url: NATS settings are given but no -nats-url")
 	}
 	// The drain grace takes at most a third of the shutdown timeout (see
 	// server.Shutdown); nothing else to reconcile: a stuck listener is cut
@@ -250,4 +281,24 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// natsSettingGiven reports whether a -nats-* setting other than -nats-url was
+// given, by flag or environment.
+func natsSettingGiven(fs *flag.FlagSet, getenv func(string) string) bool {
+	given := false
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.HasPrefix(f.Name, "nats-") || f.Name == "nats-url" {
+			return
+		}
+		if getenv(envName(f.Name)) != "" {
+			given = true
+		}
+	})
+	fs.Visit(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Name, "nats-") && f.Name != "nats-url" {
+			given = true
+		}
+	})
+	return given
 }

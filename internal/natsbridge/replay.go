@@ -14,6 +14,30 @@ import (
 // replayBatch is how many messages a replay asks for at a time.
 const replayBatch = 256
 
+// FirstSeq returns the stream's first stored sequence (1 when nothing is
+// stored): sequences below it are gone. It fails with ErrStreamChanged when
+// the stream is not the incarnation id, and with ErrUnavailable when the
+// bridge is not joined or the stream does not answer within
+// Config.PublishTimeout.
+func (b *Bridge) FirstSeq(ctx context.Context, id Identity) (uint64, error) {
+	if err := b.canPublish(ctx); err != nil {
+		return 0, err
+	}
+	actx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	info, err := b.streamInfo(actx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: stream info: %w", ErrUnavailable, err)
+	}
+	if !identityOf(info).Equal(id) {
+		return 0, fmt.Errorf("%w: asked for %s, stream is %s", ErrStreamChanged, id, identityOf(info))
+	}
+	if info.State.LastSeq == 0 {
+		return 1, nil
+	}
+	return info.State.FirstSeq, nil
+}
+
 // Replay hands fn, in stream order, the messages stored in the stream with
 // sequences in [from, to) and, when topics is not empty, a topic in topics.
 // It returns gone, how many sequences at the start of the range are older than

@@ -68,6 +68,16 @@ func TestReplay(t *testing.T) {
 		})
 	}
 
+	t.Run("first sequence", func(t *testing.T) {
+		if first, err := b.FirstSeq(testCtx(t), id); err != nil || first != 6 {
+			t.Fatalf("FirstSeq = %d, %v; want 6", first, err)
+		}
+		old := id
+		old.Created = old.Created.Add(-time.Nanosecond)
+		if _, err := b.FirstSeq(testCtx(t), old); !errors.Is(err, natsbridge.ErrStreamChanged) {
+			t.Fatalf("FirstSeq with another identity: %v, want ErrStreamChanged", err)
+		}
+	})
 	t.Run("callback error stops", func(t *testing.T) {
 		stop := errors.New("enough")
 		calls := 0

@@ -122,3 +122,29 @@ func TestSubscribeAfterOnEmptyRing(t *testing.T) {
 		t.Fatalf("got %v", got)
 	}
 }
+
+// TestSkipThroughAndNextKey: a subscriber told to skip through a key passes
+// over the frames up to it, without counting them as missed; NextKey tells
+// the key it will look at next.
+func TestSkipThroughAndNextKey(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8})
+	sub := subscribe(t, r)
+	if _, ok := sub.NextKey(); ok {
+		t.Fatal("NextKey on an empty ring")
+	}
+	for _, k := range []uint64{10, 11, 12, 13} {
+		res, err := r.Reserve("", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Commit(res, fanout.Message{Data: []byte(fmt.Sprint(k)), Key: k})
+	}
+	if k, ok := sub.NextKey(); !ok || k != 10 {
+		t.Fatalf("NextKey: %d %v, want 10", k, ok)
+	}
+	sub.SkipThrough(11)
+	if got, missed := readAll(sub); missed != 0 || !equal(got, []string{"12", "13"}) {
+		t.Fatalf("got %v (missed %d), want [12 13]", got, missed)
+	}
+}

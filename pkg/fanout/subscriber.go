@@ -23,6 +23,7 @@ type Subscriber struct {
 	// pos mirrors next for Ring.Missed, stored at the end of each Read.
 	pos    atomic.Uint64
 	next   uint64 // sequence number of the next frame to look at
+	skip   uint64 // frames with a key up to this one are passed over
 	total  uint64 // frames missed since creation
 	slot   int    // index in its shard's subscriber list; guarded by shard.mu
 	shard  int
@@ -144,7 +145,7 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 			continue
 		}
 		want, k := s.wants(f)
-		if !want {
+		if !want || f.key <= s.skip {
 			s.next++
 			continue
 		}
@@ -220,6 +221,23 @@ func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
 	case <-expired:
 		return ErrTimeout
 	}
+}
+
+// SkipThrough makes the subscriber pass over, without counting them as
+// missed, the frames whose key is key or less: those its client already has
+// (from another instance further ahead in a shared stream, say).
+func (s *Subscriber) SkipThrough(key uint64) { s.skip = key }
+
+// NextKey returns the key of the next frame the subscriber will look at, if
+// that frame is already visible and still held.
+func (s *Subscriber) NextKey() (uint64, bool) {
+	if s.next > s.ring.visible.Load() {
+		return 0, false
+	}
+	if f := s.ring.frameAt(s.next); f != nil {
+		return f.key, true
+	}
+	return 0, false
 }
 
 // Next returns the sequence number of the next frame the subscriber will

@@ -99,6 +99,9 @@ type Config struct {
 	Retry time.Duration
 	// Replay turns resume with Last-Event-ID on (the default).
 	Replay bool
+	// Viewer serves the live viewer page on GET /; false leaves / unrouted
+	// (404).
+	Viewer bool
 	// MaxStreamAge, when positive, ends a stream cleanly at a random point
 	// between 80% and 100% of this age, so that long-lived listeners spread
 	// over instances behind a load balancer.
@@ -107,9 +110,6 @@ type Config struct {
 	// open connections (503 to POSTs, a retry hint to listeners) before it
 	// closes them.
 	DrainGrace time.Duration
-	// Viewer serves the live viewer page on GET /; false leaves / unrouted
-	// (404).
-	Viewer bool
 }
 
 // DefaultConfig returns the defaults: port 8080, 64 KiB bodies, 1 MiB

@@ -7,6 +7,8 @@ import (
 
 	json "github.com/goccy/go-json"
 	"github.com/valyala/fasthttp"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 )
 
 // health is the body of GET /health. The first group of fields, with their
@@ -36,6 +38,7 @@ type health struct {
 	FramesDelivered uint64  `json:"frames_delivered"`
 	Topics          int     `json:"topics"`
 	Buffer          int     `json:"buffer"`
+	Reason          string  `json:"reason,omitempty"` // why the status is degraded
 
 	Rejected     map[string]uint64 `json:"events_rejected_by_reason"`
 	TurnedAwayBy map[string]uint64 `json:"listeners_turned_away_by_reason"`
@@ -61,6 +64,7 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 		TotalAlloc:    fmt.Sprintf("%d MiB", m.TotalAlloc/mib),
 
 		Status:          s.status(),
+		Reason:          s.sharedProblem(),
 		Version:         s.cfg.Version,
 		UptimeSeconds:   time.Since(s.started).Round(time.Millisecond).Seconds(),
 		Listeners:       st.Listeners,
@@ -90,15 +94,35 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusOK, h)
 }
 
-// status is the service's state in one word.
+// status is the service's state in one word: "degraded" when events cannot
+// be shared with the other instances.
 func (s *Server) status() string {
 	switch s.state.Load() {
 	case stateStarting:
 		return "starting"
 	case stateServing:
+		if s.sharedProblem() != "" {
+			return "degraded"
+		}
 		return "ok"
 	}
 	return "shutting_down"
+}
+
+// sharedProblem says why events cannot be shared with the other instances
+// now, "" if they can (or there is no bridge).
+func (s *Server) sharedProblem() string {
+	if s.bridge == nil {
+		return ""
+	}
+	st := s.bridge.Status()
+	if st.State == natsbridge.StateReady {
+		return ""
+	}
+	if st.Reason != "" {
+		return "nats " + st.State.String() + ": " + st.Reason
+	}
+	return "nats " + st.State.String()
 }
 
 // handleLive is GET /health/live: 200 while the process serves.
@@ -128,7 +152,7 @@ func (s *Server) notReady() string {
 	case stateStarting:
 		return "starting"
 	case stateServing:
-		return ""
+		return s.sharedProblem()
 	}
 	return "shutting down"
 }

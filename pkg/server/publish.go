@@ -72,7 +72,12 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
-	if err := s.publish(ctx, in); err != nil {
+	if s.bridge != nil {
+		if err := s.publishShared(ctx, in); err != nil {
+			s.refuseShared(ctx, err)
+			return
+		}
+	} else if err := s.publish(in); err != nil {
 		s.refusePublish(ctx, err)
 		return
 	}
@@ -129,12 +134,12 @@ type input struct {
 
 // publish puts one event into the fan-out: numbered by the ring, its frame
 // finished in place, committed.
-func (s *Server) publish(_ *fasthttp.RequestCtx, in input) error {
+func (s *Server) publish(in input) error {
 	res, err := s.ring.Reserve(in.topic, 1)
 	if err != nil {
 		return err
 	}
-	sp := s.space.Load()
+	sp := s.epoch.Load().space
 	s.ring.Commit(res, fanout.Message{Data: finishFrame(in.payload, sp, res.Seq(), in.event), Stamp: in.stamp})
 	return nil
 }
@@ -179,12 +184,27 @@ func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, "empty batch")
 		return
 	}
+	if s.bridge != nil {
+		acked, err := s.publishSharedBatch(ctx, in, payloads)
+		s.stats.accepted.Add(uint64(acked))
+		if err != nil {
+			// The first acked events are stored (and will be broadcast);
+			// the others may be, or not. A retry with the same
+			// Idempotency-Key stores each at most once.
+			s.refuseShared(ctx, err)
+			ctx.SetBody(fmt.Appendf(nil, `{"error":%s,"accepted":%d}`, appendJSONString(nil, err.Error()), acked))
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, acked))
+		return
+	}
 	res, err := s.ring.Reserve(in.topic, len(payloads))
 	if err != nil {
 		s.refusePublish(ctx, err)
 		return
 	}
-	sp := s.space.Load()
+	sp := s.epoch.Load().space
 	msgs := make([]fanout.Message, len(payloads))
 	for i, p := range payloads {
 		msgs[i] = fanout.Message{Data: finishFrame(p, sp, res.Seq()+uint64(i), in.event), Stamp: in.stamp}

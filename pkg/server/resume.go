@@ -19,6 +19,8 @@ import (
 // resumePlan is what a stream sends before its first live frame.
 type resumePlan struct {
 	topics []string
+	// replay, with a bridge, is a range of the shared stream to send first.
+	replay *streamReplay
 	// gap: send a gap event first, with missed when known.
 	missed uint64
 	gap    bool
@@ -33,7 +35,8 @@ func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, 
 		sub, err := s.ring.Subscribe(topics...)
 		return sub, plan, err
 	}
-	sp := s.space.Load()
+	ep := s.adoptIdentity()
+	sp := ep.space
 	n, ok := sp.parse(lastID)
 	if !ok {
 		sub, err := s.ring.Subscribe(topics...)
@@ -44,6 +47,9 @@ func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, 
 	sub, res, err := s.ring.SubscribeAfter(key, topics...)
 	if err != nil {
 		return nil, plan, err
+	}
+	if s.bridge != nil {
+		return sub, s.planShared(sub, plan, ep, n), nil
 	}
 	switch res.Status {
 	case fanout.ResumeExact:

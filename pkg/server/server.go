@@ -59,6 +59,10 @@ type Deps struct {
 	// ObserveFanout, if set, is called with the time from an event's
 	// acceptance to its write on a sampled stream.
 	ObserveFanout func(time.Duration)
+	// Bridge, if set, shares events with other instances: POSTs are
+	// published to it, and the caller hands what it consumes to
+	// Server.Deliver. Nil: this instance alone.
+	Bridge Bridge
 }
 
 // Server is the HTTP service. Create it with [New], run it with
@@ -74,7 +78,9 @@ type Server struct {
 	http          *fasthttp.Server // the producer-facing server
 	streamHTTP    *fasthttp.Server // the stream server
 	streamLn      *chanListener
-	space         atomic.Pointer[idSpace] // the ids events are given now
+	bridge        Bridge                // nil: a single instance
+	epoch         atomic.Pointer[epoch] // the ids events are given now
+	consumer      consumer
 	cors          cors
 	events        eventBuilder
 	publishTokens *auth.Tokens
@@ -140,7 +146,12 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.warned.log = s.log
-	s.space.Store(newRunSpace())
+	if deps.Bridge != nil {
+		s.bridge = deps.Bridge
+		s.epoch.Store(&epoch{space: newRunSpace()}) // replaced by the stream's once known
+	} else {
+		s.epoch.Store(&epoch{space: newRunSpace()})
+	}
 	handler := s.routes()
 	s.http = &fasthttp.Server{
 		Handler:      handler,
@@ -376,8 +387,9 @@ func (s *Server) waitGrace(ctx context.Context) {
 // Listeners returns the number of listeners streaming now.
 func (s *Server) Listeners() int { return int(s.stats.listeners.Load()) }
 
-// Ready reports whether the service is serving and not shutting down.
-func (s *Server) Ready() bool { return s.state.Load() == stateServing }
+// Ready reports whether the service is serving, not shutting down, and, with
+// a bridge, able to share events with the other instances.
+func (s *Server) Ready() bool { return s.notReady() == "" }
 
 // handleParseError answers requests fasthttp could not read: heads over the
 // limit (431), requests not received in time (408) and malformed requests

@@ -121,6 +121,9 @@ type stats struct {
 	delivered atomic.Uint64
 	written   atomic.Uint64
 	panics    atomic.Uint64
+	// consumeDropped counts events consumed from the shared stream that
+	// could not be put in the ring (the topic limit).
+	consumeDropped atomic.Uint64
 }
 
 // Stats is a snapshot of the service's counters, for /health and metrics.

@@ -82,6 +82,9 @@ func (st *stream) run(w sink) {
 	if st.flush(w, nil) != nil {
 		return
 	}
+	if st.resume.replay != nil && st.replayFromStream(w) != nil {
+		return
+	}
 	if s.testHook != nil {
 		s.testHook("stream")
 	}
