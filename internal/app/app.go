@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/metrics"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
@@ -85,6 +86,7 @@ type parts struct {
 	watcher *hangup.Watcher    // nil where unsupported
 	bridge  *natsbridge.Bridge // nil without -nats-url
 	srv     *server.Server
+	pprof   *pprofServer // nil without -pprof-addr
 	ln      net.Listener
 	st      settings
 }
@@ -103,7 +105,11 @@ func start(st *settings, log *slog.Logger) (p *parts, err error) {
 	} else {
 		log.Info("hang-up detection unavailable; gone listeners are noticed at their next write", "error", werr)
 	}
-	deps := server.Deps{Ring: p.ring, Watcher: p.watcher, Log: log}
+	m := metrics.New()
+	deps := server.Deps{
+		Ring: p.ring, Watcher: p.watcher, Log: log,
+		ObservePost: m.ObservePost, ObserveFanout: m.ObserveFanout, Metrics: m.Handler(),
+	}
 	if st.nats.URLs != "" {
 		st.nats.Name = "pillarbox-event-dispatcher " + Version
 		p.bridge, err = natsbridge.New(st.nats, func(d natsbridge.Delivery) { p.srv.Deliver(d) }, log)
@@ -116,11 +122,21 @@ func start(st *settings, log *slog.Logger) (p *parts, err error) {
 	if err != nil {
 		return nil, err
 	}
+	src := metrics.Sources{Server: p.srv, Bridge: p.bridge, AcceptRetries: p.srv.AcceptRetries, Version: Version, Commit: commit()}
+	if p.watcher != nil {
+		src.HangupErrors = p.watcher.Errors
+	}
+	m.Watch(src)
 	if p.bridge != nil {
 		if err = p.bridge.Start(context.Background()); err != nil {
 			return nil, fmt.Errorf("nats: %w", err)
 		}
 		log.Info("nats", "state", p.bridge.Status().State.String(), "stream", st.nats.Stream, "url", redactURLs(st.nats.URLs))
+	}
+	if st.pprofAddr != "" {
+		if p.pprof, err = listenPprof(st.pprofAddr); err != nil {
+			return nil, err
+		}
 	}
 	if p.ln, err = net.Listen("tcp", st.server.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", st.server.Addr, err)
@@ -132,6 +148,9 @@ func start(st *settings, log *slog.Logger) (p *parts, err error) {
 func (p *parts) close() {
 	if p.ln != nil {
 		_ = p.ln.Close()
+	}
+	if p.pprof != nil {
+		_ = p.pprof.ln.Close()
 	}
 	if p.bridge != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -152,6 +171,14 @@ func (p *parts) run(ctx context.Context) error {
 	log.Info("listening", append([]any{"addr", p.ln.Addr().String(), "version", Version}, configAttrs(&p.st)...)...)
 	served := make(chan error, 1)
 	go func() { served <- p.srv.Serve(p.ln) }()
+	pprofDone := make(chan struct{})
+	if p.pprof != nil {
+		log.Info("serving profiles", "addr", p.pprof.ln.Addr().String())
+		go func() { defer close(pprofDone); p.pprof.serve() }()
+	} else {
+		close(pprofDone)
+	}
+	defer func() { <-pprofDone }()
 	select {
 	case err := <-served:
 		// The listener failed on its own: nothing is being served.
@@ -194,6 +221,9 @@ func (p *parts) shutdown(ctx context.Context) error {
 	err := p.srv.Shutdown(ctx)
 	if p.watcher != nil {
 		_ = p.watcher.Close()
+	}
+	if p.pprof != nil {
+		p.pprof.close(ctx)
 	}
 	return err
 }
@@ -270,16 +300,21 @@ var Commit = ""
 
 // versionLine is what -version prints: version, commit and Go version.
 func versionLine() string {
-	commit := Commit
-	if commit == "" {
-		commit = "unknown"
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					commit = s.Value
-				}
+	return fmt.Sprintf("event_dispatcher %s (commit %s, %s)", Version, commit(), runtime.Version())
+}
+
+// commit returns Commit, or the revision the Go toolchain recorded, or
+// "unknown".
+func commit() string {
+	if Commit != "" {
+		return Commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
 			}
 		}
 	}
-	return fmt.Sprintf("event_dispatcher %s (commit %s, %s)", Version, commit, runtime.Version())
+	return "unknown"
 }

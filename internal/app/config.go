@@ -27,6 +27,7 @@ var ErrUsage = errors.New("usage")
 // settings is everything the command line configures.
 type settings struct {
 	server          server.Config
+	pprofAddr       string
 	nats            natsbridge.Config // used when nats.URLs is set
 	logFormat       string
 	maxListeners    string // "auto" or a number
@@ -36,6 +37,7 @@ type settings struct {
 	logLevel        slog.Level
 	version         bool
 	natsOnlySet     bool // a -nats-* setting other than -nats-url was given
+	pprofRemote     bool
 }
 
 // envName returns the environment variable for a flag name.
@@ -128,6 +130,8 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		st.logFormat = v
 		return nil
 	})
+	fs.StringVar(&st.pprofAddr, "pprof-addr", "", "serve net/http/pprof on this address, a loopback one (empty: off)")
+	fs.BoolVar(&st.pprofRemote, "pprof-allow-remote", false, "allow -pprof-addr to be reachable from other hosts")
 	n := &st.nats
 	fs.StringVar(&n.URLs, "nats-url", "", "NATS server URLs, comma-separated, to share events with other instances through JetStream (empty: this instance alone)")
 	fs.StringVar(&n.CredsFile, "nats-creds", "", "NATS credentials file")
@@ -181,6 +185,11 @@ func (st *settings) validate() error {
 			return fmt.Errorf("max-listeners: want auto or a positive number, got %q", st.maxListeners)
 		}
 		st.server.MaxListeners = n
+	}
+	if st.pprofAddr != "" {
+		if err := checkPprofAddr(st.pprofAddr, st.pprofRemote); err != nil {
+			return err
+		}
 	}
 	if st.server.MaxBatch < st.server.MaxBody {
 		return fmt.Errorf("max-batch: %d bytes is less than max-body (%d): a batch could not hold one event", st.server.MaxBatch, st.server.MaxBody)

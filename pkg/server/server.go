@@ -59,6 +59,8 @@ type Deps struct {
 	// ObserveFanout, if set, is called with the time from an event's
 	// acceptance to its write on a sampled stream.
 	ObserveFanout func(time.Duration)
+	// Metrics, if set, serves GET /metrics.
+	Metrics fasthttp.RequestHandler
 	// Bridge, if set, shares events with other instances: POSTs are
 	// published to it, and the caller hands what it consumes to
 	// Server.Deliver. Nil: this instance alone.
@@ -75,6 +77,7 @@ type Server struct {
 	log           *slog.Logger
 	observePost   func(time.Duration)
 	observeFanout func(time.Duration)
+	metrics       fasthttp.RequestHandler
 	http          *fasthttp.Server // the producer-facing server
 	streamHTTP    *fasthttp.Server // the stream server
 	streamLn      *chanListener
@@ -133,6 +136,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		log:           deps.Log,
 		observePost:   deps.ObservePost,
 		observeFanout: deps.ObserveFanout,
+		metrics:       deps.Metrics,
 		cors:          newCORS(cfg.CORSOrigins),
 		events:        events,
 		proxies:       clientip.New(cfg.TrustedProxies),
@@ -202,6 +206,9 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.GET("/health", s.handleHealth)
 	r.GET("/health/live", s.handleLive)
 	r.GET("/health/ready", s.handleReady)
+	if s.metrics != nil {
+		r.GET("/metrics", s.metrics)
+	}
 	if s.cfg.Viewer {
 		r.GET("/", viewer.Handler)
 	}
@@ -382,6 +389,15 @@ func (s *Server) waitGrace(ctx context.Context) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// AcceptRetries returns how many times accepting a connection failed for lack
+// of resources (descriptors, memory) and was retried.
+func (s *Server) AcceptRetries() uint64 {
+	if l := s.accepts.Load(); l != nil {
+		return l.Retries()
+	}
+	return 0
 }
 
 // Listeners returns the number of listeners streaming now.
