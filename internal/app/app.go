@@ -92,8 +92,8 @@ type parts struct {
 }
 
 // start creates the parts in order; on error it closes what it created.
-func start(st *settings, log *slog.Logger) (p *parts, err error) {
-	p = &parts{log: log, st: *st}
+func start(st *settings, log *slog.Logger) (_ *parts, err error) {
+	p := &parts{log: log, st: *st}
 	defer func() {
 		if err != nil {
 			p.close()

@@ -6,7 +6,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"runtime"
 	"strings"
@@ -21,6 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	maybeExecWithNofile() // in a child that must run the service under a lower limit
 	goleak.VerifyTestMain(m,
 		// fasthttp's worker-pool janitor outlives a stopped server by up to
 		// its 10 s idle sleep; it holds nothing.
@@ -157,6 +160,16 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{"bad log format", []string{"-log-format", "xml"}, nil, "-log-format"},
 		{"bad origin", []string{"-cors-origins", "example.com"}, nil, "cors-origins"},
 		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/33"}, nil, "-trusted-proxies"},
+		{"batch smaller than an event", []string{"-max-body", "64KiB", "-max-batch", "1KiB"}, nil, "max-batch"},
+		{"NATS settings without a URL", []string{"-nats-stream", "X"}, nil, "nats-url"},
+		{"NATS settings without a URL, env", nil, map[string]string{"DISPATCHER_NATS_STORAGE": "file"}, "nats-url"},
+		{"bad NATS storage", []string{"-nats-url", "nats://127.0.0.1:1", "-nats-storage", "disk"}, nil, "Storage"},
+		{"remote pprof", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, "pprof-addr"},
+		{"bad streamer", []string{"-streamer", "fast"}, nil, "streamer"},
+		{"bad max-listeners", []string{"-max-listeners", "many"}, nil, "max-listeners"},
+		{"empty token in a list", []string{"-publish-token", "a,,b"}, nil, "publish-token"},
+		{"short stream age", []string{"-max-stream-age", "10ms"}, nil, "max-stream-age"},
+		{"short shutdown timeout", []string{"-shutdown-timeout", "1ms"}, nil, "shutdown-timeout"},
 		{"unknown flag", []string{"-nope"}, nil, "-nope"},
 		{"stray argument", []string{"extra"}, nil, "extra"},
 	}
@@ -164,7 +177,10 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			getenv := func(k string) string { return tc.env[k] }
-			err := app.Run(context.Background(), tc.args, getenv, io.Discard, io.Discard)
+			// Bounded: a setting accepted by mistake would serve until ctx ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			err := app.Run(ctx, tc.args, getenv, io.Discard, io.Discard)
 			if err == nil {
 				t.Fatal("Run accepted the setting")
 			}
@@ -176,6 +192,35 @@ func TestRunRefusesBadSettings(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFailedStartReleasesEverything: when the port is taken, Run returns an
+// error and leaves nothing running (no goroutine, no descriptor).
+func TestFailedStartReleasesEverything(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	fds := openDescriptors(t)
+	err = app.Run(context.Background(), []string{"-port", ln.Addr().String()}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "listen on") {
+		t.Fatalf("Run on a taken port: %v", err)
+	}
+	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	if after := openDescriptors(t); after != fds {
+		t.Errorf("%d descriptors open after the failed start, %d before", after, fds)
+	}
+}
+
+// openDescriptors counts the process's open descriptors.
+func openDescriptors(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd")
+	}
+	return len(entries)
 }
 
 func TestHelpListsEveryFlag(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/auth"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -101,12 +102,12 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		return err
 	})
 	fs.Func("publish-token", "comma-separated bearer tokens accepted to POST events (several for rotation; empty: none)", func(v string) error {
-		c.PublishTokens = splitList(v)
+		c.PublishTokens = strings.Split(v, ",") // checked in validate, never echoed
 		return nil
 	})
 	fs.Func("listen-token", "comma-separated tokens accepted to listen, as a bearer token, a token query parameter or a dispatcher_token cookie (empty: none)",
 		func(v string) error {
-			c.ListenTokens = splitList(v)
+			c.ListenTokens = strings.Split(v, ",") // checked in validate, never echoed
 			return nil
 		})
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "a listener that stops reading is cut after this long")
@@ -185,6 +186,14 @@ func (st *settings) validate() error {
 			return fmt.Errorf("max-listeners: want auto or a positive number, got %q", st.maxListeners)
 		}
 		st.server.MaxListeners = n
+	}
+	for _, tokens := range []struct {
+		setting string
+		list    []string
+	}{{"publish-token", st.server.PublishTokens}, {"listen-token", st.server.ListenTokens}} {
+		if _, err := auth.ParseTokens(strings.Join(tokens.list, ",")); err != nil {
+			return fmt.Errorf("%s: %w", tokens.setting, err)
+		}
 	}
 	if st.pprofAddr != "" {
 		if err := checkPprofAddr(st.pprofAddr, st.pprofRemote); err != nil {

@@ -88,7 +88,9 @@ func (sp *idSpace) key(n uint64) uint64 { return sp.keyBase + n }
 // a foreign or malformed id.
 func (sp *idSpace) parse(id []byte) (n uint64, ok bool) {
 	rest, found := bytes.CutPrefix(id, sp.prefix)
-	if !found || len(rest) == 0 || len(rest) > 20 || (len(rest) > 1 && rest[0] == '0') {
+	// Numbers are written without leading zeros; a run's start at 1, a
+	// stream's 0 is the id of a stream's start (after a gap).
+	if !found || len(rest) == 0 || len(rest) > 20 || (rest[0] == '0' && (len(rest) > 1 || sp.keyBase == 0)) {
 		return 0, false
 	}
 	for _, c := range rest {

@@ -51,6 +51,11 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, errInvalidEvent.Error())
 		return
 	}
+	if string(event) == "gap" {
+		// The service's own event: a producer must not be able to forge it.
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, `event name "gap" is reserved for the service`)
+		return
+	}
 	batch := isNDJSON(ctx.Request.Header.ContentType())
 	limit := s.cfg.MaxBody
 	if batch {
@@ -172,6 +177,11 @@ func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 		line = bytes.TrimSuffix(line, []byte{'\r'})
 		if len(bytes.TrimLeft(line, " \t\r")) == 0 {
 			continue
+		}
+		if len(line) > s.cfg.MaxBody {
+			s.reject(ctx, RejectTooLarge, fasthttp.StatusRequestEntityTooLarge,
+				fmt.Sprintf("line %d: larger than %d bytes; nothing was published", lineNo, s.cfg.MaxBody))
+			return
 		}
 		p, err := s.events.appendPayload(newFrameBuf(s.events.payloadSize(len(line))), line, ip)
 		if err != nil {

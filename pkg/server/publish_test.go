@@ -315,3 +315,20 @@ func TestPublishToken(t *testing.T) {
 		}
 	}
 }
+
+// TestReservedAndOversizedInBatches: "gap" cannot be posted as an event name
+// (listeners must be able to trust it), and a batch line over -max-body is
+// refused like a single event of that size.
+func TestReservedAndOversizedInBatches(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.MaxBody = 64 })
+	l := ts.listen(t)
+	req, _ := http.NewRequest(http.MethodPost, ts.url+"/api/events?event=gap", strings.NewReader(`{"missed":0}`))
+	checkError(t, ts.do(t, req), http.StatusBadRequest, `"gap" is reserved`)
+	batch := "{\"a\":1}\n{\"p\":\"" + strings.Repeat("x", 100) + "\"}\n"
+	checkError(t, ts.post(t, batch, "Content-Type", "application/x-ndjson"), http.StatusRequestEntityTooLarge, "line 2: larger than 64 bytes")
+	ts.mustPost(t, `{"after":1}`)
+	if m := l.nextEvent(t); m.Data != `{"after":1,"user_ip":"127.0.0.1"}` {
+		t.Fatalf("published %q before the event after the refusals", m.Data)
+	}
+}

@@ -54,6 +54,9 @@ func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, 
 	switch res.Status {
 	case fanout.ResumeExact:
 	case fanout.ResumeOlder:
+		if res.Oldest == key+1 {
+			break // the oldest held is the very next event: nothing missed
+		}
 		plan.gap = true
 		if len(topics) == 0 && res.Oldest > key {
 			// In a run, keys are consecutive: every event between the

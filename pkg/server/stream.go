@@ -28,11 +28,16 @@ import (
 // touching the RequestCtx once the stream runs.
 func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	_, onStreamServer := ctx.Conn().(*replayConn)
-	http11 := ctx.Request.Header.IsHTTP11()
-	if !onStreamServer && s.cfg.Streamer == StreamWriter && http11 {
-		s.handOver(ctx)
-		return
+	if onStreamServer {
+		// The stream server serves one request per connection: whatever the
+		// answer, the connection closes after it, and the client is told.
+		defer func() {
+			if !ctx.Response.IsBodyStream() {
+				ctx.SetConnectionClose()
+			}
+		}()
 	}
+	http11 := ctx.Request.Header.IsHTTP11()
 	if !s.listenAllowed(ctx) {
 		s.stats.turnedAway[TurnAwayUnauthorized].Add(1)
 		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
@@ -43,6 +48,12 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.stats.turnedAway[TurnAwayInvalid].Add(1)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
+	if !onStreamServer && s.cfg.Streamer == StreamWriter && http11 {
+		// Refusals above are answered here, on a connection that stays
+		// open; a stream is handed over.
+		s.handOver(ctx)
 		return
 	}
 	h := &ctx.Response.Header
