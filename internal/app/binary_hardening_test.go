@@ -69,10 +69,10 @@ func startBinary(t *testing.T, nofile int, args ...string) *service {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd = exec.Command(self, append([]string{bin}, args...)...) //nolint:gosec // the test binary itself
+		cmd = exec.Command(self, append([]string{bin}, args...)...)
 		cmd.Env = append(os.Environ(), execWithNofile+"="+strconv.Itoa(nofile))
 	} else {
-		cmd = exec.Command(bin, args...) //nolint:gosec // the freshly built binary
+		cmd = exec.Command(bin, args...)
 	}
 	logs := &syncBuffer{}
 	cmd.Stderr = logs
@@ -209,7 +209,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 	// 200 listeners: 128 get a stream, the others a retry hint.
 	var mu sync.Mutex
 	streams, turnedAway := 0, 0
-	var conns []net.Conn
+	conns := make([]net.Conn, 0, 200)
 	for range 200 {
 		c, err := net.Dial("tcp", s.addr)
 		if err != nil {
@@ -223,6 +223,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 			t.Fatalf("listener: %v", err)
 		}
 		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		defer resp.Body.Close()
 		mu.Lock()
 		switch line {
 		case ": connected\n":
