@@ -223,7 +223,7 @@ func TestDescriptorExhaustion(t *testing.T) {
 			t.Fatalf("listener: %v", err)
 		}
 		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
-		defer resp.Body.Close()
+		t.Cleanup(func() { _ = resp.Body.Close() })
 		mu.Lock()
 		switch line {
 		case ": connected\n":
