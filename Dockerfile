@@ -15,7 +15,9 @@ ARG GO_VERSION=1.26
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src
-ENV CGO_ENABLED=0 GOTOOLCHAIN=local
+# GOWORK=off: the image builds the service module alone; go.work (which adds
+# the bench module for development) would pull the bench's dependencies in.
+ENV CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off
 
 # Dependencies first, so that this layer is reused while go.mod/go.sum stay the same.
 COPY go.mod go.sum ./
