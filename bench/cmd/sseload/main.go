@@ -1,6 +1,7 @@
 // Command sseload load-tests a Pillarbox Event Dispatcher deployment (or any
-// server with the same wire format): L listeners on GET /events, P producers
-// on POST /api/events, and a report of throughput, delivery and latency.
+// server with the same wire format, or Centrifugo's unidirectional SSE with
+// -protocol centrifugo): L listeners on GET /events, P producers on POST
+// /api/events, and a report of throughput, delivery and latency.
 //
 //	go run ./bench/cmd/sseload -url http://127.0.0.1:8080 -listeners 1000 -producers 8 -duration 10s
 //
@@ -29,7 +30,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg := load.DefaultConfig()
 	fs := flag.NewFlagSet("sseload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the service (events at <url>/events, posts to <url>/api/events)")
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "base URL of the service (events at <url>/events, posts to <url>/api/events; see -protocol)")
+	protocol := fs.String("protocol", load.ProtocolDispatcher, "server API: dispatcher (GET /events, POST /api/events) or centrifugo (GET /connection/uni_sse with -token, POST /api/publish with -api-key to -channel)")
+	cf := load.Centrifugo{}
+	fs.StringVar(&cf.Channel, "channel", "bench", "centrifugo: channel the events are published to")
+	fs.StringVar(&cf.APIKey, "api-key", "", "centrifugo: HTTP API key (X-API-Key) for the producers")
+	fs.StringVar(&cf.Token, "token", "", "centrifugo: connection JWT for the listeners, subscribing them to -channel (its \"channels\" claim)")
 	fs.IntVar(&cfg.Listeners, "listeners", cfg.Listeners, "number of SSE listeners")
 	fs.IntVar(&cfg.Producers, "producers", cfg.Producers, "number of producers, one keep-alive connection each")
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "total events/s over all producers (0 = as fast as possible)")
@@ -79,6 +85,14 @@ Usage: sseload [flags]
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "sseload: unexpected arguments %v\n", fs.Args())
+		return 2
+	}
+	switch *protocol {
+	case load.ProtocolDispatcher:
+	case load.ProtocolCentrifugo:
+		cfg.Centrifugo = &cf
+	default:
+		fmt.Fprintf(stderr, "sseload: -protocol must be %s or %s\n", load.ProtocolDispatcher, load.ProtocolCentrifugo)
 		return 2
 	}
 	if !*quiet {

@@ -23,6 +23,13 @@ func TestFlags(t *testing.T) {
 	if code := run([]string{"extra"}, &out, &errOut); code != 2 {
 		t.Fatalf("extra argument: %d", code)
 	}
+	if code := run([]string{"-protocol", "nats"}, &out, &errOut); code != 2 {
+		t.Fatalf("unknown protocol: %d", code)
+	}
+	if code := run([]string{"-protocol", "centrifugo", "-listeners", "1", "-quiet"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "-token") {
+		t.Fatalf("centrifugo without a token: %d %s", code, errOut.String())
+	}
 	if code := run([]string{"-url", "http://127.0.0.1:1", "-listeners", "1", "-connect-timeout", "200ms", "-quiet"}, &out, &errOut); code != 1 {
 		t.Fatalf("unreachable server: %d", code)
 	}

@@ -27,20 +27,26 @@ type Body struct {
 }
 
 // MinBodySize is the smallest body NewBody can produce (empty padding).
-var MinBodySize = len(buildBody("00000000", 0, 0).buf)
+var MinBodySize = len(buildBody("", "", "00000000", 0, 0).buf)
 
 // NewBody builds a body of approximately size bytes (exactly size when size
 // is at least MinBodySize for the given producer id) for producer pid of run.
 func NewBody(run string, pid int, size int) *Body {
-	b := buildBody(run, pid, 0)
-	if pad := size - len(b.buf); pad > 0 {
-		b = buildBody(run, pid, pad)
+	return newWrappedBody("", "", run, pid, size)
+}
+
+// newWrappedBody is NewBody with the event between prefix and suffix (the
+// POST body of protocols that wrap the event); size is the event's.
+func newWrappedBody(prefix, suffix, run string, pid int, size int) *Body {
+	b := buildBody(prefix, suffix, run, pid, 0)
+	if pad := size - (len(b.buf) - len(prefix) - len(suffix)); pad > 0 {
+		b = buildBody(prefix, suffix, run, pid, pad)
 	}
 	return b
 }
 
-func buildBody(run string, pid int, pad int) *Body {
-	var buf []byte
+func buildBody(prefix, suffix, run string, pid int, pad int) *Body {
+	buf := append([]byte(nil), prefix...)
 	buf = append(buf, `{"run":"`...)
 	buf = append(buf, run...)
 	buf = append(buf, `","pid":`...)
@@ -54,6 +60,7 @@ func buildBody(run string, pid int, pad int) *Body {
 	buf = append(buf, `,"pad":"`...)
 	buf = append(buf, bytes.Repeat([]byte{'x'}, pad)...)
 	buf = append(buf, `"}`...)
+	buf = append(buf, suffix...)
 	b := &Body{buf: buf, seqOff: seqOff, tsOff: tsOff}
 	b.Set(0, 0)
 	return b
@@ -104,12 +111,26 @@ type eventFields struct {
 	ts  int64
 }
 
+// maxEventDepth bounds how deep parseEvent looks for the event's fields.
+const maxEventDepth = 4
+
 // parseEvent extracts run, pid, seq and ts from a JSON event line without
-// a full JSON decode: one forward pass over the top-level members. Keys may
-// appear in any order (the service appends user_ip, the baseline sorts keys)
-// and numbers may have been re-encoded in exponent form.
+// a full JSON decode: one forward pass over the members of the top-level
+// object, descending into object values (up to maxEventDepth levels) until
+// one object holds all four, so the fields are found wherever a server's
+// envelope puts the event (Centrifugo: {"channel":…,"pub":{"data":{…}}}).
+// Keys may appear in any order (the service appends user_ip, the baseline
+// sorts keys) and numbers may have been re-encoded in exponent form.
 func parseEvent(p []byte) (eventFields, bool) {
-	var f eventFields
+	f, found, _ := parseObject(p, skipSpace(p, 0), 0)
+	return f, found
+}
+
+// parseObject parses the object at p[i]. It returns the fields of the
+// first object, this one or one nested in it, that holds all four (found),
+// or, when none does, the index after this object (-1 when it is
+// malformed). It stops reading as soon as it has found them.
+func parseObject(p []byte, i, depth int) (f eventFields, found bool, end int) {
 	const (
 		hasRun = 1 << iota
 		hasPid
@@ -117,29 +138,30 @@ func parseEvent(p []byte) (eventFields, bool) {
 		hasTs
 		hasAll = hasRun | hasPid | hasSeq | hasTs
 	)
-	var have uint8
-	i := skipSpace(p, 0)
 	if i >= len(p) || p[i] != '{' {
-		return f, false
+		return f, false, -1
 	}
-	i++
-	for have != hasAll {
-		i = skipSpace(p, i)
+	var have uint8
+	i = skipSpace(p, i+1)
+	if i < len(p) && p[i] == '}' {
+		return f, false, i + 1
+	}
+	for {
 		if i >= len(p) || p[i] != '"' {
-			return f, false
+			return f, false, -1
 		}
 		keyEnd := bytes.IndexByte(p[i+1:], '"')
 		if keyEnd < 0 {
-			return f, false
+			return f, false, -1
 		}
 		key := p[i+1 : i+1+keyEnd]
 		i = skipSpace(p, i+2+keyEnd)
 		if i >= len(p) || p[i] != ':' {
-			return f, false
+			return f, false, -1
 		}
 		i = skipSpace(p, i+1)
 		if i >= len(p) {
-			return f, false
+			return f, false, -1
 		}
 		var ok bool
 		switch string(key) {
@@ -159,18 +181,35 @@ func parseEvent(p []byte) (eventFields, bool) {
 			f.ts, i, ok = numberAt(p, i)
 			have |= hasTs
 		default:
-			i, ok = skipValue(p, i)
+			if p[i] == '{' && depth < maxEventDepth {
+				inner, innerFound, end := parseObject(p, i, depth+1)
+				if innerFound {
+					return inner, true, 0
+				}
+				i, ok = end, end >= 0
+			} else {
+				i, ok = skipValue(p, i)
+			}
 		}
 		if !ok {
-			return f, false
+			return f, false, -1
+		}
+		if have == hasAll {
+			return f, true, 0
 		}
 		i = skipSpace(p, i)
-		if i >= len(p) || p[i] != ',' {
-			break
+		if i >= len(p) {
+			return f, false, -1
 		}
-		i++
+		switch p[i] {
+		case ',':
+			i = skipSpace(p, i+1)
+		case '}':
+			return f, false, i + 1
+		default:
+			return f, false, -1
+		}
 	}
-	return f, have == hasAll
 }
 
 // stringAt returns the raw contents of the JSON string starting at p[i]

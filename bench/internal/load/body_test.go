@@ -60,11 +60,15 @@ func TestParseEventShapes(t *testing.T) {
 	b.Set(99, 1_764_000_000_000_000_123)
 	own := string(b.Bytes())
 	cases := map[string]string{
-		"as sent":          own,
-		"service appended": own[:len(own)-1] + `,"user_ip":"127.0.0.1"}`,
-		"baseline sorted":  `{"pad":"xx\"x","pid":3,"run":"abcd1234","seq":99,"ts":1764000000000000123,"user_ip":"127.0.0.1"}`,
-		"spaces":           `{ "run" : "abcd1234" , "pid" : 3, "seq":  99 , "ts": 1764000000000000123 }`,
-		"nested first":     `{"meta":{"a":[1,{"b":"}"}]},"run":"abcd1234","pid":3,"seq":99,"ts":1764000000000000123}`,
+		"as sent":             own,
+		"service appended":    own[:len(own)-1] + `,"user_ip":"127.0.0.1"}`,
+		"baseline sorted":     `{"pad":"xx\"x","pid":3,"run":"abcd1234","seq":99,"ts":1764000000000000123,"user_ip":"127.0.0.1"}`,
+		"spaces":              `{ "run" : "abcd1234" , "pid" : 3, "seq":  99 , "ts": 1764000000000000123 }`,
+		"nested first":        `{"meta":{"a":[1,{"b":"}"}]},"run":"abcd1234","pid":3,"seq":99,"ts":1764000000000000123}`,
+		"centrifugo envelope": `{"channel":"bench","pub":{"data":` + own + `,"offset":7}}`,
+		"envelope, tags first": `{"channel":"bench","pub":{"tags":{"run":"no"},"info":{"user":"u"},"data":` +
+			`{"pad":"x","run":"abcd1234","pid":3,"seq":99,"ts":1764000000000000123}}}`,
+		"deepest allowed": `{"a":{"b":{"c":{"d":{"run":"abcd1234","pid":3,"seq":99,"ts":1764000000000000123}}}}}`,
 	}
 	for name, line := range cases {
 		f, ok := parseEvent([]byte(line))
@@ -77,7 +81,9 @@ func TestParseEventShapes(t *testing.T) {
 	if !ok || f.ts != 1764000000000000000 {
 		t.Errorf("exponent form: %+v %v", f, ok)
 	}
-	for _, bad := range []string{``, `[]`, `{"run":"r","pid":1}`, `{"run":"r","pid":x,"seq":1,"ts":1}`, `{"run":"r`} {
+	for _, bad := range []string{``, `[]`, `{"run":"r","pid":1}`, `{"run":"r","pid":x,"seq":1,"ts":1}`, `{"run":"r`,
+		`{"connect":{"client":"c","subs":{"bench":{}}}}`, `{}`, `{"a":{"run":"r","pid":1},"seq":2,"ts":3}`,
+		`{"a":{"b":{"c":{"d":{"e":{"run":"r","pid":1,"seq":2,"ts":3}}}}}}`, `{"a":{"run":"r"`, `{"a":1 "b":2}`} {
 		if _, ok := parseEvent([]byte(bad)); ok {
 			t.Errorf("%q parsed", bad)
 		}

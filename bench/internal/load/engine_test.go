@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,19 @@ func testConfig(url string) Config {
 	cfg.Label = "test"
 	cfg.ServerPID = os.Getpid() // the baseline runs in this process
 	return cfg
+}
+
+// runWarnings returns the report's warnings about the run itself, leaving
+// out the one about other processes using the CPU, which says only that the
+// machine is busy.
+func runWarnings(rep *Report) []string {
+	var w []string
+	for _, x := range rep.Warnings {
+		if !strings.HasPrefix(x, "other processes used") {
+			w = append(w, x)
+		}
+	}
+	return w
 }
 
 func checkExactlyOnce(t *testing.T, rep *Report, healthy int, events int64) {
@@ -390,8 +404,8 @@ func TestRunAgainstOriginal(t *testing.T) {
 	if l.E2E.Count < l.Delivered || l.E2E.P50Us <= 0 {
 		t.Fatalf("e2e %+v", l.E2E)
 	}
-	if !rep.Params.ReadyOnSend || len(rep.Warnings) != 0 {
-		t.Fatalf("params %+v, warnings %q", rep.Params, rep.Warnings)
+	if w := runWarnings(rep); !rep.Params.ReadyOnSend || len(w) != 0 {
+		t.Fatalf("params %+v, warnings %q", rep.Params, w)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.Listeners() != 0 && time.Now().Before(deadline) {

@@ -17,10 +17,17 @@ import (
 // separately and never as deliveries.
 //
 // Line endings may be LF or CRLF. A lone CR line ending is not supported (the
-// service and the baseline only emit LF).
+// service, the baselines and Centrifugo only emit LF).
 //
 // Every Nth data block (see SampleEvery) has its first data line copied so the
 // caller can parse it; all other frames are only counted.
+//
+// With EventPrefix set (Centrifugo, whose connect reply and pings are data
+// blocks too), a data block is an event only when the payload of its first
+// data line starts with EventPrefix; the others are counted in Control.
+//
+// A FrameScanner is not safe for concurrent use; its zero value (plus the
+// options) is ready to use.
 type FrameScanner struct {
 	// Data is the number of delivered data events ("message" events).
 	Data int64
@@ -36,8 +43,19 @@ type FrameScanner struct {
 	// Named is the number of data blocks with an event type other than
 	// "message" and "gap".
 	Named int64
+	// Control is the number of data blocks that are not events because
+	// their payload does not start with EventPrefix.
+	Control int64
 	// Blocks is the total number of complete blocks seen (of any kind).
 	Blocks int64
+
+	// EventPrefix, when not nil, is how the payload of an event's first
+	// data line starts (see the type's comment).
+	EventPrefix []byte
+	// OnControl, when set, receives the payload of the first data line of
+	// every control block (only with EventPrefix; at most maxCapture
+	// bytes). The slice is only valid during the call.
+	OnControl func(payload []byte)
 
 	// SampleEvery selects 1 in N data events for OnSample; 0 disables sampling.
 	SampleEvery int64
@@ -54,8 +72,8 @@ type FrameScanner struct {
 	kind     lineKind
 	prefix   [prefixCap]byte
 	plen     int
-	capture  bool
-	captured []byte
+	capture  bool   // the line is being copied into captured
+	captured []byte // the block's first data line (up to maxCapture bytes)
 
 	// block state
 	hasData     bool
@@ -63,6 +81,8 @@ type FrameScanner struct {
 	eventKind   eventKind
 	countdown   int64 // data blocks until the next sample
 	blockSample bool  // captured holds the first data line of this block
+	sampleThis  bool  // the block was picked for sampling
+	truncated   bool  // captured holds only the first maxCapture bytes
 	sawLine     bool  // the block has at least one non-blank line
 }
 
@@ -98,9 +118,16 @@ func (s *FrameScanner) Feed(p []byte) {
 		if s.lineLen == 0 && !s.sawLine && len(p) > 6 && p[0] == 'd' && string(p[:5]) == "data:" {
 			if i := bytes.IndexByte(p, '\n'); i >= 0 && i+1 < len(p) && p[i+1] == '\n' {
 				s.Blocks++
-				s.Data++
-				if s.takeSample() && s.OnSample != nil {
-					s.OnSample(dataPayload(p[:i]))
+				if s.EventPrefix != nil && !bytes.HasPrefix(dataPayload(p[:i]), s.EventPrefix) {
+					s.Control++
+					if s.OnControl != nil {
+						s.OnControl(dataPayload(p[:i]))
+					}
+				} else {
+					s.Data++
+					if s.takeSample() && s.OnSample != nil {
+						s.OnSample(dataPayload(p[:i]))
+					}
 				}
 				p = p[i+2:]
 				continue
@@ -139,8 +166,11 @@ func (s *FrameScanner) linePart(seg []byte) {
 	}
 	if s.capture {
 		if len(s.captured)+len(seg) > maxCapture {
-			s.capture = false // too long to be one of our events: give up
-			s.captured = s.captured[:0]
+			// Too long to be one of our events: keep the start (enough
+			// to classify the block), never sample it.
+			s.captured = append(s.captured, seg[:maxCapture-len(s.captured)]...)
+			s.capture = false
+			s.truncated = true
 			return
 		}
 		s.captured = append(s.captured, seg...)
@@ -157,9 +187,8 @@ func (s *FrameScanner) classify(final bool) {
 	case bytes.HasPrefix(p, []byte("data:")) || (final && isField(p, "data")):
 		s.kind = lineData
 		if !s.hasData {
-			if s.takeSample() || s.eventKind == eventGap {
-				s.capture = true
-			}
+			s.sampleThis = s.takeSample()
+			s.capture = s.sampleThis || s.eventKind == eventGap || s.EventPrefix != nil
 		}
 	case bytes.HasPrefix(p, []byte("event:")) || (final && isField(p, "event")):
 		s.kind = lineEvent
@@ -209,7 +238,7 @@ func (s *FrameScanner) endLine() {
 	s.sawLine = true
 	switch s.kind {
 	case lineData:
-		if s.capture {
+		if !s.hasData && (s.capture || s.truncated) {
 			s.blockSample = true
 		}
 		s.hasData = true
@@ -260,15 +289,22 @@ func (s *FrameScanner) endBlock() {
 		return
 	}
 	s.Blocks++
+	complete := s.blockSample && !s.truncated
 	switch {
+	case s.hasData && s.eventKind == eventMessage && s.EventPrefix != nil &&
+		(!s.blockSample || !bytes.HasPrefix(dataPayload(s.captured), s.EventPrefix)):
+		s.Control++
+		if s.OnControl != nil {
+			s.OnControl(dataPayload(s.captured))
+		}
 	case s.hasData && s.eventKind == eventMessage:
 		s.Data++
-		if s.blockSample && s.OnSample != nil {
+		if complete && s.sampleThis && s.OnSample != nil {
 			s.OnSample(dataPayload(s.captured))
 		}
 	case s.hasData && s.eventKind == eventGap:
 		s.Gaps++
-		if s.blockSample {
+		if complete {
 			s.GapMissed += parseMissed(dataPayload(s.captured))
 		}
 	case s.hasData:
@@ -282,6 +318,8 @@ func (s *FrameScanner) endBlock() {
 	s.hasRetry = false
 	s.eventKind = eventMessage
 	s.blockSample = false
+	s.sampleThis = false
+	s.truncated = false
 	s.captured = s.captured[:0]
 	s.sawLine = false
 }

@@ -117,6 +117,64 @@ func TestFrameScannerLongLineAcrossReads(t *testing.T) {
 	}
 }
 
+// centrifugoStream is what a Centrifugo uni_sse listener of channel "bench"
+// reads: a blank line, the connect reply, publications and pings.
+var centrifugoStream = "\r\n" +
+	"data: {\"connect\":{\"client\":\"c1\",\"subs\":{\"bench\":{}},\"ping\":25}}\n\n" +
+	"data: {\"channel\":\"bench\",\"pub\":{\"data\":{\"n\":1}}}\n\n" +
+	"data: {}\n\n" +
+	"data: {\"channel\":\"bench\",\"pub\":{\"data\":{\"n\":2}}}\n\n" +
+	"data: {\"channel\":\"other\",\"pub\":{\"data\":{\"n\":0}}}\n\n" +
+	"data: {\"channel\":\"bench\",\"pub\":{\"data\":{\"pad\":\"" + strings.Repeat("y", 300) + "\"}}}\n\n"
+
+func TestFrameScannerEventPrefix(t *testing.T) {
+	prefix := []byte(`{"channel":"bench","pub":`)
+	check := func(t *testing.T, cuts []int, what string) {
+		t.Helper()
+		sc := &FrameScanner{SampleEvery: 1, EventPrefix: prefix}
+		var samples []string
+		sc.OnSample = func(p []byte) { samples = append(samples, string(p)) }
+		prev := 0
+		for _, c := range cuts {
+			sc.Feed([]byte(centrifugoStream[prev:c]))
+			prev = c
+		}
+		sc.Feed([]byte(centrifugoStream[prev:]))
+		if sc.Data != 3 || sc.Control != 3 || sc.Blocks != 6 || len(samples) != 3 {
+			t.Fatalf("%s: data=%d control=%d blocks=%d samples=%d", what, sc.Data, sc.Control, sc.Blocks, len(samples))
+		}
+		for _, s := range samples {
+			if !strings.HasPrefix(s, string(prefix)) {
+				t.Fatalf("%s: sample %q is not an event", what, s)
+			}
+		}
+	}
+	for i := 0; i <= len(centrifugoStream); i++ {
+		check(t, []int{i}, fmt.Sprintf("split at %d", i))
+	}
+	var cuts []int
+	for i := 1; i < len(centrifugoStream); i++ {
+		cuts = append(cuts, i)
+	}
+	check(t, cuts, "byte by byte")
+}
+
+func TestFrameScannerTruncatedLineStillClassified(t *testing.T) {
+	// A first data line longer than the capture limit, split across reads:
+	// the block is still classified by its start, but never sampled.
+	long := `{"channel":"bench","pub":{"data":"` + strings.Repeat("z", maxCapture+100) + `"}}`
+	stream := "data: " + long + "\n\ndata: {}\n\n"
+	sc := &FrameScanner{SampleEvery: 1, EventPrefix: []byte(`{"channel":"bench","pub":`)}
+	sampled := 0
+	sc.OnSample = func([]byte) { sampled++ }
+	for i := 0; i < len(stream); i += 1000 {
+		sc.Feed([]byte(stream[i:min(i+1000, len(stream))]))
+	}
+	if sc.Data != 1 || sc.Control != 1 || sampled != 0 {
+		t.Fatalf("data=%d control=%d sampled=%d", sc.Data, sc.Control, sampled)
+	}
+}
+
 func TestChunkedDecoder(t *testing.T) {
 	body := "Wiki" + "pedia in\r\n\r\nchunks."
 	enc := "4\r\nWiki\r\n" + "5;ext=1\r\npedia\r\n" + "E\r\n in\r\n\r\nchunks.\r\n" + "0\r\nTrailer: x\r\n\r\n"

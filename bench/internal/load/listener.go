@@ -8,8 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +19,13 @@ const readBufSize = 64 << 10
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
 
-// errSlowStop ends the read loop of a slow listener once it is connected.
-var errSlowStop = errors.New("slow listener stops reading")
+var (
+	// errSlowStop ends the read loop of a slow listener once it is
+	// connected.
+	errSlowStop = errors.New("load: slow listener stops reading")
+	// errRefused ends a listener whose server sent a refusal control frame.
+	errRefused = errors.New("load: the server ended the stream")
+)
 
 // listener is one SSE connection.
 type listener struct {
@@ -49,18 +52,19 @@ type listener struct {
 	// onConnectedRelease frees the connect slot once the greeting arrived.
 	onConnectedRelease func()
 	lastSeq            []int64
-	checked            int64 // sampled frames of this run whose order was checked
-	disorder           int64 // sampled frames older than the previous one of the same producer
-	dups               int64 // sampled frames equal to the previous one of the same producer
-	seqGaps            int64 // missing sequence numbers (only when every frame is sampled)
-	foreign            int64 // sampled frames from other runs / traffic
-	badParse           int64 // sampled frames that did not parse
+	checked            int64  // sampled frames of this run whose order was checked
+	disorder           int64  // sampled frames older than the previous one of the same producer
+	dups               int64  // sampled frames equal to the previous one of the same producer
+	seqGaps            int64  // missing sequence numbers (only when every frame is sampled)
+	foreign            int64  // sampled frames from other runs / traffic
+	badParse           int64  // sampled frames that did not parse
+	refused            []byte // the refusal control frame, once received
 
 	// shared with the engine while running
 	delivered atomic.Int64 // data events seen so far
 	pub       struct {     // non-data block counters, published for the engine
-		seen                                      int64 // Blocks-Data at last publish
-		gaps, gapMissed, named, comments, retries atomic.Int64
+		seen                                               int64 // Blocks-Data at last publish
+		gaps, gapMissed, named, comments, retries, control atomic.Int64
 	}
 	ready atomic.Bool
 	gone  atomic.Bool // the stream ended (error or EOF) after connecting
@@ -72,6 +76,10 @@ func newListener(e *engine, idx int, slow bool) *listener {
 	l.sc.SampleEvery = int64(e.cfg.Sample)
 	l.sc.SamplePhase = int64(idx)
 	l.sc.OnSample = l.onSample
+	l.sc.EventPrefix = e.target.wire.eventPrefix
+	if l.sc.EventPrefix != nil {
+		l.sc.OnControl = l.onControl
+	}
 	l.feed = l.sc.Feed
 	l.rawRead = l.rawReadFn
 	if e.cfg.Producers > 0 {
@@ -224,29 +232,6 @@ func (l *listener) runRaw(ctx context.Context, deadline time.Time, release func(
 	return l.readConn(conn)
 }
 
-// readPlain reads with a buffer of its own (TLS connections, or platforms
-// without raw socket access).
-func (l *listener) readPlain(r io.Reader) error {
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for {
-		n, err := r.Read(buf)
-		if n > 0 {
-			l.reads++
-			if perr := l.process(buf[:n]); perr != nil {
-				return perr
-			}
-		}
-		if err != nil {
-			return err
-		}
-		if l.slow && l.isReady {
-			return errSlowStop
-		}
-	}
-}
-
 // process consumes bytes read from the connection.
 func (l *listener) process(p []byte) error {
 	if !l.headDone {
@@ -292,12 +277,28 @@ func (l *listener) process(p []byte) error {
 			l.pub.named.Store(l.sc.Named)
 			l.pub.comments.Store(l.sc.Comments)
 			l.pub.retries.Store(l.sc.Retries)
+			l.pub.control.Store(l.sc.Control)
 		}
 	}
-	if !l.isReady && l.sc.Blocks > 0 {
+	if l.refused != nil {
+		return fmt.Errorf("%w: %s", errRefused, l.refused)
+	}
+	if !l.isReady && l.sc.Blocks > 0 && l.e.target.wire.greeting == nil {
 		l.markReady()
 	}
 	return nil
+}
+
+// onControl handles a control frame: the greeting makes the listener
+// ready, a refusal ends it.
+func (l *listener) onControl(p []byte) {
+	w := &l.e.target.wire
+	switch {
+	case !l.isReady && bytes.HasPrefix(p, w.greeting):
+		l.markReady()
+	case w.refusal != nil && bytes.HasPrefix(p, w.refusal):
+		l.refused = append([]byte(nil), p[:min(len(p), 200)]...)
+	}
 }
 
 func (l *listener) markReady() {
@@ -311,39 +312,6 @@ func (l *listener) markReady() {
 		l.onConnectedRelease()
 		l.onConnectedRelease = nil
 	}
-}
-
-func firstLine(b []byte) string {
-	if i := bytes.IndexByte(b, '\r'); i >= 0 {
-		b = b[:i]
-	}
-	return string(b)
-}
-
-// parseResponseHead parses the status line and the headers that matter.
-func parseResponseHead(h []byte) (status int, chunked bool, err error) {
-	line, rest, _ := bytes.Cut(h, []byte("\r\n"))
-	f := strings.Fields(string(line))
-	if len(f) < 2 || !strings.HasPrefix(f[0], "HTTP/1.") {
-		return 0, false, fmt.Errorf("bad HTTP status line %q", line)
-	}
-	status, err = strconv.Atoi(f[1])
-	if err != nil {
-		return 0, false, fmt.Errorf("bad HTTP status line %q", line)
-	}
-	for len(rest) > 0 {
-		var hl []byte
-		hl, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		k, v, ok := bytes.Cut(hl, []byte(":"))
-		if !ok {
-			continue
-		}
-		if strings.EqualFold(string(bytes.TrimSpace(k)), "Transfer-Encoding") &&
-			strings.Contains(strings.ToLower(string(v)), "chunked") {
-			chunked = true
-		}
-	}
-	return status, chunked, nil
 }
 
 // onSample handles one sampled data frame: end-to-end latency and per
@@ -376,46 +344,4 @@ func (l *listener) onSample(p []byte) {
 		}
 		l.lastSeq[f.pid] = f.seq
 	}
-}
-
-// runNetHTTP is the alternative listener implementation on net/http's client
-// (which de-chunks the body itself). It exists to compare costs
-// (-client nethttp); the raw implementation is the default.
-func (l *listener) runNetHTTP(ctx context.Context, deadline time.Time, release func()) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.e.target.eventsURL(), nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Cache-Control", "no-cache")
-	var resp *http.Response
-	backoff := 5 * time.Millisecond
-	for {
-		resp, err = l.e.httpClient.Do(req) //nolint:bodyclose // attached below and closed by listener.close
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil || time.Now().Add(backoff).After(deadline) {
-			return fmt.Errorf("connect: %w", err)
-		}
-		if !sleepCtx(ctx, backoff) {
-			return ctx.Err()
-		}
-		if backoff < 500*time.Millisecond {
-			backoff *= 2
-		}
-	}
-	if !l.attach(resp.Body, nil) {
-		return context.Canceled
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET /events: HTTP %s", resp.Status)
-	}
-	l.headDone = true
-	l.chunked = false
-	l.onConnectedRelease = release
-	if !l.e.cfg.WaitGreeting {
-		l.markReady()
-	}
-	return l.readPlain(resp.Body)
 }

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net"
@@ -59,7 +60,7 @@ func newProducer(e *engine, id int) *producer {
 		hc:       hc,
 		req:      fasthttp.AcquireRequest(),
 		resp:     fasthttp.AcquireResponse(),
-		body:     NewBody(string(e.runID), id, e.cfg.Size),
+		body:     newWrappedBody(t.wire.bodyPrefix, t.wire.bodySuffix, string(e.runID), id, e.cfg.Size),
 		lat:      newHist(),
 		statuses: map[int]int64{},
 	}
@@ -67,6 +68,9 @@ func newProducer(e *engine, id int) *producer {
 	p.req.Header.SetHost(t.host)
 	p.req.Header.SetMethod(fasthttp.MethodPost)
 	p.req.Header.SetContentType("application/json")
+	for _, h := range t.wire.postHeaders {
+		p.req.Header.Set(h[0], h[1])
+	}
 	p.req.SetBodyRaw(p.body.Bytes())
 	return p
 }
@@ -113,12 +117,26 @@ func (p *producer) postOne(ctx context.Context) {
 		sleepCtx(ctx, 10*time.Millisecond)
 		return
 	}
-	if code := p.resp.StatusCode(); code == fasthttp.StatusOK {
+	code := p.resp.StatusCode()
+	if code == fasthttp.StatusOK && p.refused() {
+		code = statusRefused
+	}
+	if code == fasthttp.StatusOK {
 		p.sent.Add(1)
 	} else {
 		p.failed.Add(1)
 		p.statuses[code]++
 	}
+}
+
+// statusRefused stands for a 200 answer whose body reports an error
+// (Centrifugo's API does so for some errors).
+const statusRefused = 299
+
+// refused reports whether a 200 answer's body reports an error.
+func (p *producer) refused() bool {
+	ep := p.e.target.wire.errorPrefix
+	return ep != nil && bytes.HasPrefix(p.resp.Body(), ep)
 }
 
 // resetStats clears latency and status statistics (between warm-up and the

@@ -20,10 +20,11 @@ type target struct {
 	ip       net.IP
 	path     string // path prefix, without trailing slash
 	tls      bool
+	wire     wire // endpoints and framing of the protocol
 }
 
-func (t *target) eventsURL() string { return t.base + "/events" }
-func (t *target) postURL() string   { return t.base + "/api/events" }
+func (t *target) eventsURL() string { return t.base + t.wire.eventsPath }
+func (t *target) postURL() string   { return t.base + t.wire.postPath }
 
 // parseTarget parses the base URL and resolves its host once, so that
 // thousands of dials do not each go through the resolver.
@@ -150,7 +151,7 @@ func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
 
 // sseRequest is the raw GET request a listener sends.
 func (t *target) sseRequest() []byte {
-	return []byte("GET " + t.path + "/events HTTP/1.1\r\n" +
+	return []byte("GET " + t.path + t.wire.eventsPath + " HTTP/1.1\r\n" +
 		"Host: " + t.host + "\r\n" +
 		"User-Agent: sseload\r\n" +
 		"Accept: text/event-stream\r\n" +
