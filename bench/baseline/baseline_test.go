@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -214,4 +215,91 @@ func TestHeartbeatAndClose(t *testing.T) {
 		t.Fatalf("stream did not end cleanly: %v", err)
 	}
 	waitListeners(t, s, 0)
+}
+
+// gatedWriter is a ResponseWriter that holds the first event frame's write
+// until gate is closed, and counts frames and flushes.
+type gatedWriter struct {
+	header  http.Header
+	gate    chan struct{} // closed to let event frames through
+	blocked chan struct{} // closed once the first event frame waits at the gate
+	once    sync.Once
+
+	mu              sync.Mutex
+	frames, flushes int
+}
+
+func (w *gatedWriter) Header() http.Header { return w.header }
+func (w *gatedWriter) WriteHeader(int)     {}
+
+func (w *gatedWriter) Write(p []byte) (int, error) {
+	if strings.HasPrefix(string(p), "data:") {
+		w.once.Do(func() { close(w.blocked) })
+		<-w.gate
+		w.mu.Lock()
+		w.frames++
+		w.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+func (w *gatedWriter) Flush() {
+	w.mu.Lock()
+	w.flushes++
+	w.mu.Unlock()
+}
+
+func (w *gatedWriter) counts() (frames, flushes int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.frames, w.flushes
+}
+
+// TestFlushPolicy checks when a stream flushes: events that wait in the
+// channel while a write is under way go out with one flush (the default),
+// or with one flush each (FlushEach). Both count the greeting's flush.
+func TestFlushPolicy(t *testing.T) {
+	const events = 50
+	for _, tc := range []struct {
+		name        string
+		each        bool
+		wantFlushes int
+	}{
+		{"drain before flush", false, 1 + 1},
+		{"flush each frame", true, 1 + events},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(Options{Buffer: 256, FlushEach: tc.each})
+			w := &gatedWriter{header: http.Header{}, gate: make(chan struct{}), blocked: make(chan struct{})}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				s.handleEvents(w, httptest.NewRequest(http.MethodGet, "/events", nil).WithContext(ctx))
+			}()
+			waitListeners(t, s, 1)
+			s.broadcast([]byte("data: {\"n\":0}\n\n"))
+			<-w.blocked // the stream is writing the first event
+			for i := 1; i < events; i++ {
+				s.broadcast([]byte("data: {}\n\n"))
+			}
+			close(w.gate)
+			deadline := time.Now().Add(15 * time.Second)
+			for {
+				if frames, flushes := w.counts(); frames == events && flushes >= tc.wantFlushes {
+					break
+				}
+				if time.Now().After(deadline) {
+					frames, flushes := w.counts()
+					t.Fatalf("%d frames, %d flushes after 15 s", frames, flushes)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			<-done
+			if frames, flushes := w.counts(); frames != events || flushes != tc.wantFlushes {
+				t.Fatalf("%d frames in %d flushes, want %d in %d", frames, flushes, events, tc.wantFlushes)
+			}
+		})
+	}
 }

@@ -1,7 +1,8 @@
 // Command baseline runs the BASELINE server used for benchmark comparisons
 // (see package bench/baseline): a conventional net/http + channel-per-listener
 // SSE fan-out with the same endpoints and wire format as the Pillarbox Event
-// Dispatcher. It is a yardstick, not the service.
+// Dispatcher, draining its channel before each flush (-flush frame: flushing
+// every event). It is a yardstick, not the service.
 //
 //	go run ./bench/cmd/baseline -addr 127.0.0.1:9090
 package main
@@ -34,14 +35,18 @@ func run() error {
 	buffer := flag.Int("buffer", 256, "per-listener channel capacity (events are dropped for a listener whose channel is full)")
 	maxListeners := flag.Int("max-listeners", 0, "refuse listeners beyond this number with 503 (0 = unlimited)")
 	heartbeat := flag.Duration("heartbeat", 30*time.Second, "interval of ': ping' comments (0 = none)")
+	flush := flag.String("flush", "batch", "batch: write every waiting event, then flush once; frame: flush after every event (the naive variant)")
 	quiet := flag.Bool("quiet", false, "do not log start and stop")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "baseline: conventional SSE fan-out server, a yardstick for benchmarks only.\n\nUsage: baseline [flags]\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if *flush != "batch" && *flush != "frame" {
+		return fmt.Errorf("-flush must be batch or frame, not %q", *flush)
+	}
 
-	srv := baseline.New(baseline.Options{Buffer: *buffer, MaxListeners: *maxListeners, Heartbeat: *heartbeat})
+	srv := baseline.New(baseline.Options{Buffer: *buffer, MaxListeners: *maxListeners, Heartbeat: *heartbeat, FlushEach: *flush == "frame"})
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
