@@ -1,9 +1,10 @@
 // Command benchplot reads sseload JSON results (files or directories) and
 // draws deliveries/s and end-to-end p99 latency against the listener count,
 // one series per run label (e.g. "ours", "baseline") and event size, as an
-// SVG and a PNG with two panels.
+// SVG and a PNG with two panels. Repeated runs of a point are combined by
+// their median. (make bench-all draws its chart itself, with benchreport.)
 //
-//	go run ./bench/cmd/benchplot -o bench/results/fanout/fanout bench/results/fanout
+//	go run ./bench/cmd/benchplot -o /tmp/sweep bench/results/sweep
 package main
 
 import (
@@ -12,23 +13,15 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
-	"gonum.org/v1/plot/vg/vgsvg"
-
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/chart"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/load"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/report"
 )
 
 func main() {
@@ -65,7 +58,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	writeTable(stdout, series)
-	if err := render(series, *title, subtitle(reports), *out); err != nil {
+	if err := chart.Render(*out, *title, subtitle(reports), series); err != nil {
 		fmt.Fprintf(stderr, "benchplot: %v\n", err)
 		return 1
 	}
@@ -111,22 +104,9 @@ func loadReports(paths []string, stderr io.Writer) ([]*load.Report, error) {
 	return reports, nil
 }
 
-// point is one run: listeners → deliveries/s and p99 (ms).
-type point struct {
-	listeners  int
-	deliveries float64
-	p99ms      float64
-	ratio      float64
-}
-
-type series struct {
-	name   string
-	points []point // sorted by listeners
-}
-
-// buildSeries groups load runs by label and event size. When several runs
-// share a series and a listener count, the latest one wins.
-func buildSeries(reports []*load.Report) []series {
+// buildSeries groups load runs by label and event size, one point per
+// listener count: the median of its runs' deliveries/s and p99.
+func buildSeries(reports []*load.Report) []chart.Series {
 	sizes := map[int]bool{}
 	for _, r := range reports {
 		if r.Mode == load.ModeLoad && r.Load != nil {
@@ -137,7 +117,8 @@ func buildSeries(reports []*load.Report) []series {
 		name string
 		l    int
 	}
-	latest := map[key]*load.Report{}
+	type values struct{ deliv, p99 []float64 }
+	points := map[key]*values{}
 	for _, r := range reports {
 		if r.Mode != load.ModeLoad || r.Load == nil || r.Params.Listeners <= 0 {
 			continue
@@ -147,32 +128,30 @@ func buildSeries(reports []*load.Report) []series {
 			name = "unlabelled"
 		}
 		if len(sizes) > 1 {
-			name += fmt.Sprintf(" %s", sizeName(r.Params.Size))
+			name += " " + sizeName(r.Params.Size)
 		}
 		k := key{name, r.Params.Listeners}
-		if old, ok := latest[k]; !ok || r.StartedAt.After(old.StartedAt) {
-			latest[k] = r
+		if points[k] == nil {
+			points[k] = &values{}
 		}
+		points[k].deliv = append(points[k].deliv, r.Load.DeliveriesPerSec)
+		points[k].p99 = append(points[k].p99, r.Load.E2E.P99Us/1000)
 	}
-	byName := map[string][]point{}
-	for k, r := range latest {
-		byName[k.name] = append(byName[k.name], point{
-			listeners:  k.l,
-			deliveries: r.Load.DeliveriesPerSec,
-			p99ms:      r.Load.E2E.P99Us / 1000,
-			ratio:      r.Load.DeliveryRatio,
-		})
+	byName := map[string][]chart.Point{}
+	for k, v := range points {
+		byName[k.name] = append(byName[k.name], chart.Point{Listeners: k.l,
+			Deliveries: report.Median(v.deliv), P99Ms: report.Median(v.p99)})
 	}
 	names := make([]string, 0, len(byName))
 	for n := range byName {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	out := make([]series, 0, len(names))
+	out := make([]chart.Series, 0, len(names))
 	for _, n := range names {
 		pts := byName[n]
-		sort.Slice(pts, func(i, j int) bool { return pts[i].listeners < pts[j].listeners })
-		out = append(out, series{name: n, points: pts})
+		sort.Slice(pts, func(i, j int) bool { return pts[i].Listeners < pts[j].Listeners })
+		out = append(out, chart.Series{Name: n, Points: pts})
 	}
 	return out
 }
@@ -193,151 +172,13 @@ func subtitle(reports []*load.Report) string {
 	return ""
 }
 
-func writeTable(w io.Writer, ss []series) {
+func writeTable(w io.Writer, ss []chart.Series) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "series\tlisteners\tdeliveries/s\tp99 ms\tdelivery ratio\t")
+	fmt.Fprintln(tw, "series\tlisteners\tdeliveries/s\tp99 ms\t")
 	for _, s := range ss {
-		for _, p := range s.points {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t%.4f\t\n", s.name, p.listeners, load.FormatCount(p.deliveries), p.p99ms, p.ratio)
+		for _, p := range s.Points {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%.2f\t\n", s.Name, p.Listeners, load.FormatCount(p.Deliveries), p.P99Ms)
 		}
 	}
 	tw.Flush()
-}
-
-// render draws the two panels and writes prefix.svg and prefix.png.
-func render(ss []series, title, sub, prefix string) error {
-	deliv := newPanel(title+": deliveries/s", "listeners", "deliveries/s (sum over listeners)")
-	lat := newPanel(title+": end-to-end p99", "listeners", "p99 latency (ms)")
-	if sub != "" {
-		deliv.Title.Text += "\n" + sub
-		lat.Title.Text += "\n" + sub
-	}
-	for i, s := range ss {
-		var d, l plotter.XYs
-		for _, p := range s.points {
-			if p.deliveries > 0 {
-				d = append(d, plotter.XY{X: float64(p.listeners), Y: p.deliveries})
-			}
-			if p.p99ms > 0 {
-				l = append(l, plotter.XY{X: float64(p.listeners), Y: p.p99ms})
-			}
-		}
-		// Style by series index so a series looks the same in both panels.
-		if err := addSeries(deliv, i, s.name, d); err != nil {
-			return err
-		}
-		if err := addSeries(lat, i, s.name, l); err != nil {
-			return err
-		}
-	}
-	if dir := filepath.Dir(prefix); dir != "." {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	const w, h = 11 * vg.Inch, 4.5 * vg.Inch
-	svg := vgsvg.New(w, h)
-	drawPanels(draw.New(svg), deliv, lat)
-	if err := writeFile(prefix+".svg", svg); err != nil {
-		return err
-	}
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(110))
-	drawPanels(draw.New(img), deliv, lat)
-	return writeFile(prefix+".png", vgimg.PngCanvas{Canvas: img})
-}
-
-func addSeries(p *plot.Plot, i int, name string, xys plotter.XYs) error {
-	if len(xys) == 0 {
-		return nil
-	}
-	line, points, err := plotter.NewLinePoints(xys)
-	if err != nil {
-		return err
-	}
-	line.Color = plotutil.Color(i)
-	line.Dashes = plotutil.Dashes(i)
-	line.Width = vg.Points(1.5)
-	points.Color = plotutil.Color(i)
-	points.Shape = plotutil.Shape(i)
-	p.Add(line, points)
-	p.Legend.Add(name, line, points)
-	return nil
-}
-
-func newPanel(title, x, y string) *plot.Plot {
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = x
-	p.Y.Label.Text = y
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = logTicks{}
-	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = logTicks{}
-	// Both metrics grow with the listener count: the lower right corner is
-	// where the lines are not.
-	p.Legend.Top = false
-	p.Legend.Left = false
-	p.Legend.XOffs = -vg.Millimeter * 2
-	p.Legend.YOffs = vg.Millimeter * 2
-	p.Add(plotter.NewGrid())
-	return p
-}
-
-// logTicks labels 1, 2 and 5 times each power of ten (plain
-// plot.LogTicks labels powers of ten only, too sparse for a narrow range),
-// with unlabelled minor ticks in between.
-type logTicks struct{}
-
-func (logTicks) Ticks(lo, hi float64) []plot.Tick {
-	if lo <= 0 || hi <= 0 || lo > hi {
-		return nil
-	}
-	var ticks []plot.Tick
-	for exp := math.Floor(math.Log10(lo)); math.Pow(10, exp) <= hi; exp++ {
-		base := math.Pow(10, exp)
-		for m := 1; m < 10; m++ {
-			v := float64(m) * base
-			if v < lo*0.999 || v > hi*1.001 {
-				continue
-			}
-			t := plot.Tick{Value: v}
-			if m == 1 || m == 2 || m == 5 {
-				t.Label = tickLabel(v)
-			}
-			ticks = append(ticks, t)
-		}
-	}
-	return ticks
-}
-
-func tickLabel(v float64) string {
-	switch {
-	case v >= 1e6:
-		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
-	case v >= 1e3:
-		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
-	default:
-		return strconv.FormatFloat(v, 'f', -1, 64)
-	}
-}
-
-func drawPanels(dc draw.Canvas, plots ...*plot.Plot) {
-	t := draw.Tiles{Rows: 1, Cols: len(plots), PadX: vg.Millimeter * 6, PadY: vg.Millimeter * 3,
-		PadTop: vg.Millimeter * 3, PadBottom: vg.Millimeter * 3, PadLeft: vg.Millimeter * 3, PadRight: vg.Millimeter * 3}
-	canvases := plot.Align([][]*plot.Plot{plots}, t, dc)
-	for i, p := range plots {
-		p.Draw(canvases[0][i])
-	}
-}
-
-func writeFile(path string, w io.WriterTo) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := w.WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

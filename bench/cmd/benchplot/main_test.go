@@ -34,8 +34,10 @@ func TestBenchplotEndToEnd(t *testing.T) {
 			writeReport(t, dir, "baseline", size, l, float64(l)*3e3, 900+float64(l)*4, now)
 		}
 	}
-	// An older duplicate is superseded by the latest run.
-	writeReport(t, filepath.Join(dir, "old"), "ours", 128, 100, 1, 1, now.Add(-time.Hour))
+	// Repeats of a point are combined by their median: with the run above,
+	// 1M deliveries/s at 100 listeners, and these two, 1 and 5M, it is 1M.
+	writeReport(t, filepath.Join(dir, "r2"), "ours", 128, 100, 1, 1, now.Add(-time.Hour))
+	writeReport(t, filepath.Join(dir, "r3"), "ours", 128, 100, 5e6, 1, now.Add(time.Hour))
 	// Non-load results and foreign JSON files are skipped.
 	idle := &load.Report{Schema: load.Schema, Mode: load.ModeIdle, Params: load.Params{Listeners: 10}, Idle: &load.IdleResult{}}
 	if err := idle.WriteJSONFile(filepath.Join(dir, "idle.json")); err != nil {
@@ -56,8 +58,8 @@ func TestBenchplotEndToEnd(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, table)
 		}
 	}
-	if strings.Count(table, "ours 128B") != 4 {
-		t.Errorf("duplicate not superseded:\n%s", table)
+	if strings.Count(table, "ours 128B") != 4 || !strings.Contains(table, "ours 128B        100            1M") {
+		t.Errorf("repeats not combined by their median:\n%s", table)
 	}
 	svg, err := os.ReadFile(out + ".svg")
 	if err != nil || !bytes.Contains(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("baseline 1KiB")) {
@@ -79,23 +81,5 @@ func TestBenchplotErrors(t *testing.T) {
 	}
 	if code := run([]string{"/nonexistent/x"}, &stdout, &stderr); code != 1 {
 		t.Fatalf("missing path: %d", code)
-	}
-}
-
-func TestLogTicks(t *testing.T) {
-	var labels []string
-	for _, tk := range (logTicks{}).Ticks(0.8, 120) {
-		if tk.Label != "" {
-			labels = append(labels, tk.Label)
-		}
-	}
-	if got := strings.Join(labels, ","); got != "1,2,5,10,20,50,100" {
-		t.Fatalf("labels %s", got)
-	}
-	if got := tickLabel(2_000_000); got != "2M" {
-		t.Fatal(got)
-	}
-	if (logTicks{}).Ticks(0, 1) != nil {
-		t.Fatal("non-positive range")
 	}
 }

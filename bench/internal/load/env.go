@@ -16,6 +16,7 @@ import (
 type Env struct {
 	CPUModel   string `json:"cpu_model"`
 	Cores      int    `json:"cores"`
+	MemMiB     int64  `json:"mem_mib,omitempty"` // MemTotal
 	GOMAXPROCS int    `json:"gomaxprocs"`
 	GoVersion  string `json:"go_version"`
 	OS         string `json:"os"`
@@ -39,9 +40,22 @@ func CollectEnv() Env {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		e.Kernel = strings.TrimSpace(string(b))
 	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		e.MemMiB = parseMemTotal(b) / 1024
+	}
 	e.Hostname, _ = os.Hostname()
 	e.GitCommit, e.GitDirty = gitCommit()
 	return e
+}
+
+// parseMemTotal returns MemTotal in KiB from /proc/meminfo (0 if absent).
+func parseMemTotal(b []byte) int64 {
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("MemTotal:")); ok {
+			return parseKiB(v)
+		}
+	}
+	return 0
 }
 
 func cpuModel() string {

@@ -43,6 +43,22 @@ func ReadProc(pid int) (ProcSample, error) {
 	return s, err
 }
 
+// CountFDs returns the number of open file descriptors of process pid (0:
+// this process), from /proc/PID/fd.
+func CountFDs(pid int) (int, error) {
+	dir := "/proc/self/fd"
+	if pid > 0 {
+		dir = "/proc/" + strconv.Itoa(pid) + "/fd"
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	return len(names), err
+}
+
 // parseStatus extracts VmRSS and VmHWM (in KiB) from /proc/PID/status.
 func parseStatus(b []byte) (rss, hwm int64) {
 	sc := bufio.NewScanner(bytes.NewReader(b))

@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,6 +112,22 @@ func TestProcParsing(t *testing.T) {
 	self, err := ReadProc(0)
 	if err != nil || self.RSSKiB <= 0 {
 		t.Fatalf("ReadProc(self): %+v %v", self, err)
+	}
+	before, err := CountFDs(os.Getpid())
+	if err != nil || before < 3 {
+		t.Fatalf("CountFDs: %d %v", before, err)
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _ := CountFDs(0)
+	f.Close()
+	if after != before+1 {
+		t.Fatalf("descriptors %d, then %d after opening one", before, after)
+	}
+	if got := parseMemTotal([]byte("MemFree: 1 kB\nMemTotal:       24576000 kB\n")); got != 24576000 {
+		t.Fatalf("MemTotal %d", got)
 	}
 }
 

@@ -1,0 +1,147 @@
+package report
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Goal statuses.
+const (
+	Met         = "met"
+	Missed      = "missed"
+	NotMeasured = "not measured"
+)
+
+// Goal is one of the issue's goals, marked against the medians.
+type Goal struct {
+	Goal     string `json:"goal"`
+	Measured string `json:"measured"`
+	Status   string `json:"status"`
+}
+
+// The cases the goals are judged on.
+const (
+	goalSmall    = 1000  // listeners: the sweep's reference point
+	goalLarge    = 10000 // listeners: the sweep's large point, and idle
+	goalIdleKiB  = 14.0  // KiB per idle listener, ours-hijack
+	goalScaleMin = 0.8   // deliveries/s at goalLarge over goalSmall, ours
+)
+
+// goalRates are the moderate rates of goal 2, events/s at goalSmall
+// listeners.
+var goalRates = []float64{50, 100}
+
+// Goals marks the issue's goals against r.
+func (r *Results) Goals() []Goal {
+	return []Goal{r.goalScale(), r.goalModerate(), r.goalIdle(), r.goalHijackFaster()}
+}
+
+func (r *Results) sweep(target string, listeners int) (Stats, bool) {
+	for _, s := range r.Select(ScenarioSweep) {
+		if s.Target == target && s.Listeners == listeners && s.DeliveriesPerSec > 0 {
+			return s, true
+		}
+	}
+	return Stats{}, false
+}
+
+func (r *Results) rate(target string, rate float64) (Stats, bool) {
+	for _, s := range r.Select(ScenarioRates) {
+		if s.Target == target && s.Listeners == goalSmall && s.Rate == rate && s.P99Ms > 0 {
+			return s, true
+		}
+	}
+	return Stats{}, false
+}
+
+func status(ok bool) string {
+	if ok {
+		return Met
+	}
+	return Missed
+}
+
+// goalScale: at full speed, ours delivers at 10,000 listeners at least 0.8×
+// what it delivers at 1,000.
+func (r *Results) goalScale() Goal {
+	g := Goal{Goal: fmt.Sprintf("full speed, ours: deliveries/s at %s listeners ≥ %.1f× the figure at %s",
+		Num(goalLarge), goalScaleMin, Num(goalSmall)), Status: NotMeasured}
+	small, ok1 := r.sweep("ours", goalSmall)
+	large, ok2 := r.sweep("ours", goalLarge)
+	if !ok1 || !ok2 {
+		return g
+	}
+	ratio := large.DeliveriesPerSec / small.DeliveriesPerSec
+	g.Measured = fmt.Sprintf("%s at %s vs %s at %s: **%.2f×**", Count(large.DeliveriesPerSec), Num(goalLarge),
+		Count(small.DeliveriesPerSec), Num(goalSmall), ratio)
+	g.Status = status(ratio >= goalScaleMin)
+	return g
+}
+
+// goalModerate: at 1,000 listeners × 50 and 100 events/s, ours has an
+// end-to-end p99 and a server CPU time at or below the baseline's.
+func (r *Results) goalModerate() Goal {
+	g := Goal{Goal: fmt.Sprintf("%s listeners × %s events/s: ours' e2e p99 and server CPU ≤ the drain-before-flush baseline's",
+		Num(goalSmall), joinRates(goalRates)), Status: NotMeasured}
+	var parts []string
+	met := true
+	for _, rate := range goalRates {
+		ours, ok1 := r.rate("ours", rate)
+		base, ok2 := r.rate("baseline", rate)
+		if !ok1 || !ok2 {
+			return g
+		}
+		parts = append(parts, fmt.Sprintf("%s/s: p99 %s vs %s ms, CPU %.2f vs %.2f s", Count(rate),
+			Ms(ours.P99Ms), Ms(base.P99Ms), ours.ServerCPUSeconds, base.ServerCPUSeconds))
+		met = met && ours.P99Ms <= base.P99Ms && ours.ServerCPUSeconds <= base.ServerCPUSeconds
+	}
+	g.Measured = strings.Join(parts, "; ")
+	g.Status = status(met)
+	return g
+}
+
+// goalIdle: ours-hijack holds at most 14 KiB per idle listener at 10,000.
+func (r *Results) goalIdle() Goal {
+	g := Goal{Goal: fmt.Sprintf("ours-hijack: ≤ %.0f KiB of server memory per idle listener at %s", goalIdleKiB, Num(goalLarge)),
+		Status: NotMeasured}
+	for _, s := range r.Select(ScenarioIdle) {
+		if s.Target == "ours-hijack" && s.Listeners == goalLarge && s.KiBPerListener > 0 {
+			g.Measured = fmt.Sprintf("**%.1f KiB**", s.KiBPerListener)
+			if o, ok := r.Find(Case{Scenario: ScenarioIdle, Target: "ours", Listeners: goalLarge, Size: s.Size}); ok {
+				g.Measured += fmt.Sprintf(" (ours: %.1f KiB)", o.KiBPerListener)
+			}
+			g.Status = status(s.KiBPerListener <= goalIdleKiB)
+		}
+	}
+	return g
+}
+
+// goalHijackFaster: ours-hijack delivers more than ours at 1,000 and at
+// 10,000 listeners, at full speed.
+func (r *Results) goalHijackFaster() Goal {
+	g := Goal{Goal: fmt.Sprintf("ours-hijack: more deliveries/s than ours at %s and %s listeners, full speed",
+		Num(goalSmall), Num(goalLarge)), Status: NotMeasured}
+	var parts []string
+	met := true
+	for _, l := range []int{goalSmall, goalLarge} {
+		h, ok1 := r.sweep("ours-hijack", l)
+		o, ok2 := r.sweep("ours", l)
+		if !ok1 || !ok2 {
+			return g
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s vs %s (%.2f×)", Num(l), Count(h.DeliveriesPerSec),
+			Count(o.DeliveriesPerSec), h.DeliveriesPerSec/o.DeliveriesPerSec))
+		met = met && h.DeliveriesPerSec > o.DeliveriesPerSec
+	}
+	g.Measured = strings.Join(parts, "; ")
+	g.Status = status(met)
+	return g
+}
+
+func joinRates(rates []float64) string {
+	s := make([]string, 0, len(rates))
+	for _, r := range rates {
+		s = append(s, Count(r))
+	}
+	return strings.Join(s, " and ")
+}
