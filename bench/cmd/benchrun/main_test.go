@@ -1,43 +1,115 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/load"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/report"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
 func TestExpandArgs(t *testing.T) {
-	got := expandArgs("-port {addr} -max-listeners {max}  -x {port}", "127.0.0.1:5", 5, 100)
-	want := []string{"-port", "127.0.0.1:5", "-max-listeners", "100", "-x", "5"}
+	got := expandArgs("-port {addr} -max-listeners {max}  -x {port} -c {config}", "127.0.0.1:5", 5, 100, "/r/c.json")
+	want := []string{"-port", "127.0.0.1:5", "-max-listeners", "100", "-x", "5", "-c", "/r/c.json"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("%q", got)
 	}
 }
 
-func TestParseInts(t *testing.T) {
+func TestRecordedArgs(t *testing.T) {
+	got := recordedArgs([]string{"-out", "x", "-command=make bench-all", "-repeat", "3", "--out=y", "-command", "c", "all"})
+	if strings.Join(got, " ") != "-repeat 3 all" {
+		t.Fatalf("%q", got)
+	}
+}
+
+func TestParseLists(t *testing.T) {
 	got, err := parseInts(" 1, 100,5000,")
 	if err != nil || len(got) != 3 || got[2] != 5000 {
 		t.Fatal(got, err)
 	}
+	rates, err := parseFloats("50, 100,12.5")
+	if err != nil || len(rates) != 3 || rates[2] != 12.5 {
+		t.Fatal(rates, err)
+	}
 	for _, bad := range []string{"", "x", "1,-2"} {
 		if _, err := parseInts(bad); err == nil {
+			t.Errorf("ints %q accepted", bad)
+		}
+	}
+	for _, bad := range []string{"", "0", "x", "-5"} {
+		if _, err := parseFloats(bad); err == nil {
+			t.Errorf("rates %q accepted", bad)
+		}
+	}
+}
+
+func TestParseTargets(t *testing.T) {
+	ta := targetArgs{ours: "-port {addr}", baseline: "-addr {addr}", original: "-addr {addr} -quiet"}
+	ts, err := parseTargets("ours, ours-hijack,baseline,baseline-flush,original,centrifugo,ours", ta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"ours":           "-port {addr}",
+		"ours-hijack":    "-port {addr} -streamer hijack",
+		"baseline":       "-addr {addr}",
+		"baseline-flush": "-addr {addr} -flush frame",
+		"original":       "-addr {addr} -quiet",
+		"centrifugo":     "-c {config} -a 127.0.0.1 -p {port}",
+	}
+	if len(ts) != len(want) {
+		t.Fatalf("%d targets: %+v", len(ts), ts)
+	}
+	for _, tg := range ts {
+		if tg.args != want[tg.name] {
+			t.Errorf("%s: args %q, want %q", tg.name, tg.args, want[tg.name])
+		}
+	}
+	if ts[4].load[0] != "-ready-on-send" || ts[1].hint == "" {
+		t.Errorf("original load %v, ours-hijack hint %q", ts[4].load, ts[1].hint)
+	}
+	for _, bad := range []string{"", "nats", "ours,other"} {
+		if _, err := parseTargets(bad, ta); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"nope"}, {"-targets", "other", "ingest"}, {"-sizes", "x", "ingest"}} {
-		if code := run(args); code != 2 {
+	for _, args := range [][]string{nil, {"nope"}, {"-targets", "other", "ingest"}, {"-sweep-listeners", "x", "sweep"},
+		{"-repeat", "0", "sweep"}, {"-rates", "-1", "rates"}, {"sweep", "all"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 2 {
 			t.Errorf("%q: exit %d, want 2", args, code)
 		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-help"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "all = tool-ceiling ingest sweep size rates idle") {
+		t.Errorf("-help: %d %s", code, stderr.String())
+	}
+}
+
+func TestModuleVersion(t *testing.T) {
+	out := []byte("bin/tools/centrifugo: go1.26.8\n\tpath\tgithub.com/centrifugal/centrifugo/v6\n" +
+		"\tmod\tgithub.com/centrifugal/centrifugo/v6\tv6.9.1\th1:x=\n\tdep\tgithub.com/x/y\tv1.0.0\n")
+	if got := moduleVersion(out, centrifugoModule); got != "v6.9.1" {
+		t.Fatalf("version %q", got)
+	}
+	if got := moduleVersion([]byte("not a go binary"), centrifugoModule); got != "" {
+		t.Fatalf("version %q", got)
 	}
 }
 
@@ -93,51 +165,54 @@ func buildBinaries(t *testing.T, names ...string) string {
 	return bin
 }
 
-// TestBaselineScenarios runs two scenarios for real against the baseline
-// binary: builds, start, health check, sseload, results, stop.
+func gone(pid int) bool { return syscall.Kill(pid, 0) != nil }
+
+// TestBaselineScenarios runs three scenarios for real, twice each, against
+// both baselines: preflight, start, health check, sseload, results, stop,
+// run.json, and a report computed from them.
 func TestBaselineScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds binaries and starts servers")
 	}
 	bin := buildBinaries(t, "baseline", "sseload")
 	out := t.TempDir()
-	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "baseline", "-quick",
-		"-idle-listeners", "50", "ingest", "idle"})
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "baseline,baseline-flush", "-quick",
+		"-repeat", "2", "-idle-listeners", "50", "-sweep-listeners", "50", "-command", "go test", "ingest", "idle", "sweep"}, &stdout, &stderr)
 	if code != 0 {
-		t.Fatalf("exit %d", code)
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
-	for _, f := range []string{"ingest/baseline-ingest-128B.json", "idle/baseline-idle-L50.json", "ingest/summary.md"} {
+	for _, f := range []string{"ingest/baseline-ingest-128B-r1.json", "ingest/baseline-flush-ingest-128B-r2.json",
+		"idle/baseline-idle-L50-r2.json", "sweep/baseline-flush-L00050-128B-r1.json", "ingest/summary.md", "run.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
 	}
-	r, err := load.ReadReport(filepath.Join(out, "ingest", "baseline-ingest-128B.json"))
+	r, err := load.ReadReport(filepath.Join(out, "ingest", "baseline-ingest-128B-r1.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Label != "baseline" || r.Load.Sent == 0 || r.Server == nil || r.Server.PID == 0 {
 		t.Fatalf("ingest result %+v", r)
 	}
-	// The server was stopped: its PID is gone.
-	if err := syscallKill0(r.Server.PID); err == nil {
+	if !gone(r.Server.PID) {
 		t.Fatalf("server pid %d still running", r.Server.PID)
 	}
-	children.Lock()
-	n := len(children.procs)
-	children.Unlock()
-	if n != 0 {
-		t.Fatalf("%d children still tracked", n)
+	flush, err := load.ReadReport(filepath.Join(out, "sweep", "baseline-flush-L00050-128B-r1.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestRunLimit(t *testing.T) {
-	o := &options{warmup: 2 * time.Second, duration: 10 * time.Second}
-	// Defaults: connect 60s, drain 5s, POST timeout 10s.
-	if got, want := runLimit(o, []string{"-listeners", "10"}), 60*time.Second+12*time.Second+30*time.Second+time.Minute; got != want {
-		t.Errorf("default flags: %s, want %s", got, want)
+	var health struct{ Implementation string }
+	if err := json.Unmarshal(flush.Health, &health); err != nil || health.Implementation != "baseline-flush" || flush.Load.DeliveryRatio != 1 {
+		t.Fatalf("baseline-flush: %s %+v (%v)", flush.Health, flush.Load, err)
 	}
-	if got, want := runLimit(o, []string{"-connect-timeout", "120s", "-drain", "1s"}), 120*time.Second+12*time.Second+22*time.Second+time.Minute; got != want {
-		t.Errorf("explicit flags: %s, want %s", got, want)
+	res, err := report.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := res.Find(report.Case{Scenario: report.ScenarioSweep, Target: "baseline", Listeners: 50, Size: 128})
+	if !ok || s.Runs != 2 || s.DeliveriesPerSec <= 0 || res.Run == nil || res.Run.Command != "go test" || res.Run.Repeat != 2 {
+		t.Fatalf("report: %+v %+v", s, res.Run)
 	}
 }
 
@@ -150,31 +225,108 @@ func TestOriginalScenarios(t *testing.T) {
 	}
 	bin := buildBinaries(t, "original", "sseload")
 	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
 	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "original", "-quick",
-		"-fanout-listeners", "5", "-idle-listeners", "20", "fanout", "idle"})
+		"-sweep-listeners", "5", "-idle-listeners", "20", "sweep", "idle"}, &stdout, &stderr)
 	if code != 0 {
-		t.Fatalf("exit %d", code)
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
 	}
-	r, err := load.ReadReport(filepath.Join(out, "fanout", "original-L00005-128B.json"))
+	r, err := load.ReadReport(filepath.Join(out, "sweep", "original-L00005-128B-r1.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	l := r.Load
 	if r.Label != "original" || !r.Params.ReadyOnSend || l.Sent == 0 || l.HealthyListeners != 5 || l.Lost != 0 || l.DeliveryRatio != 1 {
-		t.Fatalf("fanout result %+v %+v", r.Params, l)
+		t.Fatalf("sweep result %+v %+v", r.Params, l)
 	}
 	var health struct{ Message string }
 	if err := json.Unmarshal(r.Health, &health); err != nil || health.Message != "PONG" {
 		t.Fatalf("health %s (%v)", r.Health, err)
 	}
-	idle, err := load.ReadReport(filepath.Join(out, "idle", "original-idle-L20.json"))
+	idle, err := load.ReadReport(filepath.Join(out, "idle", "original-idle-L20-r1.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if idle.Idle == nil || idle.Idle.Listeners != 20 || idle.Idle.Disconnected != 0 {
 		t.Fatalf("idle result %+v", idle.Idle)
 	}
-	if err := syscallKill0(r.Server.PID); err == nil {
+	if !gone(r.Server.PID) {
 		t.Fatalf("server pid %d still running", r.Server.PID)
+	}
+}
+
+// TestTargetThatCannotStartFailsClearly stands a shell script in for the
+// service: it serves (through the baseline) unless given -streamer, which
+// it rejects the way Go's flag package does. The run must stop before
+// measuring anything, name ours-hijack and say how to leave it out.
+func TestTargetThatCannotStartFailsClearly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and starts servers")
+	}
+	bin := buildBinaries(t, "baseline", "sseload")
+	script := "#!/bin/sh\n" +
+		"for a in \"$@\"; do if [ \"$a\" = -streamer ]; then echo 'flag provided but not defined: -streamer' >&2; exit 2; fi; done\n" +
+		"exec " + filepath.Join(bin, "baseline") + " -addr \"$2\" -quiet\n"
+	if err := os.WriteFile(filepath.Join(bin, "event_dispatcher"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "ours,ours-hijack,baseline", "-quick", "ingest"}, &stdout, &stderr)
+	msg := stderr.String()
+	if code != exitNothingMeasured {
+		t.Fatalf("exit %d:\n%s", code, msg)
+	}
+	for _, want := range []string{"target ours-hijack:", "flag provided but not defined: -streamer",
+		"-streamer hijack", "BENCH_TARGETS=ours,baseline", "nothing was measured"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, msg)
+		}
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "*", "*.json")); len(files) != 0 {
+		t.Fatalf("results written: %v", files)
+	}
+}
+
+// TestCentrifugoTarget runs the sweep against the real Centrifugo when it
+// is installed where make bench-all installs it (bin/tools at the
+// repository's root); CI machines do not have it.
+func TestCentrifugoTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and starts servers")
+	}
+	tools, err := filepath.Abs("../../../bin/tools")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := installedVersion(context.Background(), filepath.Join(tools, "centrifugo")); v != centrifugoVersion {
+		t.Skipf("Centrifugo %s is not installed in %s (found %q): make bench-all installs it", centrifugoVersion, tools, v)
+	}
+	bin := buildBinaries(t, "sseload")
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-no-build", "-bin", bin, "-tools", tools, "-out", out, "-targets", "centrifugo", "-quick",
+		"-sweep-listeners", "20", "-idle-listeners", "50", "sweep", "idle"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	r, err := load.ReadReport(filepath.Join(out, "sweep", "centrifugo-L00020-128B-r1.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := r.Load; r.Params.Protocol != load.ProtocolCentrifugo || l.Sent == 0 || l.DeliveryRatio != 1 || l.Order.Checked == 0 ||
+		l.Order.OutOfOrder != 0 || l.Order.Unparsed != 0 || l.E2E.Count == 0 {
+		t.Fatalf("centrifugo sweep: %+v", l)
+	}
+	cfg, err := os.ReadFile(filepath.Join(out, centrifugoConfigFile))
+	if err != nil || !bytes.Contains(cfg, []byte(`"address": "127.0.0.1"`)) {
+		t.Fatalf("config %s (%v)", cfg, err)
+	}
+	if !strings.Contains(stderr.String(), "-api-key …") {
+		t.Errorf("API key not redacted in the log:\n%s", stderr.String())
+	}
+	idle, err := load.ReadReport(filepath.Join(out, "idle", "centrifugo-idle-L50-r1.json"))
+	if err != nil || idle.Idle == nil || idle.Idle.Listeners != 50 || idle.Idle.Disconnected != 0 {
+		t.Fatalf("idle %+v (%v)", idle, err)
 	}
 }

@@ -12,7 +12,8 @@ import (
 )
 
 // writeSummary writes dir/summary.md: one markdown table per kind of result
-// found in dir/*.json.
+// found in dir/*.json, one row per run (repeats included; the report has
+// the medians).
 func writeSummary(dir string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	if err != nil {
@@ -38,7 +39,13 @@ func writeSummary(dir string) error {
 		if a.Params.Listeners != b.Params.Listeners {
 			return a.Params.Listeners < b.Params.Listeners
 		}
-		return a.Params.SlowFraction < b.Params.SlowFraction
+		if a.Params.Rate != b.Params.Rate {
+			return a.Params.Rate < b.Params.Rate
+		}
+		if a.Params.SlowFraction != b.Params.SlowFraction {
+			return a.Params.SlowFraction < b.Params.SlowFraction
+		}
+		return a.StartedAt.Before(b.StartedAt)
 	})
 	f, err := os.Create(filepath.Join(dir, "summary.md"))
 	if err != nil {

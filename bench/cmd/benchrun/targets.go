@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/proc"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/report"
+)
+
+// targetNames are the servers benchrun knows, in report order.
+var targetNames = []string{"ours", "ours-hijack", "baseline", "baseline-flush", "original", "centrifugo"}
+
+// targetArgs are the argument templates given on the command line.
+type targetArgs struct{ ours, baseline, original string }
+
+// target is a server implementation to benchmark.
+type target struct {
+	name string // label stored in the results
+	bin  string // file name in -bin (-tools for Centrifugo)
+	dir  string // module directory the package is built in
+	pkg  string // package to build ("" when installed instead)
+	args string // template: {addr} {port} {max} {config} are substituted
+	// load are sseload flags this target needs to be loaded at all (how a
+	// listener counts as connected), added to the scenario's flags, which
+	// are the same for every target.
+	load []string
+	// hint is added to the error when the target does not start.
+	hint string
+}
+
+func parseTargets(list string, ta targetArgs) ([]target, error) {
+	var out []target
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" || slices.ContainsFunc(out, func(t target) bool { return t.name == name }) {
+			continue
+		}
+		t := target{name: name}
+		switch name {
+		case "ours", "ours-hijack":
+			t.bin, t.dir, t.pkg, t.args = "event_dispatcher", ".", "./cmd/event_dispatcher", ta.ours
+			if name == "ours-hijack" {
+				t.args += " -streamer hijack"
+				t.hint = "ours-hijack is the service started with -streamer hijack: a service without that flag cannot be measured as ours-hijack"
+			}
+		case "baseline", "baseline-flush":
+			t.bin, t.dir, t.pkg, t.args = "baseline", "bench", "./cmd/baseline", ta.baseline
+			if name == "baseline-flush" {
+				t.args += " -flush frame"
+			}
+		case "original":
+			// The original sends no byte, not even the response head, before
+			// the first event: its listeners count as connected once their
+			// request is sent (the warm-up lets it register them).
+			t.bin, t.dir, t.pkg, t.args = "original", "bench", "./cmd/original", ta.original
+			t.load = []string{"-ready-on-send"}
+		case "centrifugo":
+			t.bin = "centrifugo"
+			t.args = "-c {config} -a 127.0.0.1 -p {port}"
+		default:
+			return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(targetNames, ", "))
+		}
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no target")
+	}
+	return out, nil
+}
+
+func (t *target) path(o *options) string {
+	if t.name == "centrifugo" {
+		return filepath.Join(o.toolsDir, t.bin)
+	}
+	return filepath.Join(o.binDir, t.bin)
+}
+
+// prepare builds what the scenarios need, sets Centrifugo up when it is a
+// target, and checks that every target starts and answers its health
+// check, so that a target that cannot run fails the run at once rather
+// than after the others' scenarios.
+func prepare(ctx context.Context, o *options, scenarios []string) error {
+	o.sseloadBin = filepath.Join(o.binDir, "sseload")
+	if !o.noBuild {
+		built := map[string]bool{}
+		builds := make([]target, 0, 1+len(o.targets))
+		builds = append(builds, target{bin: "sseload", dir: "bench", pkg: "./cmd/sseload"})
+		builds = append(builds, o.targets...)
+		for _, t := range builds {
+			if t.pkg == "" || built[t.bin] {
+				continue
+			}
+			built[t.bin] = true
+			fmt.Fprintf(os.Stderr, "benchrun: go build -o %s %s (in %s)\n", filepath.Join(o.binDir, t.bin), t.pkg, t.dir)
+			if err := proc.Build(ctx, t.dir, filepath.Join(o.binDir, t.bin), t.pkg); err != nil {
+				return err
+			}
+		}
+	}
+	if slices.ContainsFunc(o.targets, func(t target) bool { return t.name == "centrifugo" }) {
+		cf, err := setupCentrifugo(ctx, o)
+		if err != nil {
+			return err
+		}
+		o.centrifugo = cf
+		o.g.Redact = append(o.g.Redact, cf.apiKey, cf.secret, cf.token)
+	}
+	if len(scenarios) == 1 && scenarios[0] == report.ScenarioToolCeiling {
+		return nil // no server needed
+	}
+	var failed []string
+	for i := range o.targets {
+		t := &o.targets[i]
+		srv, err := startTarget(ctx, o, t, "")
+		if err != nil {
+			failed = append(failed, err.Error())
+			continue
+		}
+		srv.Stop()
+	}
+	if len(failed) > 0 {
+		var keep []string
+		for _, t := range o.targets {
+			if !slices.ContainsFunc(failed, func(f string) bool { return strings.HasPrefix(f, "target "+t.name+":") }) {
+				keep = append(keep, t.name)
+			}
+		}
+		return fmt.Errorf("%s\n(nothing was measured; to leave the failing targets out: BENCH_TARGETS=%s, or benchrun -targets %s)",
+			strings.Join(failed, "\n"), strings.Join(keep, ","), strings.Join(keep, ","))
+	}
+	return nil
+}
+
+// startTarget starts a fresh server of t on a free loopback port, logging
+// to logPath (nowhere when empty), and waits until it is healthy.
+func startTarget(ctx context.Context, o *options, t *target, logPath string) (*proc.Server, error) {
+	port, err := proc.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	config := ""
+	var env []string
+	if o.centrifugo != nil && t.name == "centrifugo" {
+		config = o.centrifugo.config
+		env = o.centrifugo.env()
+	}
+	srv, err := o.g.StartServer(ctx, proc.ServerSpec{
+		Name: t.name, Bin: t.path(o), Args: expandArgs(t.args, addr, port, o.maxListen, config),
+		Env: env, Addr: addr, LogPath: logPath,
+	})
+	if err != nil {
+		if t.hint != "" {
+			return nil, fmt.Errorf("target %s: %w\n%s", t.name, err, t.hint)
+		}
+		return nil, fmt.Errorf("target %s: %w", t.name, err)
+	}
+	return srv, nil
+}
+
+// expandArgs splits the argument template on spaces and substitutes the
+// placeholders.
+func expandArgs(tmpl, addr string, port, maxListeners int, config string) []string {
+	r := strings.NewReplacer("{addr}", addr, "{port}", strconv.Itoa(port), "{max}", strconv.Itoa(maxListeners), "{config}", config)
+	return strings.Fields(r.Replace(tmpl))
+}
