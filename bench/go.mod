@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
+	github.com/SRGSSR/pillarbox-event-dispatcher v0.0.0-00010101000000-000000000000
 	github.com/valyala/fasthttp v1.78.0
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
@@ -23,3 +24,5 @@ require (
 	golang.org/x/image v0.30.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
+
+replace github.com/SRGSSR/pillarbox-event-dispatcher => ../
