@@ -66,6 +66,10 @@ func generate(results, readme, benchReadme string, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s, %s and the chart in %s\n", report.MarkdownFile, report.JSONFile, results)
+	for _, d := range r.Others {
+		fmt.Fprintf(stdout, "  note: %s is not a scenario of this bench (left from an older run?): not read; git rm -r it if so\n",
+			filepath.Join(results, d))
+	}
 	for _, g := range goals {
 		fmt.Fprintf(stdout, "  %-12s %s", g.Status, g.Goal)
 		if g.Measured != "" {

@@ -81,6 +81,10 @@ func fixture(t *testing.T) string {
 		writeIdle(t, dir, "ours", rep, 10000, 29+k)
 		writeIdle(t, dir, "ours-hijack", rep, 10000, 11+k)
 	}
+	// A directory left from an older bench is not read.
+	if err := os.MkdirAll(filepath.Join(dir, "fanout"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// One repeat of ingest only: reported as such.
 	writeLoad(t, dir, ScenarioIngest, "ours", 1, 0, 0, 128, load.RunResult{PostsPerSec: 7e4}, 1)
 	run := &Run{Command: "make bench-all", Args: []string{"-repeat", "3", "all"}, Repeat: 3,
@@ -106,6 +110,9 @@ func TestLoadComputesMedians(t *testing.T) {
 	}
 	if r.Run == nil || r.Run.Repeat != 3 || r.Env.CPUModel != "Test CPU" {
 		t.Fatalf("run %+v env %+v", r.Run, r.Env)
+	}
+	if len(r.Others) != 1 || r.Others[0] != "fanout" {
+		t.Fatalf("other directories %v", r.Others)
 	}
 	for xs, want := range map[string]float64{"": 0, "5": 5, "3,1,2": 2, "4,1,3,2": 2.5} {
 		var v []float64

@@ -106,6 +106,9 @@ type Results struct {
 	Run   *Run     `json:"run,omitempty"`
 	Env   load.Env `json:"env"`
 	Stats []Stats  `json:"stats"`
+	// Others are the sub-directories of the results directory that are not
+	// scenarios (left from an older bench, most likely), not read.
+	Others []string `json:"-"`
 }
 
 // Load reads every sseload report under dir's scenario directories and
@@ -136,6 +139,15 @@ func Load(dir string) (*Results, error) {
 			if r.Env.CPUModel == "" {
 				r.Env = rep.Env
 			}
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.IsDir() && !slices.Contains(Scenarios, e.Name()) {
+			r.Others = append(r.Others, e.Name())
 		}
 	}
 	if len(groups) == 0 {
