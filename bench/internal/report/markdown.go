@@ -18,7 +18,7 @@ const ChartName = "sweep"
 func (r *Results) Markdown(goals []Goal, linkBase string) string {
 	var b strings.Builder
 	b.WriteString(r.provenance() + "\n\n")
-	b.WriteString("#### Goals\n\n" + goalTable(goals) + "\n")
+	b.WriteString("### Goals\n\n" + goalTable(goals) + "\n")
 	sections := []func(*strings.Builder, string){r.writeSweep, r.writeSize, r.writeRates, r.writeIdle, r.writeIngest,
 		r.writeSlow, r.writeCeiling}
 	for _, write := range sections {
@@ -132,7 +132,7 @@ func (r *Results) writeSweep(b *strings.Builder, linkBase string) {
 	}
 	targets := r.TargetsIn(ScenarioSweep)
 	s0 := stats[0]
-	fmt.Fprintf(b, "#### Full speed, %s listeners\n\n", joinInts(r.listenerCounts(ScenarioSweep)))
+	fmt.Fprintf(b, "### Full speed, %s listeners\n\n", joinInts(r.listenerCounts(ScenarioSweep)))
 	fmt.Fprintf(b, "Producers post %d B events as fast as the server answers. Deliveries/s are summed over the listeners;"+
 		" POSTs/s is the rate the server accepted events at; the end-to-end latency runs from the producer's clock"+
 		" before the POST to the listener parsing the frame.\n\n", s0.Size)
@@ -195,7 +195,7 @@ func (r *Results) writeSize(b *strings.Builder, _ string) {
 	if len(stats) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "#### %s B events, %s listeners, full speed\n\n", Num(stats[0].Size), Num(stats[0].Listeners))
+	fmt.Fprintf(b, "### %s B events, %s listeners, full speed\n\n", Num(stats[0].Size), Num(stats[0].Listeners))
 	t := newTable("lrrr", "server", "deliveries/s", "POSTs/s", "e2e p50 / p99 (ms)")
 	for _, s := range stats {
 		t.row(s.Target, Count(s.DeliveriesPerSec), Count(s.PostsPerSec), Ms(s.P50Ms)+" / "+Ms(s.P99Ms))
@@ -217,7 +217,7 @@ func (r *Results) writeRates(b *strings.Builder, _ string) {
 		}
 	}
 	slices.Sort(rates)
-	fmt.Fprintf(b, "#### Moderate rates, %s listeners\n\n", Num(stats[0].Listeners))
+	fmt.Fprintf(b, "### Moderate rates, %s listeners\n\n", Num(stats[0].Listeners))
 	b.WriteString("Every frame is timed. The server's CPU time is over the measured phase, the same length for every" +
 		" server; a rate in brackets is what a server held when it could not keep up.\n\n")
 	t := newTable(align(len(targets)), header("events/s", targets)...)
@@ -248,7 +248,7 @@ func (r *Results) writeIdle(b *strings.Builder, _ string) {
 	if len(stats) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "#### Idle listeners: server memory\n\n(RSS with the listeners − RSS before) / listeners;"+
+	fmt.Fprintf(b, "### Idle listeners: server memory\n\n(RSS with the listeners − RSS before) / listeners;"+
 		" kernel socket buffers are not in a process's RSS.\n\n")
 	t := newTable("lrr", "server", "listeners", "KiB per listener")
 	for _, s := range stats {
@@ -262,7 +262,7 @@ func (r *Results) writeIngest(b *strings.Builder, _ string) {
 	if len(stats) == 0 {
 		return
 	}
-	b.WriteString("#### Ingest, no listener\n\n")
+	b.WriteString("### Ingest, no listener\n\n")
 	t := newTable("lrr", "server", "event", "POSTs/s")
 	for _, s := range stats {
 		t.row(s.Target, Num(s.Size)+" B", Count(s.PostsPerSec))
@@ -275,7 +275,7 @@ func (r *Results) writeSlow(b *strings.Builder, _ string) {
 	if len(stats) == 0 {
 		return
 	}
-	fmt.Fprintf(b, "#### Listeners that stop reading, %s listeners × %s events/s\n\n", Num(stats[0].Listeners), Count(stats[0].Rate))
+	fmt.Fprintf(b, "### Listeners that stop reading, %s listeners × %s events/s\n\n", Num(stats[0].Listeners), Count(stats[0].Rate))
 	t := newTable("lrrrr", "server", "slow listeners", "healthy listeners' loss", "e2e p99 (ms)", "delivery ratio")
 	for _, s := range stats {
 		t.row(s.Target, fmt.Sprintf("%.0f%%", s.Slow*100), Count(s.Lost), Ms(s.P99Ms), fmt.Sprintf("%.4f", s.DeliveryRatio))
@@ -288,7 +288,7 @@ func (r *Results) writeCeiling(b *strings.Builder, _ string) {
 	if len(stats) == 0 {
 		return
 	}
-	b.WriteString("#### sseload's own ceiling\n\nAgainst a trivial in-process server that streams pre-built frames" +
+	b.WriteString("### sseload's own ceiling\n\nAgainst a trivial in-process server that streams pre-built frames" +
 		" and answers POSTs with a bare 200: what the tool can count at most here, sharing the cores with that server.\n\n")
 	t := newTable("lrrr", "frame", "listeners", "deliveries/s", "POSTs/s")
 	for _, s := range stats {
@@ -320,7 +320,7 @@ func (r *Results) writeProblems(b *strings.Builder) {
 	if len(lines) == 0 {
 		return
 	}
-	b.WriteString("#### Warnings\n\n" + strings.Join(lines, "\n") + "\n\n")
+	b.WriteString("### Warnings\n\n" + strings.Join(lines, "\n") + "\n\n")
 }
 
 func caseName(c Case) string {

@@ -225,8 +225,12 @@ func TestUpdateSection(t *testing.T) {
 	}{
 		{"replaces", "# T\n\nintro\n" + begin + "\nold\ntable\n" + end + "\n\nafter\n",
 			"# T\n\nintro\n" + begin + "\nnew\n" + end + "\n\nafter\n", nil},
-		{"empty section", "a\n" + begin + end + "\nb\n", "a\n" + begin + "\nnew\n" + end + "\nb\n", nil},
+		{"empty section", "a\n" + begin + "\n" + end + "\nb\n", "a\n" + begin + "\nnew\n" + end + "\nb\n", nil},
+		{"CRLF", "a\r\n" + begin + "\r\nold\r\n" + end + "\r\n", "a\r\n" + begin + "\nnew\n" + end + "\r\n", nil},
 		{"no markers", "# T\n", "# T\n", ErrNoMarkers},
+		{"markers quoted in the text are left alone", "see `" + begin + "`\n" + begin + "\nold\n" + end + "\n",
+			"see `" + begin + "`\n" + begin + "\nnew\n" + end + "\n", nil},
+		{"only quoted", "see `" + begin + "` and `" + end + "`\n", "see `" + begin + "` and `" + end + "`\n", ErrNoMarkers},
 		{"end before begin", end + "\n" + begin + "\n", end + "\n" + begin + "\n", ErrNoMarkers},
 	}
 	for _, tc := range tests {

@@ -24,9 +24,9 @@ func (r *Results) Summary(goals []Goal, benchReadme string) string {
 		{"10,000 listeners, full speed: deliveries/s (POSTs/s)", ScenarioSweep, listeners(10000), delivPosts},
 		{"1,000 listeners, full speed: e2e p50 / p99", ScenarioSweep, listeners(1000), p50p99},
 		{"1 KiB events, 1,000 listeners: deliveries/s", ScenarioSize, listeners(1000), func(s Stats) string { return Count(s.DeliveriesPerSec) }},
-		{"1,000 listeners × 50 events/s: e2e p99, server CPU", ScenarioRates, rate(50), p99CPU},
-		{"1,000 listeners × 100 events/s: e2e p99, server CPU", ScenarioRates, rate(100), p99CPU},
-		{"1,000 listeners × 200 events/s: e2e p99, server CPU", ScenarioRates, rate(200), p99CPU},
+		{"1,000 listeners × 50 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 50), p99CPU},
+		{"1,000 listeners × 100 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 100), p99CPU},
+		{"1,000 listeners × 200 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 200), p99CPU},
 		{"10,000 idle listeners: server memory each", ScenarioIdle, listeners(10000), func(s Stats) string { return fmt.Sprintf("%.1f KiB", s.KiBPerListener) }},
 		{"no listener: POSTs/s", ScenarioIngest, func(Stats) bool { return true }, func(s Stats) string { return Count(s.PostsPerSec) }},
 	}
@@ -44,13 +44,15 @@ func (r *Results) Summary(goals []Goal, benchReadme string) string {
 		}
 	}
 	b.WriteString(t.String() + "\n")
-	met := 0
+	count := map[string]int{}
 	for _, g := range goals {
-		if g.Status == Met {
-			met++
-		}
+		count[g.Status]++
 	}
-	fmt.Fprintf(&b, "Goals: %d of %d met.\n\n", met, len(goals))
+	fmt.Fprintf(&b, "Goals: %d of %d met", count[Met], len(goals))
+	if n := count[NotMeasured]; n > 0 {
+		fmt.Fprintf(&b, ", %d not measured", n)
+	}
+	b.WriteString(".\n\n")
 	for _, g := range goals {
 		fmt.Fprintf(&b, "- %s: %s", g.Goal, g.Status)
 		if g.Measured != "" {
@@ -83,7 +85,9 @@ func (r *Results) allTargets() []string {
 
 func listeners(n int) func(Stats) bool { return func(s Stats) bool { return s.Listeners == n } }
 
-func rate(v float64) func(Stats) bool { return func(s Stats) bool { return s.Rate == v } }
+func rateAt(listeners int, v float64) func(Stats) bool {
+	return func(s Stats) bool { return s.Listeners == listeners && s.Rate == v }
+}
 
 func delivPosts(s Stats) string {
 	return fmt.Sprintf("%s (%s)", Count(s.DeliveriesPerSec), Count(s.PostsPerSec))

@@ -62,7 +62,9 @@ func Markers(name string) (begin, end string) {
 }
 
 // UpdateSection replaces what lies between section name's markers in the
-// file at path with content, leaving the rest of the file as it is.
+// file at path with content, leaving the rest of the file as it is. A
+// marker counts only on a line of its own (a marker quoted in the text is
+// left alone).
 func UpdateSection(path, name, content string) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -70,10 +72,13 @@ func UpdateSection(path, name, content string) error {
 	}
 	begin, end := Markers(name)
 	text := string(b)
-	i := strings.Index(text, begin)
-	j := strings.Index(text, end)
-	if i < 0 || j < i {
-		return fmt.Errorf("%w: %s needs %q, then %q", ErrNoMarkers, path, begin, end)
+	i := lineIndex(text, begin, 0)
+	j := -1
+	if i >= 0 {
+		j = lineIndex(text, end, i+len(begin))
+	}
+	if i < 0 || j < 0 {
+		return fmt.Errorf("%w: %s needs a line %q, then a line %q", ErrNoMarkers, path, begin, end)
 	}
 	i += len(begin)
 	out := text[:i] + "\n" + strings.TrimRight(content, "\n") + "\n" + text[j:]
@@ -85,4 +90,22 @@ func UpdateSection(path, name, content string) error {
 		return err
 	}
 	return os.WriteFile(path, []byte(out), st.Mode().Perm()) //nolint:gosec // the caller names the file to rewrite
+}
+
+// lineIndex returns the offset of the first line, at or after from, that
+// is exactly line, or -1.
+func lineIndex(text, line string, from int) int {
+	for from <= len(text) {
+		k := strings.Index(text[from:], line)
+		if k < 0 {
+			return -1
+		}
+		at := from + k
+		after := at + len(line)
+		if (at == 0 || text[at-1] == '\n') && (after == len(text) || text[after] == '\n' || text[after] == '\r') {
+			return at
+		}
+		from = after
+	}
+	return -1
 }
