@@ -2,15 +2,11 @@ package proc
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 )
-
-// ErrBuild is returned by Build when go build fails.
-var ErrBuild = errors.New("proc: build failed")
 
 // Build runs "go build -o out pkg" in dir (a module's directory, so that
 // the build works with or without the workspace), out made absolute first.

@@ -21,9 +21,13 @@ import (
 	"time"
 )
 
-// ErrExited is returned by StartServer when the server exits before it is
-// healthy; the error also carries the end of its standard error.
-var ErrExited = errors.New("proc: exited before becoming healthy")
+var (
+	// ErrExited is returned by StartServer when the server exits before it
+	// is healthy; the error also carries the end of its standard error.
+	ErrExited = errors.New("proc: exited before becoming healthy")
+	// ErrBuild is returned by Build when go build fails.
+	ErrBuild = errors.New("proc: build failed")
+)
 
 // stopGrace is how long Stop and Run wait after SIGTERM before SIGKILL.
 var stopGrace = 5 * time.Second

@@ -175,3 +175,19 @@ func TestSignalReachesEveryProcess(t *testing.T) {
 		t.Fatal("SIGTERM did not stop the server")
 	}
 }
+
+func TestBuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the compiler")
+	}
+	out := filepath.Join(t.TempDir(), "bin", "baseline")
+	if err := Build(context.Background(), "../..", out, "./cmd/baseline"); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode()&0o111 == 0 {
+		t.Fatalf("built binary: %v", err)
+	}
+	if err := Build(context.Background(), "../..", out, "./cmd/nonexistent"); !errors.Is(err, ErrBuild) {
+		t.Fatalf("error %v, want ErrBuild", err)
+	}
+}
