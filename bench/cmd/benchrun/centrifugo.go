@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/load"
 )
@@ -109,9 +110,15 @@ func moduleVersion(out []byte, module string) string {
 
 var errInstall = errors.New("target centrifugo: go install failed")
 
+// installTimeout bounds go install (downloading and compiling Centrifugo
+// takes about two minutes on the 2-core machine).
+const installTimeout = 15 * time.Minute
+
 // installCentrifugo runs go install into dir (made absolute: GOBIN must
 // be).
 func installCentrifugo(ctx context.Context, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, installTimeout)
+	defer cancel()
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return err
