@@ -192,7 +192,9 @@ func drive(ctx context.Context, o *options, addr string, srv *proc.Server, clien
 	defer cancel()
 	cfg := load.DefaultConfig()
 	cfg.URL, cfg.Listeners, cfg.Producers, cfg.Rate = "http://"+addr, o.listeners, o.producers, o.rate
-	cfg.Duration, cfg.Warmup, cfg.Size, cfg.Label = o.duration, 0, o.size, "soak-steady"
+	// The steady load outlives the sampling by one interval, so that no
+	// sample sees its listeners leave.
+	cfg.Duration, cfg.Warmup, cfg.Size, cfg.Label = o.duration+o.interval, 0, o.size, "soak-steady"
 	cfg.ConnectTimeout = 30 * time.Second
 	type result struct {
 		rep *load.Report
