@@ -23,8 +23,26 @@ func benchDecodeScan(b *testing.B, framesPerChunk int, sample int64) {
 }
 
 func BenchmarkDecodeScan1PerChunk(b *testing.B)         { benchDecodeScan(b, 1, 0) }
+func BenchmarkDecodeScan1PerChunkWithIDs(b *testing.B)  { benchDecodeScanIDs(b) }
 func BenchmarkDecodeScan1PerChunkSample16(b *testing.B) { benchDecodeScan(b, 1, 16) }
 func BenchmarkDecodeScan16PerChunk(b *testing.B)        { benchDecodeScan(b, 16, 0) }
+
+// benchDecodeScanIDs is benchDecodeScan(b, 1, 0) with an id line in every
+// frame, as the service sends them.
+func benchDecodeScanIDs(b *testing.B) {
+	stream := buildIDStream(b, 128)
+	var sc FrameScanner
+	var dec ChunkedDecoder
+	feed := sc.Feed
+	b.SetBytes(int64(len(stream)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := dec.Decode(stream, feed); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(sc.Data), "ns/frame")
+}
 
 func BenchmarkParseEvent(b *testing.B) {
 	body := NewBody("abcd1234", 3, 128).Bytes()

@@ -113,23 +113,23 @@ const (
 // Feed consumes the next piece of the (de-chunked) stream.
 func (s *FrameScanner) Feed(p []byte) {
 	for len(p) > 0 {
-		// Fast path: a whole one-line data block "data:…\n\n" at the start of
-		// a block, the shape of nearly every frame.
-		if s.lineLen == 0 && !s.sawLine && len(p) > 6 && p[0] == 'd' && string(p[:5]) == "data:" {
-			if i := bytes.IndexByte(p, '\n'); i >= 0 && i+1 < len(p) && p[i+1] == '\n' {
+		// Fast path: a whole block made of an optional id line and one data
+		// line, at the start of a block: the shape of nearly every frame.
+		if s.lineLen == 0 && !s.sawLine {
+			if line, n, ok := wholeBlock(p); ok {
 				s.Blocks++
-				if s.EventPrefix != nil && !bytes.HasPrefix(dataPayload(p[:i]), s.EventPrefix) {
+				if s.EventPrefix != nil && !bytes.HasPrefix(dataPayload(line), s.EventPrefix) {
 					s.Control++
 					if s.OnControl != nil {
-						s.OnControl(dataPayload(p[:i]))
+						s.OnControl(dataPayload(line))
 					}
 				} else {
 					s.Data++
 					if s.takeSample() && s.OnSample != nil {
-						s.OnSample(dataPayload(p[:i]))
+						s.OnSample(dataPayload(line))
 					}
 				}
-				p = p[i+2:]
+				p = p[n:]
 				continue
 			}
 		}
@@ -144,6 +144,29 @@ func (s *FrameScanner) Feed(p []byte) {
 		s.endLine()
 		p = p[i+1:]
 	}
+}
+
+// wholeBlock recognises, at the start of p, a whole block made of an
+// optional id line and one data line ending in LF: "[id: …\n]data:…\n\n".
+// It returns the data line (without its LF) and the block's length.
+func wholeBlock(p []byte) (line []byte, n int, ok bool) {
+	start := 0
+	if len(p) > 3 && p[0] == 'i' && p[1] == 'd' && p[2] == ':' {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			return nil, 0, false
+		}
+		start = i + 1
+	}
+	q := p[start:]
+	if len(q) <= 6 || q[0] != 'd' || string(q[:5]) != "data:" {
+		return nil, 0, false
+	}
+	i := bytes.IndexByte(q, '\n')
+	if i < 0 || i+1 >= len(q) || q[i+1] != '\n' {
+		return nil, 0, false
+	}
+	return q[:i], start + i + 2, true
 }
 
 // linePart handles bytes of the current line (no line feed inside).

@@ -87,6 +87,34 @@ func TestFrameScannerRandomSplits(t *testing.T) {
 	}
 }
 
+// buildIDStream returns chunked frames, one per chunk, each with an id line
+// as the service sends them.
+func buildIDStream(tb testing.TB, size int) []byte {
+	tb.Helper()
+	body := NewBody("ids00000", 0, size).Bytes()
+	var out []byte
+	for i := range 64 {
+		frame := fmt.Appendf(nil, "id: rcze3494gzn6j-%d\ndata: %s\n\n", i, body)
+		out = fmt.Appendf(out, "%x\r\n%s\r\n", len(frame), frame)
+	}
+	return out
+}
+
+func TestFrameScannerIDLines(t *testing.T) {
+	stream := "id: a-1\ndata: {\"n\":1}\n\nid: a-2\r\ndata: {\"n\":2}\n\nid\ndata: {\"n\":3}\n\nid: a-4\nevent: gap\ndata: {\"missed\":2}\n\n"
+	for i := 0; i <= len(stream); i++ {
+		sc, samples := scanPieces(stream, []int{i}, 1)
+		if sc.Data != 3 || sc.Gaps != 1 || sc.GapMissed != 2 || strings.Join(samples, "|") != `{"n":1}|{"n":2}|{"n":3}` {
+			t.Fatalf("split at %d: data=%d gaps=%d samples=%q", i, sc.Data, sc.Gaps, samples)
+		}
+	}
+	var sc FrameScanner
+	var dec ChunkedDecoder
+	if err := dec.Decode(buildIDStream(t, 128), sc.Feed); err != nil || sc.Data != 64 || sc.Blocks != 64 {
+		t.Fatalf("chunked id frames: data=%d blocks=%d err=%v", sc.Data, sc.Blocks, err)
+	}
+}
+
 func TestFrameScannerSampling(t *testing.T) {
 	var b strings.Builder
 	for i := 0; i < 100; i++ {
