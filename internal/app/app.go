@@ -285,6 +285,7 @@ func configAttrs(st *settings) []any {
 		"lag_policy", c.LagPolicy,
 		"streamer", c.Streamer,
 		"linger", c.Linger,
+		"write_budget", c.WriteBudget,
 		"retry", c.Retry,
 		"replay", c.Replay,
 		"max_stream_age", c.MaxStreamAge,

@@ -99,6 +99,7 @@ type Server struct {
 	stats         stats
 	state         atomic.Int32
 	warned        warnLimiter
+	budget        *writeBudget
 	// testHook, when set by an internal test, runs at the start of every
 	// POST handler and of every stream, with its name: a way to make them
 	// panic.
@@ -150,6 +151,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.warned.log = s.log
+	s.budget = newWriteBudget(cfg.WriteBudget, cfg.Linger, deps.Ring.Size(), deps.Ring.Last)
 	if deps.Bridge != nil {
 		s.bridge = deps.Bridge
 		s.epoch.Store(&epoch{space: newRunSpace()}) // replaced by the stream's once known

@@ -449,29 +449,3 @@ func health(t *testing.T, ts *testServer) healthBody {
 	}
 	return h
 }
-
-// TestLingerSparesIdleStreams: the linger only delays busy streams; an event
-// that finds its stream idle (one event waiting, nothing written for longer
-// than the linger) is written at once.
-func TestLingerSparesIdleStreams(t *testing.T) {
-	t.Parallel()
-	const (
-		linger = time.Second
-		pause  = linger + linger/10
-		events = 3
-	)
-	ts := start(t, func(c *server.Config) { c.Linger = linger })
-	l := ts.listen(t)
-	begin := time.Now()
-	for n := range events {
-		time.Sleep(pause)
-		ts.mustPost(t, fmt.Sprintf(`{"n":%d}`, n))
-		if m := l.nextEvent(t); !strings.HasPrefix(m.Data, fmt.Sprintf(`{"n":%d,`, n)) {
-			t.Fatalf("got %q", m.Data)
-		}
-	}
-	// Lingering on each event would add events × linger.
-	if d := time.Since(begin); d >= events*pause+events*linger/2 {
-		t.Fatalf("%d isolated events took %v: the linger delayed an idle stream", events, d)
-	}
-}

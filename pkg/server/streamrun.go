@@ -91,16 +91,19 @@ func (st *stream) run(w sink) {
 	var frames [batchSize]*fanout.Frame
 	for {
 		batch, n, cut := st.fill(w, frames[:0])
-		// Adaptive linger: a stream that found several events waiting, or
-		// flushed very recently, is busy; gathering a little longer makes
-		// fewer, bigger writes, and write(2) is most of the cost of a
-		// delivery. A stream that found one event after a pause writes it
+		// A busy stream (several events waiting, or it wrote within the
+		// gathering time) gathers for the time the write budget gives, so
+		// that write calls stay within what the machine affords (see
+		// budget.go); a stream that found one event after a pause writes it
 		// at once.
-		if n > 0 && !cut && s.cfg.Linger > 0 && (n > 1 || time.Since(st.lastFlush) < s.cfg.Linger) {
-			time.Sleep(s.cfg.Linger)
-			var more int
-			_, more, cut = st.fill(w, frames[:0])
-			n += more
+		if n > 0 && !cut && s.cfg.WriteBudget > 0 {
+			now := time.Now()
+			if gather := s.budget.gatherTime(now); gather > 0 && (n > 1 || now.Sub(st.lastFlush) < gather) {
+				time.Sleep(gather)
+				var more int
+				_, more, cut = st.fill(w, frames[:0])
+				n += more
+			}
 		}
 		if n > 0 || cut {
 			st.delivered.Add(uint64(n))
@@ -215,6 +218,7 @@ func (st *stream) flush(w sink, batch []*fanout.Frame) error {
 	}
 	st.lastFlush = now
 	n := w.Buffered()
+	st.srv.budget.flushed()
 	err := w.Flush()
 	if err != nil {
 		st.setEnd(st.writeErrorReason(err))
