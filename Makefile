@@ -23,6 +23,7 @@ PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 # Pinned tool versions; .ci/run reads them from these two lines.
 GOLANGCI_LINT_VERSION := v2.15.0
 ACTIONLINT_VERSION := v1.7.12
+NATS_SERVER_VERSION := v2.15.2
 
 # Where `make tools` installs: GOBIN, or the first GOPATH entry's bin.
 TOOLS_BIN := $(or $(shell go env GOBIN),$(firstword $(subst :, ,$(shell go env GOPATH)))/bin)
@@ -62,18 +63,18 @@ check-dist: ## Verify GOOS/GOARCH, CGO_ENABLED=0 and VERSION of every dist/ bina
 run: ## Run the dispatcher from source (pass flags with ARGS="-heartbeat 30s")
 	go run -ldflags "$(LDFLAGS)" $(CMD) $(ARGS)
 
-test: ## Run the test suite: go test -race -timeout 30m ./...
-	go test -race -timeout 30m ./...
+test: ## Run the test suite (the service and the bench module): go test -race -timeout 30m ./... ./bench/...
+	go test -race -timeout 30m ./... ./bench/...
 
 race: ## Run the test suite with the race detector, bypassing the test cache
-	go test -race -count=1 -timeout 30m ./...
+	go test -race -count=1 -timeout 30m ./... ./bench/...
 
 bench: ## Run the ./pkg/... micro-benchmarks (BENCH=regexp to select)
 	go test -run '^$$' -bench '$(BENCH)' -benchmem ./pkg/...
 
 fuzz: ## Run every Fuzz target in the tree for FUZZTIME each (default 20s)
 	@found=0; \
-	for pkg in $$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); do \
+	for pkg in $$(go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./... ./bench/...); do \
 		list="$$(go test -list '^Fuzz' "$$pkg")"; \
 		for fn in $$(grep '^Fuzz' <<<"$$list" || true); do \
 			found=$$((found + 1)); \
@@ -91,16 +92,17 @@ fmt: ## Format the Go code (gofmt -s, then golangci-lint fmt if installed)
 lint: ## Check gofmt, go vet, golangci-lint and actionlint (shellcheck if installed)
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted (run make fmt):"; echo "$$unformatted"; exit 1; fi
-	go vet ./...
-	"$(GOLANGCI_LINT)" run
+	go vet ./... ./bench/...
+	"$(GOLANGCI_LINT)" run ./... ./bench/...
 	"$(ACTIONLINT)"
 	@if command -v shellcheck >/dev/null; then \
 		echo "shellcheck .githooks/* .ci/run scripts/*.sh"; shellcheck .githooks/* .ci/run scripts/*.sh; \
 	else echo "shellcheck not installed: skipped"; fi
 
-tools: ## Install the pinned golangci-lint and actionlint into GOBIN
+tools: ## Install the pinned golangci-lint, actionlint and nats-server (for the end-to-end tests) into GOBIN
 	GOBIN="$(TOOLS_BIN)" go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	GOBIN="$(TOOLS_BIN)" go install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	GOBIN="$(TOOLS_BIN)" go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 
 docker: ## Build the container image IMAGE:VERSION and IMAGE:latest (needs a Docker engine)
 	docker build --build-arg VERSION="$(VERSION)" -t "$(IMAGE):$(VERSION)" -t "$(IMAGE):latest" .
