@@ -131,6 +131,29 @@ func startWith(tb testing.TB, configure func(*server.Config), ringOpts fanout.Op
 	return ts
 }
 
+// streamers are both ways a stream can be written: the stream tests run for
+// each.
+var streamers = []server.Streamer{server.StreamWriter, server.StreamHijack}
+
+// bothStreamers runs test once per streamer, as parallel subtests named
+// after the streamer (test calls t.Parallel itself).
+func bothStreamers(t *testing.T, test func(*testing.T, server.Streamer)) {
+	t.Helper()
+	for _, st := range streamers {
+		t.Run(string(st), func(t *testing.T) { test(t, st) })
+	}
+}
+
+// withStreamer returns configure with the streamer set first.
+func withStreamer(st server.Streamer, configure func(*server.Config)) func(*server.Config) {
+	return func(c *server.Config) {
+		c.Streamer = st
+		if configure != nil {
+			configure(c)
+		}
+	}
+}
+
 // stop shuts the server down as the application does; later calls return the
 // first one's result.
 func (ts *testServer) stop() error {

@@ -11,9 +11,6 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
-// streamers are the ways a stream is written; the stream tests run on each.
-var streamers = []server.Streamer{server.StreamWriter, server.StreamHijack}
-
 // TestEventIDs: every event frame carries an id before its data; ids are
 // 1 to 40 characters from [0-9A-Za-z_-], share the run's prefix, and their
 // numbers increase by one per event in a run, across topics and named

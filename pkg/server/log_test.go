@@ -46,10 +46,12 @@ func (h *countingHandler) snapshot() map[string]int {
 
 // TestLogsNeverPerEvent: with debug logging on, events produce no log line;
 // listeners log their connection and disconnection at debug level.
-func TestLogsNeverPerEvent(t *testing.T) {
+func TestLogsNeverPerEvent(t *testing.T) { bothStreamers(t, testLogsNeverPerEvent) }
+
+func testLogsNeverPerEvent(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
 	h := &countingHandler{counts: map[string]int{}}
-	ts := startLogged(t, func(c *server.Config) { c.Heartbeat = time.Hour }, h)
+	ts := startLogged(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = time.Hour }), h)
 	l := ts.listen(t)
 	for n := range 200 {
 		ts.mustPost(t, fmt.Sprintf(`{"n":%d}`, n))
@@ -76,13 +78,15 @@ func TestLogsNeverPerEvent(t *testing.T) {
 
 // TestLaggingListenerIsLoggedOnce: a listener that lags several times is
 // reported at warn level once, not once per gap.
-func TestLaggingListenerIsLoggedOnce(t *testing.T) {
+func TestLaggingListenerIsLoggedOnce(t *testing.T) { bothStreamers(t, testLaggingListenerIsLoggedOnce) }
+
+func testLaggingListenerIsLoggedOnce(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
 	h := &countingHandler{counts: map[string]int{}}
-	ts := startWith(t, func(c *server.Config) {
+	ts := startWith(t, withStreamer(streamer, func(c *server.Config) {
 		c.Heartbeat = time.Hour
 		c.WriteTimeout = time.Minute
-	}, fanout.Options{Size: 4}, h)
+	}), fanout.Options{Size: 4}, h)
 	conn, br, _ := rawStream(t, ts, 4096)
 	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
 	pad := strings.Repeat("x", 32<<10)

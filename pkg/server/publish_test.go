@@ -108,9 +108,11 @@ func TestPublishCompactsWithoutReencoding(t *testing.T) {
 
 // TestWireBytes checks the exact bytes of a stream on the wire, after the
 // HTTP chunked framing is removed.
-func TestWireBytes(t *testing.T) {
+func TestWireBytes(t *testing.T) { bothStreamers(t, testWireBytes) }
+
+func testWireBytes(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
-	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	ts := start(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = time.Hour }))
 	conn, br, head := rawStream(t, ts, 0)
 	for _, h := range []string{"HTTP/1.1 200 OK\r\n", "Content-Type: text/event-stream\r\n", "Cache-Control: no-cache\r\n",
 		"Connection: keep-alive\r\n", "X-Accel-Buffering: no\r\n", "Access-Control-Allow-Origin: *\r\n", "Transfer-Encoding: chunked\r\n"} {

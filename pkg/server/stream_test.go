@@ -21,8 +21,12 @@ import (
 )
 
 func TestStreamHeadersAndGreetingBeforeAnyEvent(t *testing.T) {
+	bothStreamers(t, testStreamHeadersAndGreetingBeforeAnyEvent)
+}
+
+func testStreamHeadersAndGreetingBeforeAnyEvent(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
-	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	ts := start(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = time.Hour }))
 	l := ts.connect(t)
 	for name, want := range map[string]string{
 		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "Connection": "keep-alive",
@@ -41,9 +45,11 @@ func TestStreamHeadersAndGreetingBeforeAnyEvent(t *testing.T) {
 	}
 }
 
-func TestHeartbeat(t *testing.T) {
+func TestHeartbeat(t *testing.T) { bothStreamers(t, testHeartbeat) }
+
+func testHeartbeat(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
-	ts := start(t, func(c *server.Config) { c.Heartbeat = 30 * time.Millisecond })
+	ts := start(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = 30 * time.Millisecond }))
 	l := ts.listen(t)
 	for range 3 {
 		if m := l.next(t); !m.Comment || m.Data != "ping" {
@@ -65,14 +71,16 @@ type seqEvent struct {
 // TestOrderAndNoLoss: 50 listeners, concurrent producers; every listener
 // gets every event once, and each producer's events in the order it sent
 // them.
-func TestOrderAndNoLoss(t *testing.T) {
+func TestOrderAndNoLoss(t *testing.T) { bothStreamers(t, testOrderAndNoLoss) }
+
+func testOrderAndNoLoss(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
 	const (
 		listeners   = 50
 		producers   = 4
 		perProducer = 250
 	)
-	ts := startBuffered(t, producers*perProducer, nil)
+	ts := startBuffered(t, producers*perProducer, withStreamer(streamer, nil))
 	ls := make([]*listener, listeners)
 	for i := range ls {
 		ls[i] = ts.listen(t)
@@ -133,13 +141,17 @@ func checkOrder(l *listener, producers, perProducer int) error {
 // TestStalledListenerDoesNotSlowOthers: a listener that never reads holds
 // nobody back, loses only its own events, and is cut by the write deadline.
 func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
+	bothStreamers(t, testStalledListenerDoesNotSlowOthers)
+}
+
+func testStalledListenerDoesNotSlowOthers(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
 	const events = 2000
-	ts := startBuffered(t, events, func(c *server.Config) {
+	ts := startBuffered(t, events, withStreamer(streamer, func(c *server.Config) {
 		// Long enough that a healthy listener on a loaded machine (the race
 		// detector, parallel tests) is never mistaken for a stalled one.
 		c.WriteTimeout = 2 * time.Second
-	})
+	}))
 	stalled, _, _ := rawStream(t, ts, 4096) // never read again
 	defer stalled.Close()
 	healthy := ts.listen(t)
@@ -184,13 +196,13 @@ func TestStalledListenerDoesNotSlowOthers(t *testing.T) {
 // lagSetup opens a listener that stops reading while more events than the
 // buffer are posted, so its stream falls behind the ring, then returns a
 // reader of what it was sent.
-func lagSetup(t *testing.T, policy server.LagPolicy, events int) (*testServer, *sseclient.Reader) {
+func lagSetup(t *testing.T, streamer server.Streamer, policy server.LagPolicy, events int) (*testServer, *sseclient.Reader) {
 	t.Helper()
-	ts := startBuffered(t, 16, func(c *server.Config) {
+	ts := startBuffered(t, 16, withStreamer(streamer, func(c *server.Config) {
 		c.LagPolicy = policy
 		c.WriteTimeout = time.Minute
 		c.Heartbeat = time.Hour
-	})
+	}))
 	conn, br, _ := rawStream(t, ts, 4096)
 	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
 	pad := strings.Repeat("x", 32<<10)
@@ -205,9 +217,13 @@ func lagSetup(t *testing.T, policy server.LagPolicy, events int) (*testServer, *
 // event for what fell off the buffer, and delivered + missed accounts for
 // every event, in order.
 func TestLaggingListenerIsToldExactlyWhatItMissed(t *testing.T) {
+	bothStreamers(t, testLaggingListenerIsToldExactlyWhatItMissed)
+}
+
+func testLaggingListenerIsToldExactlyWhatItMissed(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
 	const events = 400 // 12.5 MiB: more than the socket buffers hold
-	ts, r := lagSetup(t, server.LagContinue, events)
+	ts, r := lagSetup(t, streamer, server.LagContinue, events)
 	next, gaps := 0, 0
 	for next < events {
 		m, err := r.Next()
@@ -245,9 +261,11 @@ func TestLaggingListenerIsToldExactlyWhatItMissed(t *testing.T) {
 	}
 }
 
-func TestLagPolicyCut(t *testing.T) {
+func TestLagPolicyCut(t *testing.T) { bothStreamers(t, testLagPolicyCut) }
+
+func testLagPolicyCut(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
-	ts, r := lagSetup(t, server.LagCut, 400)
+	ts, r := lagSetup(t, streamer, server.LagCut, 400)
 	sawGap := false
 	for {
 		m, err := r.Next()
@@ -276,11 +294,15 @@ func TestLagPolicyCut(t *testing.T) {
 // due for an hour, a listener that closes or resets its connection is
 // noticed and released anyway.
 func TestGoneListenerIsReleasedWithoutTraffic(t *testing.T) {
+	bothStreamers(t, testGoneListenerIsReleasedWithoutTraffic)
+}
+
+func testGoneListenerIsReleasedWithoutTraffic(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
 	for _, reset := range []bool{false, true} {
 		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) {
 			t.Parallel()
-			ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+			ts := start(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = time.Hour }))
 			conn, br, _ := rawStream(t, ts, 0)
 			if line, err := br.ReadString('\n'); err != nil || line == "" {
 				t.Fatalf("greeting chunk: %q %v", line, err)
@@ -302,7 +324,11 @@ func TestGoneListenerIsReleasedWithoutTraffic(t *testing.T) {
 // rest when the package's tests end). Not parallel: it counts the
 // process's stream goroutines, so no other test may have streams open.
 func TestConnectDisconnectCyclesLeakNothing(t *testing.T) {
-	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	bothStreamers(t, testConnectDisconnectCyclesLeakNothing)
+}
+
+func testConnectDisconnectCyclesLeakNothing(t *testing.T, streamer server.Streamer) {
+	ts := start(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = time.Hour }))
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
@@ -321,12 +347,14 @@ func TestConnectDisconnectCyclesLeakNothing(t *testing.T) {
 	}
 }
 
-func TestMaxListeners(t *testing.T) {
+func TestMaxListeners(t *testing.T) { bothStreamers(t, testMaxListeners) }
+
+func testMaxListeners(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
-	ts := start(t, func(c *server.Config) {
+	ts := start(t, withStreamer(streamer, func(c *server.Config) {
 		c.MaxListeners = 2
 		c.Retry = time.Second
-	})
+	}))
 	a := ts.listen(t)
 	ts.listen(t)
 	turned := ts.connect(t)
@@ -358,9 +386,11 @@ func TestMaxListeners(t *testing.T) {
 
 // TestShutdownEndsStreamsCleanly: streams get what was published, a retry
 // hint, and end on a complete frame; Shutdown returns within its timeout.
-func TestShutdownEndsStreamsCleanly(t *testing.T) {
+func TestShutdownEndsStreamsCleanly(t *testing.T) { bothStreamers(t, testShutdownEndsStreamsCleanly) }
+
+func testShutdownEndsStreamsCleanly(t *testing.T, streamer server.Streamer) {
 	t.Parallel()
-	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	ts := start(t, withStreamer(streamer, func(c *server.Config) { c.Heartbeat = time.Hour }))
 	type raw struct {
 		body io.Reader
 	}
