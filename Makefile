@@ -15,7 +15,8 @@ CMD     := ./cmd/event_dispatcher
 
 # VERSION is embedded in the binaries; a release passes the tag (vX.Y.Z).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X $(MODULE)/internal/app.Version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X $(MODULE)/internal/app.Version=$(VERSION) -X $(MODULE)/internal/app.Commit=$(COMMIT)
 
 # Release platforms, as GOOS/GOARCH.
 PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64

@@ -118,7 +118,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	})
 	fs.DurationVar(&c.Linger, "linger", c.Linger, "the longest a busy stream gathers events before writing them (0: always write at once)")
 	fs.IntVar(&c.WriteBudget, "write-budget", c.WriteBudget,
-		"write calls per second all streams may make; past it busy streams gather longer, up to -linger (0: no budget; default 40,000 per CPU)")
+		"write calls per second all streams may make; past it busy streams gather longer, up to -linger (0: no budget; the default is 40,000 per CPU)")
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to listeners (plus up to 100% jitter)")
 	fs.DurationVar(&st.shutdownTimeout, "shutdown-timeout", st.shutdownTimeout,
 		"how long a graceful shutdown may take at most (it usually takes about a second)")
