@@ -112,7 +112,9 @@ func New(cfg Config, h Handler, log *slog.Logger) (*Bridge, error) {
 // Start connects to NATS, makes sure the stream exists with compatible
 // settings (creating it if needed), and starts consuming it from its next
 // message. It returns when the bridge has joined the stream, or after
-// Config.StartTimeout (or when ctx ends) if NATS cannot be reached: the bridge
+// Config.StartTimeout from the call (or when ctx ends) if NATS cannot be
+// reached; the one thing that may hold it longer is the first connection
+// attempt, which tries each server in turn for up to 2 s. The bridge
 // then keeps trying in the background, and Publish fails with ErrUnavailable
 // until it joins. It returns an error only for a definite fault: an invalid
 // configuration (ErrInvalidConfig), a conflicting stream (ErrConflict) or no
@@ -125,6 +127,10 @@ func (b *Bridge) Start(ctx context.Context) error {
 	if !b.started.CompareAndSwap(false, true) {
 		return ErrStarted
 	}
+	// The time the first connection attempt takes counts: it tries every
+	// server in turn, each up to dialTimeout, and a server that accepts
+	// connections but does not answer holds it that long.
+	deadline := time.Now().Add(b.cfg.StartTimeout)
 	urls, _ := splitURLs(b.cfg.URLs) // validated by New
 	nc, err := nats.Connect(strings.Join(urls, ","), b.natsOptions()...)
 	if err != nil {
@@ -148,7 +154,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.mu.Unlock()
 	go b.run()
 
-	t := time.NewTimer(b.cfg.StartTimeout)
+	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
 	case <-b.joined:
