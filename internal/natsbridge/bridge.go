@@ -59,10 +59,16 @@ type Bridge struct {
 	lastSeq atomic.Uint64
 
 	// mu guards iter (the live consumer's iterator, nil between sessions),
-	// identity, reason, resetAsked and state. Fields are ordered for size.
+	// identity, reason, server, resetAsked and state. Fields are ordered for
+	// size.
 	iter     jetstream.MessagesContext
 	identity Identity
 	reason   string
+	// server is the URL (redacted) of the server connected to, "" while
+	// disconnected: kept by the connection handlers, because the client's
+	// own accessors take its lock, which it holds through every
+	// connection attempt (up to dialTimeout each).
+	server   string
 	mu       sync.Mutex
 	joinOnce sync.Once
 	// ready is set once the bridge joined the stream on the current
@@ -203,13 +209,13 @@ func (b *Bridge) natsOptions() []nats.Option {
 }
 
 func (b *Bridge) onConnect(nc *nats.Conn) {
-	b.log.Info("nats connected", "server", nc.ConnectedUrlRedacted())
+	b.log.Info("nats connected", "server", b.setServer(nc))
 	b.signal()
 }
 
 func (b *Bridge) onReconnect(nc *nats.Conn) {
 	b.stats.reconnects.Add(1)
-	b.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+	b.log.Info("nats reconnected", "server", b.setServer(nc))
 	// The consumer may be gone with the server it lived on (ephemeral, in
 	// memory), and so may a stream kept in memory: start over.
 	b.askReset()
@@ -225,13 +231,26 @@ func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
 	}
 	b.ready.Store(false)
 	b.mu.Lock()
-	b.reason = reason
+	b.reason, b.server = reason, ""
 	if b.state == StateReady {
 		b.state = StateDisconnected
 	}
 	b.mu.Unlock()
 	b.log.Warn("nats disconnected", "err", err)
 	b.askReset()
+}
+
+// setServer records the server nc is connected to, and returns its URL. It
+// runs on the client's callback goroutine, which may wait for the client's
+// lock.
+func (b *Bridge) setServer(nc *nats.Conn) string {
+	url := nc.ConnectedUrlRedacted()
+	b.mu.Lock()
+	if b.state != StateClosed {
+		b.server = url
+	}
+	b.mu.Unlock()
+	return url
 }
 
 func (b *Bridge) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -263,18 +282,14 @@ func (b *Bridge) askReset() {
 }
 
 // Status returns a snapshot of the bridge's state. It does not block on the
-// network.
+// network, nor on the NATS client (which holds its lock while it dials).
 func (b *Bridge) Status() Status {
 	b.mu.Lock()
-	st := Status{State: b.state, Reason: b.reason, Identity: b.identity}
-	nc := b.nc
+	st := Status{State: b.state, Reason: b.reason, Identity: b.identity, Server: b.server}
 	b.mu.Unlock()
 	st.LastSeq = b.lastSeq.Load()
 	st.AtomicBatches = b.atomicBatch.Load()
-	if nc != nil && nc.IsConnected() {
-		st.Connected = true
-		st.Server = nc.ConnectedUrlRedacted()
-	}
+	st.Connected = st.Server != ""
 	if st.State == StateReady {
 		st.Reason = ""
 	}
@@ -296,7 +311,7 @@ func (b *Bridge) Close(ctx context.Context) error {
 	}
 	b.ready.Store(false)
 	b.mu.Lock()
-	b.state, b.reason = StateClosed, "closed"
+	b.state, b.reason, b.server = StateClosed, "closed", ""
 	nc, js := b.nc, b.js
 	if b.iter != nil {
 		b.iter.Drain()
