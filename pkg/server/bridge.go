@@ -49,6 +49,10 @@ type consumer struct {
 	mu      sync.Mutex // Deliver runs on one goroutine; adoptIdentity may run on others
 	ordinal uint64     // stream incarnations seen
 	lastSeq uint64     // the last sequence delivered in the current incarnation
+	// firstSeq is the first sequence delivered in the current incarnation:
+	// the ring was given every one from there to lastSeq (or a gap frame
+	// for those that expired unread).
+	firstSeq uint64
 }
 
 // Deliver publishes a message of the shared stream to the ring, with the id
@@ -78,8 +82,14 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		// Messages expired before this instance read them (a long outage).
 		s.publishGap(ep, d.Seq-1)
 	}
+	if c.lastSeq == 0 {
+		c.firstSeq = d.Seq
+	}
 	c.lastSeq = d.Seq
 	c.mu.Unlock()
+	if s.testHook != nil {
+		s.testHook("deliver")
+	}
 
 	topic := d.Topic
 	if topic == "" {
@@ -201,29 +211,36 @@ func (s *Server) planShared(sub *fanout.Subscriber, plan resumePlan, ep *epoch, 
 		}
 		to = first
 	} else {
-		// Nothing held after n. If this instance consumed n or more of
-		// this stream, the listener is up to date; if it consumed less, the
-		// listener is ahead and what it has is skipped as it arrives. If it
-		// consumed nothing yet, the stream may hold events after n that its
-		// consumer, started later, will never deliver: replay to the end.
-		if s.consumedInEpoch(ep) > 0 {
+		// Nothing visible after n. The ring holds, or is about to hold (a
+		// frame Deliver is building is not visible yet), every sequence
+		// from the first this instance consumed of this stream on. If that
+		// is n+1 or less, the listener is up to date, or ahead and what it
+		// has is skipped as it arrives. Otherwise the sequences before it
+		// come from the stream; if nothing was consumed yet, every one
+		// after n does: the consumer, started later, will never deliver
+		// those before its start, and those it does deliver are skipped.
+		switch first := s.firstConsumed(ep); {
+		case first == 0:
+			to = math.MaxUint64
+		case first <= n+1:
 			return plan
+		default:
+			to = first
 		}
-		to = math.MaxUint64
 	}
 	plan.replay = &streamReplay{identity: ep.identity, space: ep.space, from: n + 1, to: to}
 	return plan
 }
 
-// consumedInEpoch returns the last sequence this instance consumed from
-// ep's stream, 0 if none (or ep is no longer current).
-func (s *Server) consumedInEpoch(ep *epoch) uint64 {
+// firstConsumed returns the first sequence this instance consumed from ep's
+// stream, 0 if none (or ep is no longer current).
+func (s *Server) firstConsumed(ep *epoch) uint64 {
 	s.consumer.mu.Lock()
 	defer s.consumer.mu.Unlock()
-	if s.epoch.Load() != ep {
+	if s.epoch.Load() != ep || s.consumer.lastSeq == 0 {
 		return 0
 	}
-	return s.consumer.lastSeq
+	return s.consumer.firstSeq
 }
 
 // streamReplay is a range of the shared stream a stream sends before its
