@@ -36,7 +36,7 @@ BENCH ?= .
 IMAGE ?= pillarbox-event-dispatcher
 ARGS ?=
 
-.PHONY: help build dist check-dist run test race bench fuzz fmt lint tools docker hooks clean
+.PHONY: help build dist check-dist run test race e2e-nats bench fuzz fmt lint tools docker hooks clean
 
 help: ## List the targets (default)
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -69,6 +69,10 @@ test: ## Run the test suite (the service and the bench module): go test -race -t
 
 race: ## Run the test suite with the race detector, bypassing the test cache
 	go test -race -count=1 -timeout 30m ./... ./bench/...
+
+# CI=1 makes a missing nats-server binary fail the test instead of skipping it.
+e2e-nats: ## Run the end-to-end scale-out test: nats-server and two dispatcher processes
+	CI="$${CI:-1}" go test -race -count=1 -timeout 5m -run '^TestE2ENATS$$' -v ./internal/app/
 
 bench: ## Run the ./pkg/... micro-benchmarks (BENCH=regexp to select)
 	go test -run '^$$' -bench '$(BENCH)' -benchmem ./pkg/...
