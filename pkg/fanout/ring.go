@@ -23,6 +23,9 @@ var (
 	// ErrTooManyTopics is returned by [Ring.Reserve] and the Subscribe
 	// methods when a new topic would exceed Options.MaxTopics.
 	ErrTooManyTopics = errors.New("fanout: too many topics")
+	// ErrInterrupted is returned by [Subscriber.Wait] after
+	// [Subscriber.Interrupt].
+	ErrInterrupted = errors.New("fanout: wait interrupted")
 )
 
 // Defaults for [Options].
@@ -319,6 +322,11 @@ func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
 		close(r.done)
+		// Wake every subscriber through its own channel too: a Wait
+		// without a context selects on nothing else.
+		for i := range r.shards {
+			r.shards[i].wakeAll()
+		}
 		r.wg.Wait()
 	})
 	return nil

@@ -302,12 +302,19 @@ func TestWaitWakes(t *testing.T) {
 		name string
 		// act makes the waiting subscriber return; it runs once the
 		// subscriber is (very likely) asleep, but must work either way.
-		act  func(r *fanout.Ring, cancel context.CancelFunc)
+		act  func(r *fanout.Ring, sub *fanout.Subscriber, cancel context.CancelFunc)
 		want error
+		// background: Wait without a context (the cheaper wait), which only
+		// the other wake-ups can end.
+		background bool
 	}{
-		{"publish", func(r *fanout.Ring, _ context.CancelFunc) { _, _ = r.Publish("", []byte("x")) }, nil},
-		{"close", func(r *fanout.Ring, _ context.CancelFunc) { _ = r.Close() }, fanout.ErrClosed},
-		{"cancel", func(_ *fanout.Ring, cancel context.CancelFunc) { cancel() }, context.Canceled},
+		{"publish", func(r *fanout.Ring, _ *fanout.Subscriber, _ context.CancelFunc) { _, _ = r.Publish("", []byte("x")) }, nil, false},
+		{"close", func(r *fanout.Ring, _ *fanout.Subscriber, _ context.CancelFunc) { _ = r.Close() }, fanout.ErrClosed, false},
+		{"cancel", func(_ *fanout.Ring, _ *fanout.Subscriber, cancel context.CancelFunc) { cancel() }, context.Canceled, false},
+		{"interrupt", func(_ *fanout.Ring, sub *fanout.Subscriber, _ context.CancelFunc) { sub.Interrupt() }, fanout.ErrInterrupted, false},
+		{"publish, no context", func(r *fanout.Ring, _ *fanout.Subscriber, _ context.CancelFunc) { _, _ = r.Publish("", []byte("x")) }, nil, true},
+		{"close, no context", func(r *fanout.Ring, _ *fanout.Subscriber, _ context.CancelFunc) { _ = r.Close() }, fanout.ErrClosed, true},
+		{"interrupt, no context", func(_ *fanout.Ring, sub *fanout.Subscriber, _ context.CancelFunc) { sub.Interrupt() }, fanout.ErrInterrupted, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -316,11 +323,33 @@ func TestWaitWakes(t *testing.T) {
 			sub := subscribe(t, r)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			ch := waitResult(ctx, sub, time.Hour)
+			waitCtx := ctx
+			if tc.background {
+				waitCtx = context.Background()
+			}
+			ch := waitResult(waitCtx, sub, time.Hour)
 			time.Sleep(10 * time.Millisecond) // let it fall asleep; correctness does not depend on it
-			tc.act(r, cancel)
+			tc.act(r, sub, cancel)
 			expectWait(t, ch, tc.want)
 		})
+	}
+}
+
+// TestInterruptSticks: after Interrupt, every Wait returns ErrInterrupted at
+// once, and Read still reads.
+func TestInterruptSticks(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8})
+	sub := subscribe(t, r)
+	sub.Interrupt()
+	for range 2 {
+		if err := sub.Wait(context.Background(), time.Hour); !errors.Is(err, fanout.ErrInterrupted) {
+			t.Fatalf("Wait after Interrupt: %v", err)
+		}
+	}
+	publishN(t, r, 1, 2)
+	if got, _ := readAll(sub); !equal(got, seqStrings(1, 2)) {
+		t.Fatalf("Read after Interrupt: %v", got)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 //
 // A Subscriber is owned by one goroutine: Read, Wait and Close must not be
 // called concurrently with each other. To stop a subscriber from another
-// goroutine, cancel the context given to Wait.
+// goroutine, cancel the context given to Wait, or call Interrupt.
 type Subscriber struct {
 	ring     *Ring
 	topics   []*Topic  // nil: every topic
@@ -21,14 +21,16 @@ type Subscriber struct {
 	wake     chan struct{}
 	timer    *time.Timer // Wait's timeout, created on first use and reused
 	// pos mirrors next for Ring.Missed, stored at the end of each Read.
-	pos    atomic.Uint64
-	next   uint64 // sequence number of the next frame to look at
-	skip   uint64 // frames with a key up to this one are passed over
-	total  uint64 // frames missed since creation
-	slot   int    // index in its shard's subscriber list; guarded by shard.mu
-	shard  int
-	all    bool // receives every topic
-	closed bool
+	pos   atomic.Uint64
+	next  uint64 // sequence number of the next frame to look at
+	skip  uint64 // frames with a key up to this one are passed over
+	total uint64 // frames missed since creation
+	slot  int    // index in its shard's subscriber list; guarded by shard.mu
+	shard int
+	// interrupted is set by Interrupt, from any goroutine.
+	interrupted atomic.Bool
+	all         bool // receives every topic
+	closed      bool
 }
 
 // Subscribe returns a subscriber that receives the frames published from now
@@ -176,10 +178,16 @@ func (s *Subscriber) ready() bool { return s.next <= s.ring.visible.Load() }
 // Wait blocks until Read may have something to return, and then returns nil
 // (a subscriber to some topics may then find only other topics' frames, which
 // Read skips). It returns early with ErrTimeout when timeout (if positive)
-// elapses, with ctx.Err() when ctx is done, and with ErrClosed when the ring
-// is closed and nothing is left to read. It does not spin and, after the
-// first call with a timeout, does not allocate.
+// elapses, with ctx.Err() when ctx is done, with ErrInterrupted after
+// Interrupt, and with ErrClosed when the ring is closed and nothing is left
+// to read. It does not spin and, after the first call with a timeout, does
+// not allocate. A context that can never be done (context.Background())
+// makes it cheaper: it then waits on the subscriber's own channel and the
+// timer only; use Interrupt to stop it from another goroutine.
 func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
+	if s.interrupted.Load() {
+		return ErrInterrupted
+	}
 	if s.ready() {
 		return nil
 	}
@@ -208,18 +216,41 @@ func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
 		// value, so stopping it is enough to reuse it.
 		defer s.timer.Stop()
 	}
-	select {
-	case <-s.wake:
-		return nil // possibly spurious (a stale token): the caller reads again
-	case <-s.ring.done:
-		if s.ready() {
-			return nil
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-s.wake:
+		case <-s.ring.done:
+		case <-done:
+			return ctx.Err()
+		case <-expired:
+			return ErrTimeout
 		}
+	} else {
+		select {
+		case <-s.wake: // also sent by Interrupt and Ring.Close
+		case <-expired:
+			return ErrTimeout
+		}
+	}
+	switch {
+	case s.interrupted.Load():
+		return ErrInterrupted
+	case s.ready():
+		return nil
+	case s.ring.closed.Load():
 		return ErrClosed
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-expired:
-		return ErrTimeout
+	}
+	return nil // possibly spurious (a stale token): the caller reads again
+}
+
+// Interrupt makes the Wait in progress, or the next one, return
+// ErrInterrupted. It is safe to call from any goroutine, any number of
+// times; the subscriber's Read still works.
+func (s *Subscriber) Interrupt() {
+	s.interrupted.Store(true)
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -174,6 +174,18 @@ func (sh *shard) drop(s *Subscriber) {
 	sh.mu.Unlock()
 }
 
+// wakeAll sends every live subscriber of the shard a wake-up.
+func (sh *shard) wakeAll() {
+	sh.mu.Lock()
+	for _, s := range sh.subs {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	sh.mu.Unlock()
+}
+
 // behind returns how many frames this shard's subscribers to every topic
 // have already lost without having read far enough to be told: for each,
 // the frames between its position and the oldest frame held.
