@@ -16,23 +16,26 @@ func TestNextGather(t *testing.T) {
 		ring   = 4096
 	)
 	for _, tc := range []struct {
-		name         string
-		cur          time.Duration
-		rate, events float64
-		want         time.Duration
+		name string
+		cur  time.Duration
+		w    window
+		want time.Duration
 	}{
-		{"idle stays idle", 0, 10, 10, 0},
-		{"over budget from nothing starts small", 0, 2000, 100, 2 * minGather},
-		{"over budget grows in proportion", 4 * ms, 3000, 100, 12 * ms},
-		{"at budget holds", 10 * ms, 900, 100, 10 * ms},
-		{"under half the budget halves", 10 * ms, 400, 100, 5 * ms},
-		{"halving below the minimum stops", 800 * time.Microsecond, 100, 100, 0},
-		{"bounded by the maximum", 40 * ms, 10_000, 100, most},
+		{"idle stays idle", 0, window{10, 10, 1, 1}, 0},
+		{"over budget from nothing starts small", 0, window{2000, 100, 1, 1}, 2 * minGather},
+		{"over budget grows in proportion", 4 * ms, window{3000, 100, 1, 3}, 12 * ms},
+		{"over budget but nothing to batch holds", 4 * ms, window{3000, 100, 1, 1}, 4 * ms},
+		{"at budget, batching, holds", 10 * ms, window{900, 100, 1, 1.5}, 10 * ms},
+		{"keeping up within the budget halves", 10 * ms, window{400, 100, 1, 1.1}, 5 * ms},
+		{"halving below the minimum stops", 800 * time.Microsecond, window{100, 100, 1, 1}, 0},
+		{"behind the events under budget grows", 4 * ms, window{500, 100, 10, 12}, 6 * ms},
+		{"behind from nothing starts small", 0, window{500, 100, 10, 10}, 750 * time.Microsecond},
+		{"bounded by the maximum", 40 * ms, window{10_000, 100, 8, 8}, most},
 		// 4096 frames at 100,000 events/s turn over in 41 ms: half is 20 ms.
-		{"bounded by the ring", 30 * ms, 2000, 100_000, 20480 * time.Microsecond},
+		{"bounded by the ring", 30 * ms, window{2000, 100_000, 8, 8}, 20480 * time.Microsecond},
 	} {
-		if got := nextGather(tc.cur, tc.rate, tc.events, target, most, ring); got != tc.want {
-			t.Errorf("%s: nextGather(%v, %v, %v) = %v, want %v", tc.name, tc.cur, tc.rate, tc.events, got, tc.want)
+		if got := nextGather(tc.cur, tc.w, target, most, ring); got != tc.want {
+			t.Errorf("%s: nextGather(%v, %+v) = %v, want %v", tc.name, tc.cur, tc.w, got, tc.want)
 		}
 	}
 }
@@ -55,10 +58,15 @@ func TestWriteBudgetConverges(t *testing.T) {
 			if busy {
 				flushes = streams * budgetWindow.Seconds() / (g + time.Millisecond).Seconds()
 			}
+			// Streams keep up: they find one frame when they look, and
+			// gather the others that come: 200 events/s each.
+			perFlush := max(1, int(200*(g+time.Millisecond).Seconds()))
 			for range int(flushes) {
-				b.flushed()
+				b.flushed(1, perFlush)
 			}
-			seq.Add(uint64(flushes))
+			if busy {
+				seq.Add(100_000 * uint64(budgetWindow) / uint64(time.Second))
+			}
 			now = now.Add(budgetWindow)
 			rate = flushes / budgetWindow.Seconds()
 		}
@@ -84,7 +92,7 @@ func BenchmarkWriteBudget(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					_ = wb.gatherTime(time.Now())
-					wb.flushed()
+					wb.flushed(1, 4)
 				}
 			})
 		})
@@ -93,7 +101,7 @@ func BenchmarkWriteBudget(b *testing.B) {
 		b.ReportAllocs()
 		g := time.Millisecond
 		for b.Loop() {
-			g = nextGather(g, 90_000, 1000, 80_000, 50*time.Millisecond, 4096)
+			g = nextGather(g, window{90_000, 1000, 1, 3}, 80_000, 50*time.Millisecond, 4096)
 		}
 	})
 }

@@ -79,7 +79,7 @@ func (st *stream) run(w sink) {
 		out = appendGap(out, st.resume.missed, st.resume.known)
 	}
 	_, _ = w.Write(out)
-	if st.flush(w, nil) != nil {
+	if st.flush(w, nil, 0, 0) != nil {
 		return
 	}
 	if st.resume.replay != nil && st.replayFromStream(w) != nil {
@@ -91,6 +91,7 @@ func (st *stream) run(w sink) {
 	var frames [batchSize]*fanout.Frame
 	for {
 		batch, n, cut := st.fill(w, frames[:0])
+		ready := n // what the stream found before gathering: the budget's measure of lag
 		// A busy stream (several events waiting, or it wrote within the
 		// gathering time) gathers for the time the write budget gives, so
 		// that write calls stay within what the machine affords (see
@@ -107,7 +108,7 @@ func (st *stream) run(w sink) {
 		}
 		if n > 0 || cut {
 			st.delivered.Add(uint64(n))
-			if st.flush(w, batch) != nil || cut {
+			if st.flush(w, batch, ready, n) != nil || cut {
 				return
 			}
 			continue
@@ -129,7 +130,9 @@ func (st *stream) idle(w sink) bool {
 	}
 	err := fanout.ErrTimeout
 	if wait > 0 {
-		err = st.sub.Wait(st.ctx, wait)
+		// No context: the cheaper wait; what would cancel it interrupts
+		// the subscriber instead (see stop).
+		err = st.sub.Wait(context.Background(), wait)
 	}
 	switch {
 	case err == nil:
@@ -141,7 +144,7 @@ func (st *stream) idle(w sink) bool {
 			return false
 		}
 		_, _ = io.WriteString(w, heartbeat)
-		return st.flush(w, nil) == nil
+		return st.flush(w, nil, 0, 0) == nil
 	case errors.Is(err, fanout.ErrClosed):
 		st.setEnd(EndShutdown)
 		st.endWithRetry(w)
@@ -156,7 +159,7 @@ func (st *stream) idle(w sink) bool {
 func (st *stream) endWithRetry(w sink) {
 	var buf [32]byte
 	_, _ = w.Write(appendRetry(buf[:0], st.srv.retryMillis()))
-	_ = st.flush(w, nil)
+	_ = st.flush(w, nil, 0, 0)
 }
 
 // fill writes every ready frame to w, reading them in batches of
@@ -207,8 +210,10 @@ func (st *stream) lagged(missed uint64) bool {
 // forward (at most once per half timeout, so busy streams do not pay for it
 // on every flush). A listener that stops reading makes the connection's
 // write fail at the deadline. batch, when given, is the first batch of frames
-// written, whose acceptance time a sampled stream measures.
-func (st *stream) flush(w sink, batch []*fanout.Frame) error {
+// written, whose acceptance time a sampled stream measures; frames is how
+// many event frames the write carries, ready how many of them were ready
+// before the stream gathered more, for the write budget.
+func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error {
 	now := time.Now()
 	if now.After(st.deadlineRefresh) {
 		timeout := st.srv.cfg.WriteTimeout
@@ -218,7 +223,7 @@ func (st *stream) flush(w sink, batch []*fanout.Frame) error {
 	}
 	st.lastFlush = now
 	n := w.Buffered()
-	st.srv.budget.flushed()
+	st.srv.budget.flushed(ready, frames)
 	err := w.Flush()
 	if err != nil {
 		st.setEnd(st.writeErrorReason(err))
@@ -294,18 +299,25 @@ func (st *stream) watch() {
 	if st.conn == nil {
 		return
 	}
-	st.conn.setCloseHook(func() { st.cancel(errConnGone) })
+	st.conn.setCloseHook(func() { st.stop(errConnGone) })
 	if s.watcher != nil {
-		if reg, err := s.watcher.Add(st.conn, func() { st.cancel(errHungUp) }); err == nil {
+		if reg, err := s.watcher.Add(st.conn, func() { st.stop(errHungUp) }); err == nil {
 			st.reg = reg
 		}
 	}
 }
 
+// stop makes the stream end, for cause: its context is canceled and its wait
+// for frames interrupted. Safe from any goroutine.
+func (st *stream) stop(cause error) {
+	st.cancel(cause)
+	st.sub.Interrupt()
+}
+
 // cutNow makes a stream stop: its context is canceled, and a write blocked on
 // a listener that stopped reading fails at once.
 func (st *stream) cutNow() {
-	st.cancel(errCutAtStop)
+	st.stop(errCutAtStop)
 	if st.conn != nil {
 		_ = st.conn.SetWriteDeadline(time.Now())
 	}
