@@ -32,7 +32,7 @@
 #   SOAK_FLAGS=         more soak flags, e.g. -args "-streamer hijack"
 
 BENCH_OUT      ?= bench/results
-BENCH_TARGETS  ?= ours,ours-hijack,baseline,baseline-flush,centrifugo
+BENCH_TARGETS  ?= ours,ours-hijack,ours-scraped,baseline,baseline-flush,centrifugo
 BENCH_REPEAT   ?= 3
 BENCH_DURATION ?= 5s
 BENCH_FLAGS    ?=

@@ -39,7 +39,7 @@ var allScenarios = []string{report.ScenarioToolCeiling, report.ScenarioIngest, r
 const exitNothingMeasured = 3
 
 // defaultTargets are the servers "all" compares.
-const defaultTargets = "ours,ours-hijack,baseline,baseline-flush,centrifugo"
+const defaultTargets = "ours,ours-hijack,ours-scraped,baseline,baseline-flush,centrifugo"
 
 type options struct {
 	out, binDir, toolsDir string

@@ -81,6 +81,13 @@ func TestParseTargets(t *testing.T) {
 	if ts[4].load[0] != "-ready-on-send" || ts[1].hint == "" {
 		t.Errorf("original load %v, ours-hijack hint %q", ts[4].load, ts[1].hint)
 	}
+	// ours-scraped is ours, its /metrics read every second, in the sweep
+	// alone.
+	sc, err := parseTargets("ours-scraped", ta)
+	if err != nil || sc[0].args != "-port {addr}" || strings.Join(sc[0].load, " ") != "-scrape-interval 1s" ||
+		!sc[0].runsIn(report.ScenarioSweep) || sc[0].runsIn(report.ScenarioRates) || !ts[0].runsIn(report.ScenarioRates) {
+		t.Errorf("ours-scraped: %+v, %v", sc, err)
+	}
 	for _, bad := range []string{"", "nats", "ours,other"} {
 		if _, err := parseTargets(bad, ta); err == nil {
 			t.Errorf("%q accepted", bad)

@@ -84,6 +84,9 @@ func runScenario(ctx context.Context, o *options, name string, stdout io.Writer)
 		for _, sp := range specs(o, name) {
 			for i := range o.targets {
 				t := &o.targets[i]
+				if !t.runsIn(name) {
+					continue
+				}
 				if err := runOne(ctx, o, dir, t, sp, rep, stdout); err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()

@@ -15,7 +15,7 @@ import (
 )
 
 // targetNames are the servers benchrun knows, in report order.
-var targetNames = []string{"ours", "ours-hijack", "baseline", "baseline-flush", "original", "centrifugo"}
+var targetNames = []string{"ours", "ours-hijack", "ours-scraped", "baseline", "baseline-flush", "original", "centrifugo"}
 
 // targetArgs are the argument templates given on the command line.
 type targetArgs struct{ ours, baseline, original string }
@@ -33,6 +33,14 @@ type target struct {
 	load []string
 	// hint is added to the error when the target does not start.
 	hint string
+	// only, when set, names the scenarios the target runs in; it is
+	// skipped in the others.
+	only []string
+}
+
+// runsIn says whether the target is measured in scenario.
+func (t *target) runsIn(scenario string) bool {
+	return len(t.only) == 0 || slices.Contains(t.only, scenario)
 }
 
 func parseTargets(list string, ta targetArgs) ([]target, error) {
@@ -44,11 +52,19 @@ func parseTargets(list string, ta targetArgs) ([]target, error) {
 		}
 		t := target{name: name}
 		switch name {
-		case "ours", "ours-hijack":
+		case "ours", "ours-hijack", "ours-scraped":
 			t.bin, t.dir, t.pkg, t.args = "event_dispatcher", ".", "./cmd/event_dispatcher", ta.ours
-			if name == "ours-hijack" {
+			switch name {
+			case "ours-hijack":
 				t.args += " -streamer hijack"
 				t.hint = "ours-hijack is the service started with -streamer hijack: a service without that flag cannot be measured as ours-hijack"
+			case "ours-scraped":
+				// The service as ours, its /metrics read every second
+				// during the measured phase, as Prometheus would: the
+				// difference with ours is what being scraped costs.
+				// The sweep alone answers that question.
+				t.load = []string{"-scrape-interval", "1s"}
+				t.only = []string{report.ScenarioSweep}
 			}
 		case "baseline", "baseline-flush":
 			t.bin, t.dir, t.pkg, t.args = "baseline", "bench", "./cmd/baseline", ta.baseline

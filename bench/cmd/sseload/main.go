@@ -50,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "parse 1 in N data frames for latency and order checks (0 = none)")
 	fs.Float64Var(&cfg.SlowFraction, "slow", cfg.SlowFraction, "fraction of listeners that connect and then stop reading (reported separately)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "PID of the server process (on this machine) to sample RSS and CPU from /proc")
+	fs.DurationVar(&cfg.ScrapeInterval, "scrape-interval", 0, "GET <url>/metrics this often during the measured phase, as Prometheus would (0 = never)")
 	fs.StringVar(&cfg.Label, "label", "", "label stored in the result (e.g. ours, baseline); benchplot names series by it")
 	fs.StringVar(&cfg.Client, "client", cfg.Client, "listener implementation: raw (own HTTP/1.1 + chunked decoder) or nethttp")
 	fs.IntVar(&cfg.SourceIPs, "source-ips", 0, "spread listeners over 127.0.0.1..N source addresses (0 = auto above 20,000 listeners)")

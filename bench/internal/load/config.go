@@ -15,21 +15,24 @@ const (
 
 // Config are the parameters of a run.
 type Config struct {
-	URL             string
-	Listeners       int
-	Producers       int
-	Rate            float64 // total events/s over all producers; 0 = as fast as possible
-	Events          int64   // stop the measured phase after this many events in total (0 = no limit)
-	Duration        time.Duration
-	Warmup          time.Duration
-	Drain           time.Duration // longest wait for stragglers after producers stop
-	DrainQuiet      time.Duration // stop draining early after this long without any delivery
-	ConnectTimeout  time.Duration // time allowed for all listeners to connect and be greeted
-	PostTimeout     time.Duration
-	Size            int     // approximate event body size in bytes
-	Sample          int     // parse 1 in Sample data frames (latency, order)
-	SlowFraction    float64 // fraction of listeners that stop reading once connected
-	ServerPID       int     // sample this process's RSS and CPU when > 0
+	URL            string
+	Listeners      int
+	Producers      int
+	Rate           float64 // total events/s over all producers; 0 = as fast as possible
+	Events         int64   // stop the measured phase after this many events in total (0 = no limit)
+	Duration       time.Duration
+	Warmup         time.Duration
+	Drain          time.Duration // longest wait for stragglers after producers stop
+	DrainQuiet     time.Duration // stop draining early after this long without any delivery
+	ConnectTimeout time.Duration // time allowed for all listeners to connect and be greeted
+	PostTimeout    time.Duration
+	Size           int     // approximate event body size in bytes
+	Sample         int     // parse 1 in Sample data frames (latency, order)
+	SlowFraction   float64 // fraction of listeners that stop reading once connected
+	ServerPID      int     // sample this process's RSS and CPU when > 0
+	// ScrapeInterval, when positive, makes the tool GET <URL>/metrics this
+	// often during the measured phase, as a Prometheus server would.
+	ScrapeInterval  time.Duration
 	Label           string
 	Client          string
 	SourceIPs       int // local 127.0.0.x addresses to spread listeners over (0 = auto)

@@ -2,12 +2,14 @@ package load
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -345,4 +347,51 @@ func TestRunOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkExactlyOnce(t, rep, 5, 300)
+}
+
+// With ScrapeInterval, the tool reads the server's /metrics during the
+// measured phase (and only then), and reports how many times it did.
+func TestRunScrapesMetrics(t *testing.T) {
+	srv := baseline.New(baseline.Options{Buffer: 4096})
+	var hits atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "# TYPE x counter\nx 1\n")
+	})
+	mux.Handle("/", srv.Handler())
+	ts := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		srv.Close()
+		ts.Close()
+	})
+	cfg := testConfig(ts.URL)
+	cfg.Events = 0
+	cfg.Rate = 200
+	cfg.Duration = 600 * time.Millisecond
+	cfg.ScrapeInterval = 100 * time.Millisecond
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := rep.Scrape
+	if sc == nil || sc.Scrapes < 1 || sc.Errors != 0 || sc.Bytes != int64(len("# TYPE x counter\nx 1\n")) || sc.IntervalSec != 0.1 {
+		t.Fatalf("scrape stats %+v", sc)
+	}
+	if got := hits.Load(); got != int64(sc.Scrapes) {
+		t.Fatalf("server saw %d scrapes, report says %d", got, sc.Scrapes)
+	}
+	var table strings.Builder
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "metrics scrapes") {
+		t.Fatalf("table lacks the scrape row:\n%s", table.String())
+	}
+	// Without it, nothing is scraped.
+	cfg.ScrapeInterval = 0
+	before := hits.Load()
+	if rep, err = Run(context.Background(), cfg); err != nil || rep.Scrape != nil || hits.Load() != before {
+		t.Fatalf("unscraped run: %v, %+v, %d hits", err, rep.Scrape, hits.Load()-before)
+	}
 }

@@ -37,8 +37,11 @@ type Report struct {
 	Health      json.RawMessage `json:"health,omitempty"`
 	HealthAfter json.RawMessage `json:"health_after,omitempty"`
 	Tool        ToolStats       `json:"tool"`
-	Host        *HostStats      `json:"host,omitempty"`
-	Warnings    []string        `json:"warnings,omitempty"`
+	// Scrape is what the /metrics scraper did during the measured phase
+	// (-scrape-interval).
+	Scrape   *ScrapeStats `json:"scrape,omitempty"`
+	Host     *HostStats   `json:"host,omitempty"`
+	Warnings []string     `json:"warnings,omitempty"`
 }
 
 // Params are the run's parameters.

@@ -18,6 +18,7 @@ func (e *engine) report(rep *Report, m *measurement) {
 		Complete:    m.complete,
 	}
 	rep.Load = res
+	rep.Scrape = m.scrape
 	e.producerResults(res, m)
 	e.listenerResults(res, m)
 	e.warnDelivery(res)

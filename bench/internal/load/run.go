@@ -33,6 +33,7 @@ type measurement struct {
 	complete     bool          // every healthy listener got every event
 	window       time.Duration // delivery window: start to the last delivery, at least produced
 	slowGone     int           // slow listeners the server disconnected
+	scrape       *ScrapeStats  // with Config.ScrapeInterval
 }
 
 // Run performs a load run and returns its report. See RunIdle and
@@ -133,6 +134,10 @@ func (e *engine) measure(ctx context.Context, m *measurement) error {
 	m.loadAvg1 = loadAvg()
 
 	e.setPhase("run")
+	if e.cfg.ScrapeInterval > 0 {
+		sc := startScraper(e.cfg.URL, e.cfg.ScrapeInterval)
+		defer func() { stats := sc.stop(); m.scrape = &stats }()
+	}
 	m.start = time.Now()
 	if len(e.producers) > 0 {
 		if e.cfg.Events > 0 {

@@ -90,6 +90,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		tool += fmt.Sprintf(", %.3f listener reads per delivery", r.Tool.ReadsPerDelivery)
 	}
 	row("sseload itself", tool)
+	if sc := r.Scrape; sc != nil {
+		row("metrics scrapes", fmt.Sprintf("%d every %.1fs, %.1f ms each on average, %d errors, %s the last", sc.Scrapes, sc.IntervalSec, sc.MeanMs, sc.Errors, kib(sc.Bytes/1024)))
+	}
 	if h := r.Host; h != nil {
 		row("machine", fmt.Sprintf("%.2f cores busy, of which %.2f by other processes; load average %.2f at start", h.BusyCores, h.OtherCores, h.LoadAvg1))
 	}

@@ -188,7 +188,7 @@ func (s *Stats) less(o *Stats) bool {
 }
 
 // Targets lists the known targets in report order; others follow, sorted.
-var Targets = []string{"ours", "ours-hijack", "baseline", "baseline-flush", "original", "centrifugo"}
+var Targets = []string{"ours", "ours-hijack", "ours-scraped", "baseline", "baseline-flush", "original", "centrifugo"}
 
 // TargetIndex is the target's column in tables.
 func TargetIndex(name string) int {
