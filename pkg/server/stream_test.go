@@ -479,3 +479,43 @@ func health(t *testing.T, ts *testServer) healthBody {
 	}
 	return h
 }
+
+// TestBurstAfterQuietIsDelivered: the write deadline of a stream is pushed
+// forward lazily, at flushes, so it can be in the past when a quiet stream
+// wakes up. A burst bigger than the stream's buffer, which goes out in
+// several writes, must still reach a listener that reads: it is not a
+// listener that stopped reading.
+func TestBurstAfterQuietIsDelivered(t *testing.T) { bothStreamers(t, testBurstAfterQuiet) }
+
+func testBurstAfterQuiet(t *testing.T, streamer server.Streamer) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	ts := start(t, withStreamer(streamer, func(c *server.Config) {
+		c.WriteTimeout = timeout
+		c.Heartbeat = time.Hour
+	}))
+	l := ts.listen(t)
+	ts.mustPost(t, `{"first":true}`)
+	if m := l.nextEvent(t); !strings.Contains(m.Data, `"first":true`) {
+		t.Fatalf("first event: %q", m.Data)
+	}
+	time.Sleep(2 * timeout) // the deadline set at the last flush passes
+	const n = 2000          // about 300 KiB in one batch: many writes
+	var body strings.Builder
+	pad := strings.Repeat("x", 100)
+	for i := range n {
+		fmt.Fprintf(&body, "{\"i\":%d,\"pad\":%q}\n", i, pad)
+	}
+	if r := ts.postTo(t, "", ndjson, body.String()); r.status != http.StatusOK {
+		t.Fatalf("batch: %d %s", r.status, r.body)
+	}
+	for i := range n {
+		m := l.nextEvent(t)
+		if want := fmt.Sprintf(`{"i":%d,`, i); !strings.HasPrefix(m.Data, want) {
+			t.Fatalf("event %d: got %.40q (type %q)", i, m.Data, m.Type)
+		}
+	}
+	if h := health(t, ts); h.ListenersCut != 0 || ts.Listeners() != 1 {
+		t.Fatalf("listeners_cut %d, listeners %d: the reading listener was cut", h.ListenersCut, ts.Listeners())
+	}
+}

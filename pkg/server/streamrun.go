@@ -136,6 +136,7 @@ func (st *stream) idle(w sink) bool {
 	}
 	switch {
 	case err == nil:
+		st.armDeadline(time.Now())
 		return true
 	case errors.Is(err, fanout.ErrTimeout):
 		if !st.ageEnd.IsZero() && !time.Now().Before(st.ageEnd) {
@@ -215,12 +216,7 @@ func (st *stream) lagged(missed uint64) bool {
 // before the stream gathered more, for the write budget.
 func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error {
 	now := time.Now()
-	if now.After(st.deadlineRefresh) {
-		timeout := st.srv.cfg.WriteTimeout
-		st.writeDeadline = now.Add(timeout)
-		_ = st.conn.SetWriteDeadline(st.writeDeadline)
-		st.deadlineRefresh = now.Add(timeout / 2)
-	}
+	st.armDeadline(now)
 	st.lastFlush = now
 	n := w.Buffered()
 	st.srv.budget.flushed(ready, frames)
@@ -236,6 +232,21 @@ func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error 
 		}
 	}
 	return nil
+}
+
+// armDeadline makes sure the connection's write deadline is at least half
+// the write timeout away, pushing it forward when it is not. It is called
+// before every flush, and when a quiet stream wakes up: what it writes then
+// may leave in several writes before the flush (a burst bigger than its
+// buffer), and a deadline set at a flush long ago would make the first of
+// them fail as if the listener had stopped reading.
+func (st *stream) armDeadline(now time.Time) {
+	if now.After(st.deadlineRefresh) {
+		timeout := st.srv.cfg.WriteTimeout
+		st.writeDeadline = now.Add(timeout)
+		_ = st.conn.SetWriteDeadline(st.writeDeadline)
+		st.deadlineRefresh = now.Add(timeout / 2)
+	}
 }
 
 // writeErrorReason classifies a failed write: the listener went away, or it
