@@ -90,6 +90,11 @@ func (st *stream) run(w sink) {
 	}
 	var frames [batchSize]*fanout.Frame
 	for {
+		// What fill writes may leave before the flush (a burst bigger than
+		// the buffer): the deadline must be ahead of it, even after a long
+		// quiet spell.
+		now := time.Now()
+		st.armDeadline(now)
 		batch, n, cut := st.fill(w, frames[:0])
 		ready := n // what the stream found before gathering: the budget's measure of lag
 		// A busy stream (several events waiting, or it wrote within the
@@ -98,7 +103,6 @@ func (st *stream) run(w sink) {
 		// budget.go); a stream that found one event after a pause writes it
 		// at once.
 		if n > 0 && !cut && s.cfg.WriteBudget > 0 {
-			now := time.Now()
 			if gather := s.budget.gatherTime(now); gather > 0 && (n > 1 || now.Sub(st.lastFlush) < gather) {
 				time.Sleep(gather)
 				var more int
@@ -136,7 +140,6 @@ func (st *stream) idle(w sink) bool {
 	}
 	switch {
 	case err == nil:
-		st.armDeadline(time.Now())
 		return true
 	case errors.Is(err, fanout.ErrTimeout):
 		if !st.ageEnd.IsZero() && !time.Now().Before(st.ageEnd) {
@@ -236,10 +239,10 @@ func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error 
 
 // armDeadline makes sure the connection's write deadline is at least half
 // the write timeout away, pushing it forward when it is not. It is called
-// before every flush, and when a quiet stream wakes up: what it writes then
-// may leave in several writes before the flush (a burst bigger than its
-// buffer), and a deadline set at a flush long ago would make the first of
-// them fail as if the listener had stopped reading.
+// before every flush, and before a stream takes what is ready: that may
+// leave in several writes before the flush (a burst bigger than its
+// buffer), and a deadline set at a flush long ago, before a quiet spell,
+// would make the first of them fail as if the listener had stopped reading.
 func (st *stream) armDeadline(now time.Time) {
 	if now.After(st.deadlineRefresh) {
 		timeout := st.srv.cfg.WriteTimeout
