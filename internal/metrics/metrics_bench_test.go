@@ -80,7 +80,9 @@ func startServer(b *testing.B) benchServer {
 		if err := srv.Shutdown(ctx); err != nil {
 			b.Errorf("shutdown: %v", err)
 		}
-		<-served
+		if err := <-served; err != nil {
+			b.Errorf("Serve: %v", err)
+		}
 	})
 	return benchServer{Server: srv, addr: ln.Addr().String()}
 }
