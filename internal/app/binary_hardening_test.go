@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	json "github.com/goccy/go-json"
 )
 
 // execWithNofile is the environment variable that makes the test binary,
@@ -258,7 +260,8 @@ func TestDescriptorExhaustion(t *testing.T) {
 	for _, c := range conns[:100] {
 		_ = c.Close()
 	}
-	// It recovers: a new listener and a POST are served.
+	// It recovers: a POST is served, the closed listeners are released
+	// (their hang-ups noticed), and a new listener gets a stream.
 	eventually(t, "served again", func() bool {
 		resp, err := http.Post("http://"+s.addr+"/api/events", "application/json", strings.NewReader(`{"after":1}`))
 		if err != nil {
@@ -266,6 +269,17 @@ func TestDescriptorExhaustion(t *testing.T) {
 		}
 		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
+	})
+	eventually(t, "closed listeners released", func() bool {
+		resp, err := http.Get("http://" + s.addr + "/health")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var h struct {
+			Listeners int `json:"listeners"`
+		}
+		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Listeners <= 28
 	})
 	_, body := s.stream(t, 0)
 	resp, err := http.Post("http://"+s.addr+"/api/events", "application/json", strings.NewReader(`{"last":1}`))
