@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -219,7 +217,7 @@ func TestNATSInstanceStartedWhileNATSIsDown(t *testing.T) {
 // within the shutdown timeout.
 func TestNATSStartUpNeverHangs(t *testing.T) {
 	t.Parallel()
-	urls := silentServer(t) + "," + silentServer(t) + "," + silentServer(t)
+	urls := natstest.Silent(t) + "," + natstest.Silent(t) + "," + natstest.Silent(t)
 	begin := time.Now()
 	a := startInstance(t, "a", urls)
 	if took := time.Since(begin); took > 9*time.Second {
@@ -252,41 +250,6 @@ func TestNATSStartUpNeverHangs(t *testing.T) {
 	if took := time.Since(begin); took > 5*time.Second {
 		t.Errorf("shutdown took %v, more than -shutdown-timeout", took)
 	}
-}
-
-// silentServer listens on loopback, accepts connections and never writes;
-// it returns its nats:// URL and closes everything at t's cleanup.
-func silentServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return "nats://" + ln.Addr().String()
 }
 
 // TestNATSConflictingStreamRefusesToStart: an existing stream whose settings
