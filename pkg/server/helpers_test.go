@@ -336,8 +336,16 @@ func eventually(tb testing.TB, what string, cond func() bool) {
 }
 
 // rawStream opens /events over a plain TCP connection and returns it with a
-// reader positioned after the response headers.
+// reader positioned after the response headers, and those headers.
 func rawStream(tb testing.TB, ts *testServer, readBuffer int) (*net.TCPConn, *bufio.Reader, string) {
+	tb.Helper()
+	return rawGet(tb, ts, "/events", readBuffer)
+}
+
+// rawGet sends GET target over a plain TCP connection with a receive buffer
+// of readBuffer bytes (0: the default) and returns the connection, a reader
+// positioned after the response head, and the head.
+func rawGet(tb testing.TB, ts *testServer, target string, readBuffer int) (*net.TCPConn, *bufio.Reader, string) {
 	tb.Helper()
 	addr := strings.TrimPrefix(ts.url, "http://")
 	var d net.Dialer
@@ -360,7 +368,7 @@ func rawStream(tb testing.TB, ts *testServer, readBuffer int) (*net.TCPConn, *bu
 	}
 	conn := c.(*net.TCPConn)
 	tb.Cleanup(func() { _ = conn.Close() })
-	if _, err := fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: %s\r\n\r\n", addr); err != nil {
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, addr); err != nil {
 		tb.Fatal(err)
 	}
 	br := bufio.NewReaderSize(conn, 1024)

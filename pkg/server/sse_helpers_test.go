@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -350,43 +349,9 @@ func readRaw10(tb testing.TB, br *bufio.Reader, want int) map[string]string {
 	return got
 }
 
-// rawStreamQuery is rawStream (helpers_test.go) for /events?query: a plain
-// TCP connection with a receive buffer of readBuffer bytes (0: the
-// default), and a reader positioned after the response head.
+// rawStreamQuery is rawStream for /events?query.
 func rawStreamQuery(tb testing.TB, ts *testServer, query string, readBuffer int) (*net.TCPConn, *bufio.Reader) {
 	tb.Helper()
-	addr := strings.TrimPrefix(ts.url, "http://")
-	var d net.Dialer
-	if readBuffer > 0 {
-		// Set before connecting, so that the window is negotiated for it.
-		d.Control = func(_, _ string, rc syscall.RawConn) error {
-			var err error
-			if cerr := rc.Control(func(fd uintptr) {
-				err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, readBuffer)
-			}); cerr != nil {
-				return cerr
-			}
-			return err
-		}
-	}
-	c, err := d.Dial("tcp", addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	conn := c.(*net.TCPConn) //nolint:forcetypeassert // a TCP dial
-	tb.Cleanup(func() { _ = conn.Close() })
-	if _, err := fmt.Fprintf(conn, "GET /events?%s HTTP/1.1\r\nHost: %s\r\n\r\n", query, addr); err != nil {
-		tb.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
-	br := bufio.NewReaderSize(conn, 1024)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			tb.Fatalf("reading the response head: %v", err)
-		}
-		if line == "\r\n" {
-			return conn, br
-		}
-	}
+	conn, br, _ := rawGet(tb, ts, "/events?"+query, readBuffer)
+	return conn, br
 }
