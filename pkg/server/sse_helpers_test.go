@@ -14,6 +14,8 @@ import (
 	"time"
 
 	json "github.com/goccy/go-json"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
 )
 
 // Helpers for the tests of ids, resume, topics, named events and batches:
@@ -354,4 +356,46 @@ func rawStreamQuery(tb testing.TB, ts *testServer, query string, readBuffer int)
 	tb.Helper()
 	conn, br, _ := rawGet(tb, ts, "/events?"+query, readBuffer)
 	return conn, br
+}
+
+// readAccountedFor reads a lagging listener's stream until events posted as
+// {"n":0} .. {"n":events-1} are accounted for: each event read must be the
+// next one expected, each gap event skips exactly what it says was missed,
+// and at least one gap must come (else the listener never lagged and the
+// caller tested nothing). Anything else in the stream (another topic's
+// event, one out of order, a count that overshoots) fails the test.
+func readAccountedFor(tb testing.TB, r *sseclient.Reader, events int) {
+	tb.Helper()
+	next, gaps := 0, 0
+	for next < events {
+		m, err := r.Next()
+		if err != nil {
+			tb.Fatalf("after %d events: %v", next, err)
+		}
+		switch {
+		case m.Comment:
+		case m.Type == "gap":
+			var g struct{ Missed int }
+			if err := json.Unmarshal([]byte(m.Data), &g); err != nil || g.Missed < 1 {
+				tb.Fatalf("gap event %q", m.Data)
+			}
+			next += g.Missed
+			gaps++
+		default:
+			var e struct{ N *int }
+			if err := json.Unmarshal([]byte(m.Data), &e); err != nil || e.N == nil {
+				tb.Fatalf("event %.40q: not one of the numbered events", m.Data)
+			}
+			if *e.N != next {
+				tb.Fatalf("got event %d, want %d (after %d gaps)", *e.N, next, gaps)
+			}
+			next++
+		}
+	}
+	if gaps == 0 {
+		tb.Fatal("the listener never lagged: the test did not test anything")
+	}
+	if next != events {
+		tb.Fatalf("accounted for %d events, want %d", next, events)
+	}
 }

@@ -224,38 +224,7 @@ func testLaggingListenerIsToldExactlyWhatItMissed(t *testing.T, streamer server.
 	t.Parallel()
 	const events = 400 // 12.5 MiB: more than the socket buffers hold
 	ts, r := lagSetup(t, streamer, server.LagContinue, events)
-	next, gaps := 0, 0
-	for next < events {
-		m, err := r.Next()
-		if err != nil {
-			t.Fatalf("after %d events: %v", next, err)
-		}
-		switch {
-		case m.Comment:
-		case m.Type == "gap":
-			var g struct{ Missed int }
-			if err := json.Unmarshal([]byte(m.Data), &g); err != nil || g.Missed < 1 {
-				t.Fatalf("gap event %q", m.Data)
-			}
-			next += g.Missed
-			gaps++
-		default:
-			var e seqEvent
-			if err := json.Unmarshal([]byte(m.Data), &e); err != nil {
-				t.Fatal(err)
-			}
-			if e.N != next {
-				t.Fatalf("got event %d, want %d (after %d gaps)", e.N, next, gaps)
-			}
-			next++
-		}
-	}
-	if gaps == 0 {
-		t.Fatal("the listener never lagged: the test did not test anything")
-	}
-	if next != events {
-		t.Fatalf("accounted for %d events, want %d", next, events)
-	}
+	readAccountedFor(t, r, events)
 	if h := health(t, ts); h.Listeners != 1 || h.EventsMissed == 0 {
 		t.Errorf("health: listeners %d, missed %d", h.Listeners, h.EventsMissed)
 	}

@@ -347,36 +347,5 @@ func TestLaggingTopicListenerIsToldExactlyWhatItMissed(t *testing.T) {
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
 	r := sseclient.NewReader(httputil.NewChunkedReader(br))
-	next, gaps := 0, 0
-	for next < events {
-		m, err := r.Next()
-		if err != nil {
-			t.Fatalf("after %d events: %v", next, err)
-		}
-		switch {
-		case m.Comment:
-		case m.Type == "gap":
-			var g struct{ Missed int }
-			if err := json.Unmarshal([]byte(m.Data), &g); err != nil || g.Missed < 1 {
-				t.Fatalf("gap event %q", m.Data)
-			}
-			next += g.Missed
-			gaps++
-		default:
-			var e struct{ N *int }
-			if err := json.Unmarshal([]byte(m.Data), &e); err != nil || e.N == nil {
-				t.Fatalf("event %.40q: not one of its topic", m.Data)
-			}
-			if *e.N != next {
-				t.Fatalf("got event %d, want %d (after %d gaps)", *e.N, next, gaps)
-			}
-			next++
-		}
-	}
-	if gaps == 0 {
-		t.Fatal("the listener never lagged: the test did not test anything")
-	}
-	if next != events {
-		t.Fatalf("accounted for %d events, want %d", next, events)
-	}
+	readAccountedFor(t, r, events)
 }
