@@ -11,7 +11,9 @@ import (
 // ("192.0.2.1:5678", "[2001:db8::1]:443") and a zone ("fe80::1%eth0"). It
 // returns the address unmapped and without zone, and false for anything
 // else, including an empty entry and an IPv6 address with a port but no
-// brackets (which cannot be told apart from an address).
+// brackets (which cannot be told apart from an address). A bracketed address
+// ends at the first "]", so "[::%]]" is refused rather than read as a zone
+// named "]".
 //
 // The entry is read, never kept or modified. ParseEntry does not allocate,
 // except for the one error allocation described at [Resolver.Resolve].

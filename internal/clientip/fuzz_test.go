@@ -14,28 +14,32 @@ var entrySeeds = []string{
 	"2001:db8::1", "fe80::1%eth0", "[fe80::1%eth0]:80", "::ffff:192.0.2.1", "::",
 	"", "unknown", "_hidden", "192.0.2.256", "01.2.3.4", "1::2::3", "[192.0.2.1]:80",
 	"192.0.2.1:", "192.0.2.1:65536", "fe80::1%", "1.2.3.4%x", "[::1", "[::1]x",
-	"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+	"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", "[::%]]", "[::%]]:80", "[::1]:",
+	"[::1]]", "fe80::1%]",
 }
 
 // referenceEntry is what ParseEntry promises, written the slow, obvious way
 // with net/netip's own parsers.
 func referenceEntry(entry string) (netip.Addr, bool) {
 	e := strings.Trim(entry, " \t")
-	if strings.HasPrefix(e, "[") && strings.HasSuffix(e, "]") {
-		a, err := netip.ParseAddr(e[1 : len(e)-1])
+	if inside, rest, ok := strings.Cut(strings.TrimPrefix(e, "["), "]"); ok && strings.HasPrefix(e, "[") {
+		// In brackets: IPv6 up to the first "]", then nothing or a port.
+		a, err := netip.ParseAddr(inside)
 		if err != nil || !a.Is6() {
 			return netip.Addr{}, false
+		}
+		if rest != "" {
+			if _, err := netip.ParseAddrPort("[::]" + rest); err != nil {
+				return netip.Addr{}, false
+			}
 		}
 		return a.WithZone("").Unmap(), true
 	}
 	if a, err := netip.ParseAddr(e); err == nil {
 		return a.WithZone("").Unmap(), true
 	}
-	if ap, err := netip.ParseAddrPort(e); err == nil {
-		if ap.Addr().Is6() != strings.HasPrefix(e, "[") {
-			return netip.Addr{}, false
-		}
-		return ap.Addr().WithZone("").Unmap(), true
+	if ap, err := netip.ParseAddrPort(e); err == nil && ap.Addr().Is4() {
+		return ap.Addr().Unmap(), true
 	}
 	return netip.Addr{}, false
 }
