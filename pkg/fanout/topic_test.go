@@ -226,7 +226,9 @@ func consumeTopics(ctx context.Context, sub *fanout.Subscriber, want, topics []s
 
 // TestReserveCommitOutOfOrder: a frame committed before an earlier
 // reservation is not visible until that one is committed; then both are, in
-// sequence order, and the bytes can carry the reserved number.
+// sequence order, and the bytes can carry the reserved number. The keys are
+// the publishers' own and, as Message.Key requires, increase with the
+// sequence numbers, whatever the order of the commits.
 func TestReserveCommitOutOfOrder(t *testing.T) {
 	t.Parallel()
 	r := newRing(t, fanout.Options{Size: 8})
@@ -239,7 +241,7 @@ func TestReserveCommitOutOfOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Commit(second, fanout.Message{Data: []byte(fmt.Sprint("id ", second.Seq()))})
+	r.Commit(second, fanout.Message{Data: []byte(fmt.Sprint("id ", second.Seq())), Key: 42})
 	if got, _ := readAll(sub); len(got) != 0 {
 		t.Fatalf("visible before the first reservation was committed: %v", got)
 	}
@@ -253,7 +255,7 @@ func TestReserveCommitOutOfOrder(t *testing.T) {
 	for i, want := range []struct {
 		data     string
 		seq, key uint64
-	}{{"id 1", 1, 41}, {"id 2", 2, 2}} {
+	}{{"id 1", 1, 41}, {"id 2", 2, 42}} {
 		if f := batch[i]; string(f.Bytes()) != want.data || f.Seq() != want.seq || f.Key() != want.key {
 			t.Errorf("frame %d: %q seq %d key %d, want %+v", i, f.Bytes(), f.Seq(), f.Key(), want)
 		}
