@@ -58,11 +58,14 @@ func (r *Ring) advance() {
 			break // not committed yet
 		}
 		if f.seq > next {
-			// The ring lapped the sequencer itself (it was held up for a
-			// whole ring): frames next .. are overwritten before they were
-			// ever visible. Skip to the oldest frame still held; readers
-			// count what they lost when they find their slot lapped.
-			v = r.oldest(r.head.Load()) - 1
+			// Lost: the ring lapped this number before it was visible (its
+			// publisher was held up for a whole ring), so nobody will ever
+			// read it. Pass this number only: the ones after it may still
+			// be in flight, and a number made visible must hold its frame
+			// or a later one, never an older one (readers rely on it).
+			// Readers count what they lost when they find their slot
+			// lapped; a lost frame has no place in its topic (no tseq).
+			v = next
 			continue
 		}
 		if t := f.topic; t != nil {
