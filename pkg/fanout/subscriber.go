@@ -139,6 +139,9 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 			// Lapped (f.seq > s.next: a frame is never older than a visible
 			// seq). Everything below the oldest frame still held is gone;
 			// oldest > s.next because f.seq >= s.next+size and head >= f.seq.
+			if s.all && len(dst) > 0 {
+				break // report the miss before the frames after it, at the next Read
+			}
 			oldest := r.oldest(r.head.Load())
 			if s.all {
 				missed += oldest - s.next

@@ -1,0 +1,41 @@
+package fanout_test
+
+import (
+	"testing"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+)
+
+// Tests of what subscribers are told they missed, and of Ring.Missed.
+
+// readOnce reads once with room for 8 frames and returns their bytes.
+func readOnce(sub *fanout.Subscriber) (got []string, missed uint64) {
+	batch, missed := sub.Read(make([]*fanout.Frame, 0, 8))
+	for _, f := range batch {
+		got = append(got, string(f.Bytes()))
+	}
+	return got, missed
+}
+
+func expectReadOnce(tb testing.TB, what string, sub *fanout.Subscriber, want []string, wantMissed uint64) {
+	tb.Helper()
+	if got, missed := readOnce(sub); !equal(got, want) || missed != wantMissed {
+		tb.Fatalf("%s: read %v, missed %d; want %v, missed %d", what, got, missed, want, wantMissed)
+	}
+}
+
+// TestLapReportedBeforeTheFramesAfterIt: a subscriber to every topic that
+// finds a lap after frames it already took in the same Read stops there: the
+// frames a Read returns all come after the ones it reports missed.
+func TestLapReportedBeforeTheFramesAfterIt(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	sub := subscribe(t, r)
+	publishSeqs(t, r, "", "", "", "") // 1 .. 4
+	res5 := reserveOn(t, r, "")
+	publishSeqs(t, r, "") // 6 overwrites 2; 1 is still held (5 is in flight)
+	expectReadOnce(t, "up to the lap", sub, []string{"1"}, 0)
+	expectReadOnce(t, "the lap, then what follows", sub, []string{"3", "4"}, 1)
+	commitSeq(r, res5)
+	expectReadOnce(t, "the rest", sub, []string{"5", "6"}, 0)
+}
