@@ -39,3 +39,20 @@ func TestLapReportedBeforeTheFramesAfterIt(t *testing.T) {
 	commitSeq(r, res5)
 	expectReadOnce(t, "the rest", sub, []string{"5", "6"}, 0)
 }
+
+// TestSkipThroughIsNotAMiss: frames of its topic that a subscriber to some
+// topics passes over with SkipThrough are not counted as missed at the
+// topic's next frame; frames really lost after them are.
+func TestSkipThroughIsNotAMiss(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	sub := subscribe(t, r, "a")
+	publishSeqs(t, r, "a") // 1: the subscriber's first frame of a
+	expectReadOnce(t, "first frame", sub, []string{"1"}, 0)
+	publishSeqs(t, r, "a", "a") // 2, 3: its client has them already
+	sub.SkipThrough(3)          // keys are the sequence numbers
+	publishSeqs(t, r, "a")
+	expectReadOnce(t, "after the skipped frames", sub, []string{"4"}, 0)
+	publishSeqs(t, r, "a", "x", "x", "x", "x", "a") // 5 .. 10: 9 overwrites 5
+	expectReadOnce(t, "after a real loss", sub, []string{"10"}, 1)
+}

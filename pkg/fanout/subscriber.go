@@ -150,7 +150,16 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 			continue
 		}
 		want, k := s.wants(f)
-		if !want || f.key <= s.skip {
+		if !want {
+			s.next++
+			continue
+		}
+		if f.key <= s.skip {
+			// The client has it: the topic's next frame must not count it
+			// as missed.
+			if k >= 0 && s.last[k] != 0 {
+				s.last[k] = f.tseq
+			}
 			s.next++
 			continue
 		}
@@ -259,7 +268,9 @@ func (s *Subscriber) Interrupt() {
 
 // SkipThrough makes the subscriber pass over, without counting them as
 // missed, the frames whose key is key or less: those its client already has
-// (from another instance further ahead in a shared stream, say).
+// (from another instance further ahead in a shared stream, say). A
+// subscriber to every topic that falls a ring behind still counts every
+// number it lost, as Read says: the keys of lost frames are lost with them.
 func (s *Subscriber) SkipThrough(key uint64) { s.skip = key }
 
 // NextKey returns the key of the next frame the subscriber will look at, if
