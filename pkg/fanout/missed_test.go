@@ -56,3 +56,44 @@ func TestSkipThroughIsNotAMiss(t *testing.T) {
 	publishSeqs(t, r, "a", "x", "x", "x", "x", "a") // 5 .. 10: 9 overwrites 5
 	expectReadOnce(t, "after a real loss", sub, []string{"10"}, 1)
 }
+
+// TestMissedKeepsAClosedLaggardsLoss: the frames a subscriber to every topic
+// lost without reading far enough to be told are counted by Ring.Missed
+// before it reads, after it reads, and after it is closed without reading.
+func TestMissedKeepsAClosedLaggardsLoss(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	reader, stuck := subscribe(t, r), subscribe(t, r)
+	publishN(t, r, 1, 10) // the ring holds 7 .. 10: 6 lost for each
+	if got := r.Missed(); got != 12 {
+		t.Fatalf("Missed before any Read: %d, want 12", got)
+	}
+	expectRead(t, "reader", reader, seqStrings(7, 10), 6)
+	if got := r.Missed(); got != 12 {
+		t.Fatalf("Missed after one Read: %d, want 12", got)
+	}
+	_ = stuck.Close()
+	if got := r.Missed(); got != 12 {
+		t.Fatalf("Missed after the stuck subscriber's Close: %d, want 12", got)
+	}
+}
+
+// TestMissedCountsOverwrittenFramesOnly: a number reserved a ring ahead of a
+// subscriber's position, not committed yet, does not make Ring.Missed count
+// the frame there: the subscriber can still read it, and does.
+func TestMissedCountsOverwrittenFramesOnly(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	sub := subscribe(t, r)
+	publishSeqs(t, r, "", "", "", "") // 1 .. 4
+	res := reserveOn(t, r, "")        // 5, in flight: 1 is still held
+	if got := r.Missed(); got != 0 {
+		t.Fatalf("Missed with 5 in flight: %d, want 0", got)
+	}
+	expectRead(t, "the frames still held", sub, seqStrings(1, 4), 0)
+	commitSeq(r, res)
+	expectRead(t, "5", sub, []string{"5"}, 0)
+	if got := r.Missed(); got != 0 {
+		t.Fatalf("Missed: %d, want 0", got)
+	}
+}

@@ -297,18 +297,32 @@ func (r *Ring) frameAt(seq uint64) *Frame {
 func (r *Ring) Subscribers() int { return int(r.subscribers.Load()) }
 
 // Missed returns the number of frames subscribers have missed by falling
-// behind, summed over all subscribers since the ring was created: the misses
-// subscribers have already been told of, plus, for subscribers to every topic
-// that are too far behind to read them (stuck writing, say), the frames
-// already overwritten ahead of them. It walks the live subscribers: call it
-// at a scrape, not per frame.
+// behind, summed over all subscribers since the ring was created, closed ones
+// included: the misses subscribers have already been told of, plus, for
+// subscribers to every topic that are too far behind to read them (stuck
+// writing, say), the frames they have already lost: once the frame at a
+// subscriber's position is overwritten, every one from there to the oldest
+// frame still held (what its next Read would report). Successive calls see
+// it grow or stay, except that a call concurrent with a subscriber's Read or
+// Close may count what that subscriber is reporting twice or not at all. It
+// walks the live subscribers: call it at a scrape, not per frame.
 func (r *Ring) Missed() uint64 {
 	n := r.missed.Load()
 	oldest := r.oldest(r.head.Load())
 	for i := range r.shards {
-		n += r.shards[i].behind(oldest)
+		n += r.shards[i].behind(r, oldest)
 	}
 	return n
+}
+
+// lost returns how many frames a subscriber to every topic at position pos
+// has lost without having been told yet: if the frame at pos is overwritten
+// (lapped), those from pos to oldest (the oldest one still held), else none.
+func (r *Ring) lost(pos, oldest uint64) uint64 {
+	if f := r.slots[pos&r.mask].Load(); f == nil || f.seq <= pos || oldest <= pos {
+		return 0
+	}
+	return oldest - pos
 }
 
 // Topics returns the number of topics alive.

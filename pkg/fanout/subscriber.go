@@ -303,7 +303,9 @@ func (s *Subscriber) Behind() uint64 {
 	return 0
 }
 
-// Close releases the subscriber. It is idempotent and returns nil.
+// Close releases the subscriber. It is idempotent and returns nil. A
+// subscriber to every topic that had already lost frames without reading
+// far enough to be told leaves them counted in Ring.Missed.
 func (s *Subscriber) Close() error {
 	if s.closed {
 		return nil
@@ -319,6 +321,14 @@ func (s *Subscriber) Close() error {
 		s.ring.topics.unsubscribe(t)
 	}
 	s.ring.shards[s.shard].drop(s)
+	if s.all {
+		// What it lost without being told stays counted in Ring.Missed.
+		r := s.ring
+		if n := r.lost(s.next, r.oldest(r.head.Load())); n > 0 {
+			s.total += n
+			r.missed.Add(n)
+		}
+	}
 	s.ring.subscribers.Add(-1)
 	return nil
 }

@@ -187,14 +187,14 @@ func (sh *shard) wakeAll() {
 }
 
 // behind returns how many frames this shard's subscribers to every topic
-// have already lost without having read far enough to be told: for each,
-// the frames between its position and the oldest frame held.
-func (sh *shard) behind(oldest uint64) uint64 {
+// have already lost without having read far enough to be told (see
+// Ring.lost).
+func (sh *shard) behind(r *Ring, oldest uint64) uint64 {
 	var n uint64
 	sh.mu.Lock()
 	for _, s := range sh.subs {
-		if pos := s.pos.Load(); s.all && pos < oldest {
-			n += oldest - pos
+		if s.all {
+			n += r.lost(s.pos.Load(), oldest)
 		}
 	}
 	sh.mu.Unlock()
