@@ -4,7 +4,8 @@
 // A publisher reserves a sequence number ([Ring.Reserve]), builds the frame's
 // bytes once (they may contain that number: an event id, say) and commits them
 // ([Ring.Commit]); every subscriber then reads that same frame, so the cost of
-// serializing a message is paid once, however many subscribers there are.
+// serializing a message is paid once, however many subscribers there are. A
+// publisher that cannot build the bytes gives the number up ([Ring.Abort]).
 // Each frame is published on a [Topic] (or broadcast to everyone); a
 // subscriber receives every topic or only the ones it names. The package
 // knows nothing of HTTP, SSE or JSON: a frame is opaque bytes.
@@ -37,7 +38,7 @@
 //
 //	res, err := ring.Reserve("news", 1)
 //	// ... build the bytes, using res.Seq() ...
-//	ring.Commit(res, fanout.Message{Data: data})
+//	ring.Commit(res, fanout.Message{Data: data}) // or ring.Abort(res) if they cannot be built
 //
 //	sub, err := ring.Subscribe("news")
 //	defer sub.Close()

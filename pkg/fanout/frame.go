@@ -13,7 +13,9 @@ type Frame struct {
 	// frame is stored in its slot (the slot's compare-and-swap publishes it).
 	seq uint64
 	// key is the publisher's number for the frame (an event id, say):
-	// strictly increasing with seq. Written before the slot store.
+	// strictly increasing with seq. Written before the slot store. 0 marks
+	// the filler of an aborted number (see Ring.Abort), which no subscriber
+	// receives: Commit gives every frame a key of at least 1.
 	key uint64
 	// tseq is the frame's position among its topic's frames (1, 2, ...),
 	// written by the sequencer before it makes the frame visible (the store
@@ -23,6 +25,9 @@ type Frame struct {
 	// as given to Commit, for latency measurements.
 	stamp int64
 }
+
+// aborted reports whether f fills a number given up by Ring.Abort.
+func (f *Frame) aborted() bool { return f.key == 0 }
 
 // Bytes returns the frame's bytes. The slice is shared by the publisher and
 // every subscriber and must not be modified.

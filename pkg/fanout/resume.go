@@ -42,9 +42,11 @@ func (s ResumeStatus) String() string {
 
 // SubscribeAfter returns a subscriber, as Subscribe does, that starts right
 // after the frame whose key is key: with the frames after it still held, then
-// new ones. Resume says whether that was possible (see ResumeStatus). Keys
-// increase with sequence numbers, so the search is a binary search over the
-// frames held: O(log Size), no allocation beyond the subscriber's.
+// new ones. Resume says whether that was possible (see ResumeStatus); the
+// numbers a publisher aborted, which have no key, play no part. Keys increase
+// with sequence numbers, so the search is a binary search over the frames
+// held: O(log Size) (plus the runs of aborted numbers it meets), no
+// allocation beyond the subscriber's.
 //
 // For a subscriber to some topics, if the frame with that key is on one of
 // them, the subscriber counts what it misses of that topic from there (see
@@ -73,31 +75,34 @@ func (r *Ring) locate(key uint64) (next uint64, res Resume, after *Frame) {
 	if visible == 0 || first > visible {
 		return visible + 1, Resume{Status: ResumeNewer}, nil
 	}
-	// Binary search for the first seq in [first, visible] whose key is
-	// greater than key. A frame overwritten meanwhile counts as "not
-	// greater": it is older than everything still held.
+	// Binary search for the first seq in [first, visible] whose frame has a
+	// key greater than key, aborted numbers (no key) passed over: the first
+	// seq at which the last frame held up to it has one. A frame overwritten
+	// meanwhile counts as "not greater": it is older than everything still
+	// held.
 	lo, hi := first, visible+1
 	for lo < hi {
 		mid := lo + (hi-lo)/2
-		if f := r.frameAt(mid); f == nil || f.key <= key {
+		if f := r.heldBefore(mid+1, first); f == nil || f.key <= key {
 			lo = mid + 1
 		} else {
 			hi = mid
 		}
 	}
-	if lo > first {
-		if f := r.frameAt(lo - 1); f != nil {
-			if lo > visible && f.key < key {
-				return lo, Resume{Status: ResumeNewer}, nil
-			}
-			return lo, Resume{Status: ResumeExact}, f
+	if f := r.heldBefore(lo, first); f != nil {
+		if lo > visible && f.key < key {
+			return lo, Resume{Status: ResumeNewer}, nil
 		}
+		return lo, Resume{Status: ResumeExact}, f
 	}
 	// Everything held is newer than key (or what was not moved out while we
-	// looked).
-	oldest := r.frameAt(lo)
-	if oldest == nil {
-		return lo, Resume{Status: ResumeOlder, Oldest: 0}, nil
+	// looked), or nothing but aborted numbers is held.
+	oldest := r.heldFrom(lo, visible)
+	switch {
+	case oldest != nil:
+		return lo, Resume{Status: ResumeOlder, Oldest: oldest.key}, nil
+	case lo > visible:
+		return lo, Resume{Status: ResumeNewer}, nil
 	}
-	return lo, Resume{Status: ResumeOlder, Oldest: oldest.key}, nil
+	return lo, Resume{Status: ResumeOlder, Oldest: 0}, nil
 }

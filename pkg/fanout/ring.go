@@ -65,7 +65,8 @@ type Options struct {
 // Publishing is in two steps so that a frame's bytes can contain its own
 // number: [Ring.Reserve] takes the next sequence number, the publisher builds
 // the bytes, and [Ring.Commit] stores them. Every reservation must be
-// committed, promptly: subscribers do not read past an uncommitted one.
+// committed, or given up with [Ring.Abort], promptly: subscribers do not read
+// past one that is neither.
 //
 // Slot ownership. Frame seq s lives in slot s & mask. Publishers reserve
 // sequence numbers with one atomic add on head and then install their frame
@@ -82,6 +83,7 @@ type Options struct {
 //
 //	a reader wanting next <= visible loads slot next&7:
 //	  seq == next  the frame: take it, next++          (next = 5: takes 5)
+//	               (an aborted number's filler: pass it)
 //	  seq >  next  lapped: next .. head-Size are gone; count them as missed
 //	               and resume at head-Size+1, the oldest frame still held
 //	               (next = 4 once 12 is stored: sees 12, misses 1, goes to 5)
@@ -175,7 +177,8 @@ func New(opts Options) *Ring {
 func (r *Ring) Size() int { return len(r.slots) }
 
 // Reservation is a run of consecutive sequence numbers taken by
-// [Ring.Reserve], to be committed exactly once with [Ring.Commit].
+// [Ring.Reserve], to be given exactly once either to [Ring.Commit] or, when
+// its frames cannot be built, to [Ring.Abort].
 type Reservation struct {
 	topic *Topic
 	seq   uint64
@@ -194,8 +197,9 @@ func (res Reservation) Len() int { return res.n }
 // comes between them, whoever publishes at the same time. It never blocks,
 // takes no lock on the common path (an existing topic) and does not allocate
 // there; its cost does not depend on the number of subscribers or topics. The
-// reservation must then be committed with Commit, promptly: subscribers do
-// not read past it until it is. It returns ErrClosed after Close and
+// reservation must then be committed with Commit, or given up with Abort,
+// promptly: subscribers do not read past it until it is. It returns
+// ErrClosed after Close and
 // ErrTooManyTopics when the topic is new and Options.MaxTopics are alive. It
 // panics if n < 1.
 func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
@@ -219,9 +223,10 @@ func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
 // Commit stores the reserved frames, one per message, in order, and makes
 // them visible to subscribers as soon as every frame reserved before them is
 // committed too, waking the subscribers asleep on their topic. It never
-// blocks, takes no lock and allocates the Frames only. It must be called
-// exactly once per reservation, with res.Len() messages (it panics
-// otherwise); frames committed after Close may or may not reach subscribers.
+// blocks, takes no lock and allocates the Frames only. Exactly one of Commit
+// and Abort must be called per reservation, once; Commit takes res.Len()
+// messages (it panics otherwise). Frames committed after Close may or may not
+// reach subscribers.
 func (r *Ring) Commit(res Reservation, msgs ...Message) {
 	if len(msgs) != res.n {
 		panic(fmt.Sprintf("fanout: Commit of %d messages for a reservation of %d", len(msgs), res.n))
@@ -233,6 +238,35 @@ func (r *Ring) Commit(res Reservation, msgs ...Message) {
 			f.key = f.seq
 		}
 		r.store(f)
+	}
+	r.sequence()
+	if res.topic != nil {
+		res.topic.unpin()
+	}
+}
+
+// Abort gives up a reservation whose frames cannot be built (a message that
+// fails to serialize, say) instead of committing it. Its numbers are filled
+// with frames that no subscriber receives, and subscribers read on past them
+// as soon as every number before the next frame is committed or aborted: they
+// see a gap in the sequence numbers (and keys), and are told of no miss,
+// unless a subscriber to every topic falls a ring behind across them (it
+// then counts every number it lost, as Read says, aborted ones included).
+// The reservation no longer holds its topic, which may be released once idle.
+//
+// Exactly one of Commit and Abort must be called per reservation, once;
+// Abort of the zero Reservation (that of a failed Reserve) does nothing. Like
+// Commit, it never blocks and takes no lock; it allocates once, whatever
+// res.Len(). After Close, subscribers may or may not read past the aborted
+// numbers.
+func (r *Ring) Abort(res Reservation) {
+	if res.n == 0 {
+		return
+	}
+	fill := make([]Frame, res.n) // key 0: aborted
+	for i := range fill {
+		fill[i].seq = res.seq + uint64(i)
+		r.store(&fill[i])
 	}
 	r.sequence()
 	if res.topic != nil {
@@ -291,6 +325,31 @@ func (r *Ring) frameAt(seq uint64) *Frame {
 		return nil
 	}
 	return f
+}
+
+// heldFrom returns the first frame from seq up to visible that is not an
+// aborted number's filler: nil if there is none, or if one before it is no
+// longer held.
+func (r *Ring) heldFrom(seq, visible uint64) *Frame {
+	for ; seq <= visible; seq++ {
+		if f := r.frameAt(seq); f == nil || !f.aborted() {
+			return f
+		}
+	}
+	return nil
+}
+
+// heldBefore returns the last frame before seq, down to first, that is not an
+// aborted number's filler: nil if there is none, or if one after it is no
+// longer held.
+func (r *Ring) heldBefore(seq, first uint64) *Frame {
+	for seq > first {
+		seq--
+		if f := r.frameAt(seq); f == nil || !f.aborted() {
+			return f
+		}
+	}
+	return nil
 }
 
 // Subscribers returns the number of subscribers not yet closed.

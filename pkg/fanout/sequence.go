@@ -35,8 +35,9 @@ func (r *Ring) sequence() {
 	}
 }
 
-// committedAfter reports whether the frame after seq v is committed (or its
-// slot already lapped), that is, whether the sequencer has work.
+// committedAfter reports whether the frame after seq v is committed (or
+// aborted, or its slot already lapped), that is, whether the sequencer has
+// work.
 func (r *Ring) committedAfter(v uint64) bool {
 	f := r.slots[(v+1)&r.mask].Load()
 	return f != nil && f.seq > v
@@ -68,10 +69,13 @@ func (r *Ring) advance() {
 			v = next
 			continue
 		}
-		if t := f.topic; t != nil {
+		switch t := f.topic; {
+		case f.aborted():
+			// Nobody receives it: no place in a topic, nobody to wake.
+		case t != nil:
 			f.tseq = t.count.Load() + 1
 			t.count.Store(f.tseq)
-		} else {
+		default:
 			broadcast = true
 		}
 		v = next

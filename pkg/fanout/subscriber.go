@@ -100,8 +100,11 @@ func (s *Subscriber) index(name string) int {
 
 // wants returns whether s receives f, and the index of f's topic in s.topics
 // when f's topic is the very topic s subscribed to (frames of a released
-// topic of the same name have none: -1).
+// topic of the same name have none: -1). Nobody receives an aborted number.
 func (s *Subscriber) wants(f *Frame) (want bool, k int) {
+	if f.aborted() {
+		return false, -1
+	}
 	if s.all || f.topic == nil {
 		return true, -1
 	}
@@ -188,14 +191,15 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 func (s *Subscriber) ready() bool { return s.next <= s.ring.visible.Load() }
 
 // Wait blocks until Read may have something to return, and then returns nil
-// (a subscriber to some topics may then find only other topics' frames, which
-// Read skips). It returns early with ErrTimeout when timeout (if positive)
-// elapses, with ctx.Err() when ctx is done, with ErrInterrupted after
-// Interrupt, and with ErrClosed when the ring is closed and nothing is left
-// to read. It does not spin and, after the first call with a timeout, does
-// not allocate. A context that can never be done (context.Background())
-// makes it cheaper: it then waits on the subscriber's own channel and the
-// timer only; use Interrupt to stop it from another goroutine.
+// (Read may then find only frames it skips: other topics' frames for a
+// subscriber to some topics, or the numbers a publisher aborted). It returns
+// early with ErrTimeout when timeout (if positive) elapses, with ctx.Err()
+// when ctx is done, with ErrInterrupted after Interrupt, and with ErrClosed
+// when the ring is closed and nothing is left to read. It does not spin and,
+// after the first call with a timeout, does not allocate. A context that can
+// never be done (context.Background()) makes it cheaper: it then waits on the
+// subscriber's own channel and the timer only; use Interrupt to stop it from
+// another goroutine.
 func (s *Subscriber) Wait(ctx context.Context, timeout time.Duration) error {
 	if s.interrupted.Load() {
 		return ErrInterrupted
@@ -274,12 +278,10 @@ func (s *Subscriber) Interrupt() {
 func (s *Subscriber) SkipThrough(key uint64) { s.skip = key }
 
 // NextKey returns the key of the next frame the subscriber will look at, if
-// that frame is already visible and still held.
+// that frame is already visible and still held. Aborted numbers, which have
+// no key, are passed over.
 func (s *Subscriber) NextKey() (uint64, bool) {
-	if s.next > s.ring.visible.Load() {
-		return 0, false
-	}
-	if f := s.ring.frameAt(s.next); f != nil {
+	if f := s.ring.heldFrom(s.next, s.ring.visible.Load()); f != nil {
 		return f.key, true
 	}
 	return 0, false
