@@ -1,0 +1,953 @@
+package fanout
+
+// The model test: a plain reference model of the ring's semantics, checked
+// step by step against the real ring under random, reproducible sequences of
+// operations driven from one goroutine.
+//
+// The model keeps every frame ever reserved in a slice indexed by sequence
+// number, and, per slot, the greatest sequence number stored in it (a slot
+// only moves forward): a frame is held when its slot still holds it. On top
+// of that it restates, from the package's documentation, when frames become
+// visible, which frames each subscriber reads, what it is told it missed,
+// where SubscribeAfter starts and with which status, how topics are created,
+// pinned and released, and what Ring.Missed, Subscribers and Topics return.
+//
+// Run more seeds, or one seed, with
+//
+//	go test -run TestModel ./pkg/fanout -args -model.seeds=5000
+//	go test -run TestModel ./pkg/fanout -args -model.seed=1234 -model.trace
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	modelSeeds = flag.Int("model.seeds", 300, "how many seeds TestModel runs")
+	modelSeed  = flag.Int64("model.seed", -1, "run TestModel with this seed only")
+	modelTrace = flag.Bool("model.trace", false, "log every step of TestModel")
+)
+
+// modelSteps is how many operations one seed runs.
+const modelSteps = 400
+
+func TestModel(t *testing.T) {
+	t.Parallel()
+	first, n := int64(0), int64(*modelSeeds)
+	if *modelSeed >= 0 {
+		first, n = *modelSeed, 1
+	}
+	seen := map[string]int{}
+	for seed := first; seed < first+n; seed++ {
+		c := seeded{rand.New(rand.NewPCG(uint64(seed), 0x5eed))}
+		for what, k := range runModel(t, c, fmt.Sprintf("seed %d (-model.seed=%d)", seed, seed), modelSteps) {
+			seen[what] += k
+		}
+	}
+	// The seeds must reach every case the model distinguishes; if a change
+	// of the generator made one rare, raise -model.seeds or the weights.
+	cases := make([]string, 0, len(coverage))
+	for _, what := range coverage {
+		cases = append(cases, fmt.Sprintf("%s %d", what, seen[what]))
+		if seen[what] == 0 && n > 1 {
+			t.Errorf("no seed reached %q", what)
+		}
+	}
+	t.Logf("cases reached: %s", strings.Join(cases, ", "))
+}
+
+// coverage names the cases a model run counts (model.cover), so that
+// TestModel can tell that its seeds reach them all.
+var coverage = []string{
+	"commit out of order", "commit after a lap (frame dropped)", "abort", "abort of a batch",
+	"sequencer passes a lost number", "refused topic", "topic released", "topic kept by a pin",
+	"lap told (every topic)", "lap stops a batch", "lap (some topics)", "topic miss told",
+	"topic miss stops a batch", "frame of a released topic", "skip",
+	"resume exact", "resume older", "resume newer", "resume baseline", "close with a loss",
+}
+
+// choices is where a model run takes its decisions: a seeded generator, or
+// the fuzzer's bytes.
+type choices interface {
+	// intn returns a number in [0, n). (From bytes, only the first 256 of
+	// more than 256 choices are reachable: enough for a fuzzer.)
+	intn(n int) int
+	// exhausted reports whether the choices ran out (never for a generator).
+	exhausted() bool
+}
+
+type seeded struct{ r *rand.Rand }
+
+func (s seeded) intn(n int) int  { return s.r.IntN(n) }
+func (s seeded) exhausted() bool { return false }
+
+// fuzzBytes takes one byte per choice; 0 once they run out.
+type fuzzBytes struct {
+	b []byte
+	i int
+}
+
+func (f *fuzzBytes) intn(n int) int {
+	if f.i >= len(f.b) {
+		return 0
+	}
+	v := int(f.b[f.i]) % n
+	f.i++
+	return v
+}
+
+func (f *fuzzBytes) exhausted() bool { return f.i >= len(f.b) }
+
+// Operations, with the choices each one takes after its code, in order.
+const (
+	opPublish        = iota // topic
+	opReserve               // topic, n-1 (0..2)
+	opCommit                // pending reservation
+	opAbort                 // pending reservation
+	opSubscribe             // how many topics (0: every topic), then each topic (0..3)
+	opSubscribeAfter        // key, then as opSubscribe
+	opRead                  // subscriber, capacity-1 (0..3)
+	opClose                 // subscriber
+	opSkip                  // subscriber, key
+	opRelease               // (none)
+	opBurst                 // topic, n - Size (0..Size)
+	opCount
+)
+
+var opNames = [opCount]string{"publish", "reserve", "commit", "abort", "subscribe", "subscribe-after",
+	"read", "close", "skip", "release", "burst"}
+
+// opTable weighs the operations: a run picks an entry at random.
+var opTable = []int{
+	opPublish, opPublish, opPublish, opPublish, opPublish, opPublish,
+	opReserve, opReserve, opReserve,
+	opCommit, opCommit, opCommit,
+	opAbort,
+	opSubscribe, opSubscribe,
+	opSubscribeAfter, opSubscribeAfter,
+	opRead, opRead, opRead, opRead, opRead, opRead, opRead,
+	opClose,
+	opSkip,
+	opRelease, opRelease,
+	opBurst,
+}
+
+// topicNames are the topics a run publishes and subscribes to; "" (choice 0)
+// broadcasts.
+var topicNames = []string{"", "a", "b", "c", "d"}
+
+// The model's state.
+
+type mTopic struct {
+	real      *Topic // the ring's topic, for frames' identity
+	name      string
+	count     uint64 // frames numbered: the last one's tseq
+	lastCount uint64 // count at the previous releaseIdle
+	pins      int
+	subs      int
+	idle      int
+	released  bool
+}
+
+type mFrame struct {
+	topic          *mTopic // nil: broadcast (or an aborted number)
+	data           string
+	seq, key, tseq uint64
+	stamp          int64
+	aborted        bool
+}
+
+func (f *mFrame) String() string {
+	if f.aborted {
+		return fmt.Sprintf("%d(aborted)", f.seq)
+	}
+	name := "*"
+	if f.topic != nil {
+		name = f.topic.name
+	}
+	return fmt.Sprintf("%d/%s/k%d/t%d", f.seq, name, f.key, f.tseq)
+}
+
+func frameString(f *Frame) string {
+	name := "*"
+	if f.topic != nil {
+		name = f.topic.name
+	}
+	return fmt.Sprintf("%d/%s/k%d/t%d", f.seq, name, f.key, f.tseq)
+}
+
+type mPending struct {
+	topic *mTopic
+	res   Reservation
+}
+
+type mSub struct {
+	real   *Subscriber
+	topics []*mTopic // nil: every topic
+	last   []uint64  // per topic: tseq of the last frame read (0: none)
+	name   string
+	next   uint64 // the next sequence number to look at
+	skip   uint64 // SkipThrough's key
+	total  uint64 // misses told
+	all    bool
+}
+
+type model struct {
+	t       testing.TB
+	ring    *Ring
+	topics  map[string]*mTopic // alive
+	frames  []*mFrame          // by sequence number; nil: reserved, not committed
+	slots   []uint64           // per slot: the greatest sequence number stored (0: none)
+	pending []mPending
+	subs    []*mSub // live
+	run     string
+	op      string
+	size    uint64
+	head    uint64 // last reserved
+	visible uint64 // last made visible
+	told    uint64 // misses counted for subscribers, closed ones included
+	missed  uint64 // Ring.Missed at the previous check
+	step    int
+	msgs    int // messages published, for unique bytes
+	nsubs   int // subscribers created, for names
+	max     int // Options.MaxTopics
+	cov     map[string]int
+	keys    bool
+	trace   bool
+}
+
+// cover counts a case the run reached (see coverage).
+func (m *model) cover(what string) { m.cov[what]++ }
+
+func (m *model) fail(format string, args ...any) {
+	m.t.Helper()
+	m.t.Fatalf("%s, step %d (%s): %s", m.run, m.step, m.op, fmt.Sprintf(format, args...))
+}
+
+// runModel runs one model check: a ring with options taken from c, then
+// steps operations (fewer if c runs out), then the end of the run. It returns
+// how many times it reached each case of coverage.
+func runModel(t testing.TB, c choices, run string, steps int) map[string]int {
+	t.Helper()
+	opts := Options{
+		Size:      []int{4, 8, 16}[c.intn(3)],
+		Shards:    1 + c.intn(2),
+		MaxTopics: []int{2, 3, 8}[c.intn(3)],
+		// The janitor never runs during a test: the model calls
+		// releaseIdle itself, deterministically.
+		TopicIdle: 24 * time.Hour,
+	}
+	r := New(opts)
+	defer r.Close()
+	m := &model{
+		t: t, ring: r, run: run, trace: *modelTrace,
+		topics: map[string]*mTopic{},
+		cov:    map[string]int{},
+		frames: []*mFrame{nil}, // sequence numbers start at 1
+		slots:  make([]uint64, opts.Size),
+		size:   uint64(opts.Size),
+		max:    opts.MaxTopics,
+		keys:   c.intn(2) == 1,
+	}
+	m.op = fmt.Sprintf("New(%+v), sparse keys %v", opts, m.keys)
+	if m.trace {
+		t.Logf("%s: %s", run, m.op)
+	}
+	for m.step = 1; m.step <= steps && !c.exhausted(); m.step++ {
+		m.do(c)
+		if m.trace {
+			t.Logf("step %d: %s", m.step, m.op)
+		}
+		m.check()
+	}
+	m.finish(c)
+	return m.cov
+}
+
+// do runs one operation chosen by c, on the ring and on the model.
+func (m *model) do(c choices) {
+	op := opTable[c.intn(len(opTable))]
+	m.op = opNames[op]
+	switch op {
+	case opPublish:
+		m.publish(topicNames[c.intn(len(topicNames))], 1, c)
+	case opReserve:
+		name := topicNames[c.intn(len(topicNames))]
+		m.reserve(name, 1+c.intn(3))
+	case opCommit, opAbort:
+		if len(m.pending) == 0 {
+			m.op += " (none pending)"
+			return
+		}
+		i := c.intn(len(m.pending))
+		p := m.pending[i]
+		if i > 0 { // an earlier reservation is still pending
+			m.cover("commit out of order")
+		}
+		m.pending = slices.Delete(m.pending, i, i+1)
+		if op == opCommit {
+			m.commit(p, c)
+		} else {
+			m.abort(p)
+		}
+	case opSubscribe:
+		m.subscribe(m.chooseTopics(c), false, 0)
+	case opSubscribeAfter:
+		key := m.chooseKey(c)
+		m.subscribe(m.chooseTopics(c), true, key)
+	case opRead:
+		if s := m.chooseSub(c); s != nil {
+			m.read(s, 1+c.intn(4))
+		}
+	case opClose:
+		if s := m.chooseSub(c); s != nil {
+			m.close(s)
+		}
+	case opSkip:
+		if s := m.chooseSub(c); s != nil {
+			key := m.chooseKey(c)
+			m.op = fmt.Sprintf("%s.SkipThrough(%d)", s.name, key)
+			s.real.SkipThrough(key)
+			s.skip = key
+		}
+	case opRelease:
+		m.release()
+	case opBurst:
+		m.publish(topicNames[c.intn(len(topicNames))], int(m.size)+c.intn(int(m.size)+1), c)
+	}
+}
+
+// chooseTopics returns the topics of a new subscriber: none (every topic)
+// or one to three names, possibly repeated.
+func (m *model) chooseTopics(c choices) []string {
+	n := c.intn(4)
+	if n == 0 {
+		return nil
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = topicNames[1+c.intn(len(topicNames)-1)]
+	}
+	return names
+}
+
+// chooseKey returns a key to resume after or skip through: 0, the key of a
+// frame committed (held or not) or of a frame held, one below or above
+// that, or one above every key given out.
+func (m *model) chooseKey(c choices) uint64 {
+	kind := c.intn(6)
+	var keys []uint64
+	for seq, f := range m.frames {
+		if f != nil && !f.aborted && (kind == 1 || kind == 5 || uint64(seq) >= m.oldest() && m.held(uint64(seq))) {
+			keys = append(keys, f.key)
+		}
+	}
+	if kind == 0 || len(keys) == 0 {
+		return 0
+	}
+	if kind == 5 {
+		return slices.Max(keys) + 1 + uint64(c.intn(3))
+	}
+	k := keys[c.intn(len(keys))]
+	switch kind {
+	case 3:
+		return k - 1
+	case 4:
+		return k + 1
+	}
+	return k
+}
+
+func (m *model) chooseSub(c choices) *mSub {
+	if len(m.subs) == 0 {
+		m.op += " (no subscriber)"
+		return nil
+	}
+	return m.subs[c.intn(len(m.subs))]
+}
+
+// oldest is the smallest sequence number the ring may still hold: the last
+// Size reserved ones.
+func (m *model) oldest() uint64 {
+	if m.head < m.size {
+		return 1
+	}
+	return m.head - m.size + 1
+}
+
+// held reports whether frame seq is still in its slot.
+func (m *model) held(seq uint64) bool { return m.slots[seq%m.size] == seq }
+
+// lapped reports whether seq's slot holds a frame a whole ring ahead of it.
+func (m *model) lapped(seq uint64) bool { return m.slots[seq%m.size] > seq }
+
+// pin is Reserve's topic lookup: the live topic, created if there is room.
+func (m *model) pin(name string) (*mTopic, error) {
+	t := m.topics[name]
+	if t == nil {
+		if len(m.topics) >= m.max {
+			return nil, ErrTooManyTopics
+		}
+		t = &mTopic{name: name, real: nil}
+		m.topics[name] = t
+	}
+	t.pins++
+	return t, nil
+}
+
+// realTopic fills in the ring's topic for a model topic just created.
+func (m *model) realTopic(t *mTopic) {
+	if t.real == nil {
+		if t.real = m.ring.topics.get(t.name); t.real == nil {
+			m.fail("topic %q not in the ring's registry", t.name)
+		}
+	}
+}
+
+// reserved checks what Reserve(name, n) (or Publish) returned against the
+// model: an error, or the next n numbers; it takes them and pins the topic.
+func (m *model) reserved(name string, n int, first uint64, err error) (*mTopic, bool) {
+	var t *mTopic
+	var wantErr error
+	if name != "" {
+		t, wantErr = m.pin(name)
+	}
+	if !errors.Is(err, wantErr) {
+		m.fail("error %v, want %v", err, wantErr)
+	}
+	if err != nil {
+		m.cover("refused topic")
+		return nil, false
+	}
+	if t != nil {
+		m.realTopic(t)
+	}
+	if first != m.head+1 {
+		m.fail("reserved from %d, want %d", first, m.head+1)
+	}
+	m.head += uint64(n)
+	for range n {
+		m.frames = append(m.frames, nil)
+	}
+	return t, true
+}
+
+func (m *model) reserve(name string, n int) {
+	m.op = fmt.Sprintf("Reserve(%q, %d)", name, n)
+	res, err := m.ring.Reserve(name, n)
+	t, ok := m.reserved(name, n, res.Seq(), err)
+	if !ok {
+		return
+	}
+	if res.Len() != n {
+		m.fail("reserved %d numbers, want %d", res.Len(), n)
+	}
+	m.pending = append(m.pending, mPending{topic: t, res: res})
+	m.op += fmt.Sprintf(" = %d..%d", res.Seq(), m.head)
+}
+
+// publish publishes n frames on name, one at a time: with Publish when keys
+// are the sequence numbers, else with Reserve and Commit.
+func (m *model) publish(name string, n int, c choices) {
+	desc := fmt.Sprintf("publish %d on %q", n, name)
+	for range n {
+		if m.keys {
+			res, err := m.ring.Reserve(name, 1)
+			t, ok := m.reserved(name, 1, res.Seq(), err)
+			if !ok {
+				break
+			}
+			m.commit(mPending{topic: t, res: res}, c)
+			continue
+		}
+		m.msgs++
+		f := &mFrame{data: fmt.Sprintf("m%d", m.msgs)}
+		seq, err := m.ring.Publish(name, []byte(f.data))
+		t, ok := m.reserved(name, 1, seq, err)
+		if !ok {
+			break
+		}
+		f.topic, f.seq, f.key = t, seq, seq
+		m.store(f)
+		m.committed(mPending{topic: t})
+	}
+	m.op = fmt.Sprintf("%s, head %d visible %d", desc, m.head, m.visible)
+}
+
+// commit commits a pending reservation; keys are the sequence numbers, or,
+// for sparse keys, 3*seq plus 0..2: strictly increasing with seq.
+func (m *model) commit(p mPending, c choices) {
+	msgs := make([]Message, p.res.Len())
+	for i := range msgs {
+		seq := p.res.Seq() + uint64(i)
+		m.msgs++
+		f := &mFrame{topic: p.topic, seq: seq, key: seq, data: fmt.Sprintf("m%d", m.msgs), stamp: int64(m.msgs)}
+		if m.keys {
+			f.key = 3*seq + uint64(c.intn(3))
+			msgs[i].Key = f.key
+		}
+		msgs[i].Data, msgs[i].Stamp = []byte(f.data), f.stamp
+		m.store(f)
+	}
+	m.op = fmt.Sprintf("Commit(%d+%d)", p.res.Seq(), p.res.Len())
+	m.ring.Commit(p.res, msgs...)
+	m.committed(p)
+}
+
+// abort gives a pending reservation up.
+func (m *model) abort(p mPending) {
+	m.cover("abort")
+	if p.res.Len() > 1 {
+		m.cover("abort of a batch")
+	}
+	for i := range p.res.Len() {
+		m.store(&mFrame{seq: p.res.Seq() + uint64(i), aborted: true})
+	}
+	m.op = fmt.Sprintf("Abort(%d+%d)", p.res.Seq(), p.res.Len())
+	m.ring.Abort(p.res)
+	m.committed(p)
+}
+
+// store is Ring.store: a slot only moves forward.
+func (m *model) store(f *mFrame) {
+	if f.seq < m.slots[f.seq%m.size] {
+		m.cover("commit after a lap (frame dropped)")
+	}
+	m.frames[f.seq] = f
+	if i := f.seq % m.size; f.seq > m.slots[i] {
+		m.slots[i] = f.seq
+	}
+}
+
+// committed makes visible what the commit or abort of p allows, and unpins
+// its topic.
+func (m *model) committed(p mPending) {
+	m.advance()
+	if p.topic != nil {
+		p.topic.pins--
+	}
+	m.op += fmt.Sprintf(", visible %d", m.visible)
+}
+
+// advance is the sequencer: the next number becomes visible once its frame
+// is stored (numbered within its topic unless it is an aborted number), or
+// when it is lost (its slot already holds a frame a ring ahead: nobody will
+// ever read it); it stops at a number still in flight.
+func (m *model) advance() {
+	for {
+		next := m.visible + 1
+		if next >= uint64(len(m.frames)) || m.slots[next%m.size] < next {
+			return
+		}
+		if m.lapped(next) {
+			m.cover("sequencer passes a lost number")
+		}
+		if f := m.frames[next]; m.held(next) && !f.aborted && f.topic != nil {
+			f.topic.count++
+			f.tseq = f.topic.count
+		}
+		m.visible = next
+	}
+}
+
+// subscribe is Subscribe, or SubscribeAfter(key).
+func (m *model) subscribe(names []string, after bool, key uint64) {
+	m.nsubs++
+	s := &mSub{name: fmt.Sprintf("sub%d%q", m.nsubs, names), all: len(names) == 0}
+	var (
+		sub     *Subscriber
+		resume  Resume
+		err     error
+		wantErr error
+	)
+	if after {
+		m.op = fmt.Sprintf("SubscribeAfter(%d, %q)", key, names)
+		sub, resume, err = m.ring.SubscribeAfter(key, names...)
+	} else {
+		m.op = fmt.Sprintf("Subscribe(%q)", names)
+		sub, err = m.ring.Subscribe(names...)
+	}
+	// newSubscriber: each name once, created if needed; on a refusal, the
+	// topics already taken are given back (those created stay).
+	for _, name := range names {
+		if slices.ContainsFunc(s.topics, func(t *mTopic) bool { return t.name == name }) {
+			continue
+		}
+		t := m.topics[name]
+		if t == nil {
+			if len(m.topics) >= m.max {
+				wantErr = ErrTooManyTopics
+				for _, t := range s.topics {
+					t.subs--
+				}
+				break
+			}
+			t = &mTopic{name: name}
+			m.topics[name] = t
+			m.realTopic(t)
+		}
+		t.subs++
+		t.idle = 0
+		s.topics = append(s.topics, t)
+	}
+	if !errors.Is(err, wantErr) {
+		m.fail("error %v, want %v", err, wantErr)
+	}
+	if err != nil {
+		m.cover("refused topic")
+		return
+	}
+	s.real = sub
+	s.last = make([]uint64, len(s.topics))
+	s.next = m.visible + 1
+	if after {
+		next, want, from := m.locate(key)
+		if resume != want {
+			m.fail("resume %+v, want %+v", resume, want)
+		}
+		s.next = next
+		m.cover("resume " + want.Status.String())
+		if from != nil && want.Status == ResumeExact {
+			if _, k := s.wants(from); k >= 0 {
+				s.last[k] = from.tseq
+				m.cover("resume baseline")
+			}
+		}
+		m.op += fmt.Sprintf(" = %s, at %d", want.Status, next)
+	}
+	m.subs = append(m.subs, s)
+	m.op += " -> " + s.name
+}
+
+// firstHeldFrom returns the first visible frame from seq on that is not an
+// aborted number; nil if there is none, or if a frame before it is no longer
+// held.
+func (m *model) firstHeldFrom(seq uint64) *mFrame {
+	for ; seq <= m.visible; seq++ {
+		if !m.held(seq) {
+			return nil
+		}
+		if f := m.frames[seq]; !f.aborted {
+			return f
+		}
+	}
+	return nil
+}
+
+// locate is SubscribeAfter's documented search, the slow way: the frames
+// held are the visible ones among the last Size reserved, aborted numbers
+// aside. It returns where the subscriber starts, the resume, and the frame
+// with the greatest key not above key when the status is exact.
+func (m *model) locate(key uint64) (uint64, Resume, *mFrame) {
+	var held []*mFrame
+	for seq := m.oldest(); seq <= m.visible; seq++ {
+		if !m.held(seq) {
+			m.fail("model: frame %d among the last Size reserved and visible, but not held", seq)
+		}
+		if f := m.frames[seq]; !f.aborted {
+			held = append(held, f)
+		}
+	}
+	if len(held) == 0 {
+		return m.visible + 1, Resume{Status: ResumeNewer}, nil
+	}
+	var below, above *mFrame // greatest key <= key, smallest > key
+	for _, f := range held {
+		if f.key <= key {
+			below = f
+		} else if above == nil {
+			above = f
+		}
+	}
+	// The subscriber starts at the first frame above key, after the newest
+	// when there is none.
+	start := m.visible + 1
+	if above != nil {
+		start = above.seq
+	}
+	switch {
+	case below == nil:
+		return start, Resume{Status: ResumeOlder, Oldest: held[0].key}, nil
+	case above == nil && below.key < key:
+		return start, Resume{Status: ResumeNewer}, nil
+	}
+	return start, Resume{Status: ResumeExact}, below
+}
+
+// wants is whether s receives f, and the index of f's topic in s.topics when
+// it is the very topic s subscribed to (-1 for a released topic of the same
+// name, or broadcast).
+func (s *mSub) wants(f *mFrame) (bool, int) {
+	if f.aborted {
+		return false, -1
+	}
+	if s.all || f.topic == nil {
+		return true, -1
+	}
+	if k := slices.Index(s.topics, f.topic); k >= 0 {
+		return true, k
+	}
+	if f.topic.released && slices.ContainsFunc(s.topics, func(t *mTopic) bool { return t.name == f.topic.name }) {
+		return true, -1
+	}
+	return false, -1
+}
+
+// readModel is Subscriber.Read as documented: the frames for s in sequence
+// order, up to capacity, aborted numbers and frames up to SkipThrough's key
+// passed over; a subscriber to every topic is told at once how many numbers
+// it lost to a lap (before any frame after them: a Read stops at the lap if
+// it already has frames), and resumes at the oldest still held; a subscriber
+// to some topics is told, at a topic's next frame (as the first frame of a
+// Read), how many of that topic's numbered frames it did not get since the
+// last one it read (or passed over with SkipThrough, once it has read one);
+// frames of a released topic of one of its names count for nothing.
+func (m *model) readModel(s *mSub, capacity int) (got []*mFrame, missed uint64) {
+	for len(got) < capacity && s.next <= m.visible {
+		if !m.held(s.next) {
+			if !m.lapped(s.next) {
+				m.fail("model: %s at %d <= visible %d, slot holds %d", s.name, s.next, m.visible, m.slots[s.next%m.size])
+			}
+			if s.all && len(got) > 0 {
+				m.cover("lap stops a batch")
+				break
+			}
+			if s.all {
+				m.cover("lap told (every topic)")
+				missed += m.oldest() - s.next
+			} else {
+				m.cover("lap (some topics)")
+			}
+			s.next = m.oldest()
+			continue
+		}
+		f := m.frames[s.next]
+		want, k := s.wants(f)
+		if !want {
+			s.next++
+			continue
+		}
+		if !s.all && f.topic != nil && k < 0 {
+			m.cover("frame of a released topic")
+		}
+		if f.key <= s.skip {
+			m.cover("skip")
+			if k >= 0 && s.last[k] != 0 {
+				s.last[k] = f.tseq
+			}
+			s.next++
+			continue
+		}
+		if k >= 0 {
+			if last := s.last[k]; last != 0 && f.tseq > last+1 {
+				if len(got) > 0 {
+					m.cover("topic miss stops a batch")
+					break
+				}
+				m.cover("topic miss told")
+				missed += f.tseq - last - 1
+			}
+			s.last[k] = f.tseq
+		}
+		got = append(got, f)
+		s.next++
+	}
+	s.total += missed
+	m.told += missed
+	return got, missed
+}
+
+func (m *model) read(s *mSub, capacity int) {
+	m.op = fmt.Sprintf("%s.Read(cap %d) from %d", s.name, capacity, s.next)
+	batch, missed := s.real.Read(make([]*Frame, 0, capacity))
+	want, wantMissed := m.readModel(s, capacity)
+	m.op += fmt.Sprintf(": %v, missed %d", want, wantMissed)
+	if missed != wantMissed || !m.sameFrames(batch, want) {
+		got := make([]string, len(batch))
+		for i, f := range batch {
+			got[i] = frameString(f)
+		}
+		m.fail("got [%s], missed %d", strings.Join(got, " "), missed)
+	}
+}
+
+func (m *model) sameFrames(got []*Frame, want []*mFrame) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i, f := range got {
+		w := want[i]
+		var topic *Topic
+		if w.topic != nil {
+			topic = w.topic.real
+		}
+		if f.Seq() != w.seq || f.Key() != w.key || string(f.Bytes()) != w.data || f.Stamp() != w.stamp ||
+			f.Topic() != topic || f.tseq != w.tseq {
+			return false
+		}
+	}
+	return true
+}
+
+// lost is how many frames a subscriber to every topic has lost without
+// being told yet: from its position, once that frame is overwritten, to the
+// oldest frame still held.
+func (m *model) lost(s *mSub) uint64 {
+	if !s.all || !m.lapped(s.next) {
+		return 0
+	}
+	return m.oldest() - s.next
+}
+
+func (m *model) close(s *mSub) {
+	m.op = s.name + ".Close()"
+	if err := s.real.Close(); err != nil {
+		m.fail("Close: %v", err)
+	}
+	// What it had lost stays counted in Ring.Missed.
+	if n := m.lost(s); n > 0 {
+		m.cover("close with a loss")
+		m.told += n
+	}
+	for _, t := range s.topics {
+		t.subs--
+	}
+	m.subs = slices.DeleteFunc(m.subs, func(x *mSub) bool { return x == s })
+}
+
+// release is the janitor's sweep: a topic is released at the second sweep
+// in a row without subscribers nor new frames, unless a publisher holds it.
+func (m *model) release() {
+	m.ring.topics.releaseIdle()
+	var gone []string
+	for name, t := range m.topics {
+		if t.subs > 0 || t.count != t.lastCount {
+			t.idle, t.lastCount = 0, t.count
+			continue
+		}
+		if t.idle++; t.idle < 2 {
+			continue
+		}
+		if t.pins > 0 {
+			m.cover("topic kept by a pin")
+			t.idle = 0
+			continue
+		}
+		m.cover("topic released")
+		t.released = true
+		delete(m.topics, name)
+		gone = append(gone, name)
+	}
+	slices.Sort(gone)
+	m.op = fmt.Sprintf("releaseIdle: released %q", gone)
+}
+
+// check compares everything observable (and the ring's internals the model
+// pins down) with the model.
+func (m *model) check() {
+	m.t.Helper()
+	r := m.ring
+	if got := r.Last(); got != m.head {
+		m.fail("Last %d, want %d", got, m.head)
+	}
+	if got := r.visible.Load(); got != m.visible {
+		m.fail("visible %d, want %d", got, m.visible)
+	}
+	for i := range r.slots {
+		f := r.slots[i].Load()
+		want := m.slots[i]
+		switch {
+		case want == 0 && f != nil:
+			m.fail("slot %d holds %d, want nothing", i, f.seq)
+		case want != 0 && f == nil:
+			m.fail("slot %d holds nothing, want %v", i, m.frames[want])
+		case want != 0 && (f.seq != want || f.key != m.frames[want].key):
+			m.fail("slot %d holds %s, want %v", i, frameString(f), m.frames[want])
+		}
+	}
+	if got := r.Subscribers(); got != len(m.subs) {
+		m.fail("Subscribers %d, want %d", got, len(m.subs))
+	}
+	if got := r.Topics(); got != len(m.topics) {
+		m.fail("Topics %d, want %d", got, len(m.topics))
+	}
+	for name, t := range m.topics {
+		got := r.topics.get(name)
+		if got == nil {
+			m.fail("topic %q not alive", name)
+		}
+		if got != t.real || got.pins.Load() != int64(t.pins) || got.count.Load() != t.count {
+			m.fail("topic %q: %p pins %d count %d, want %p pins %d count %d", name,
+				got, got.pins.Load(), got.count.Load(), t.real, t.pins, t.count)
+		}
+	}
+	missed := m.told
+	for _, s := range m.subs {
+		missed += m.lost(s)
+	}
+	if got := r.Missed(); got != missed || got < m.missed {
+		m.fail("Ring.Missed %d, want %d (it was %d)", got, missed, m.missed)
+	}
+	m.missed = missed
+	for _, s := range m.subs {
+		var behind uint64
+		if m.visible >= s.next {
+			behind = m.visible - s.next + 1
+		}
+		var key uint64
+		f := m.firstHeldFrom(s.next)
+		if f != nil {
+			key = f.key
+		}
+		gotKey, ok := s.real.NextKey()
+		if s.real.Next() != s.next || s.real.Missed() != s.total || s.real.Behind() != behind ||
+			gotKey != key || ok != (f != nil) {
+			m.fail("%s: next %d missed %d behind %d nextkey %d,%v; want %d %d %d %d,%v", s.name,
+				s.real.Next(), s.real.Missed(), s.real.Behind(), gotKey, ok, s.next, s.total, behind, key, f != nil)
+		}
+	}
+}
+
+// finish ends a run: every pending reservation is committed or aborted,
+// every subscriber reads all it can, is checked and closed, then the ring.
+func (m *model) finish(c choices) {
+	m.step++
+	for len(m.pending) > 0 {
+		i := c.intn(len(m.pending))
+		p := m.pending[i]
+		m.pending = slices.Delete(m.pending, i, i+1)
+		if c.intn(2) == 0 {
+			m.commit(p, c)
+		} else {
+			m.abort(p)
+		}
+		m.check()
+	}
+	for _, s := range slices.Clone(m.subs) {
+		for {
+			m.read(s, 4)
+			m.check()
+			if s.next > m.visible {
+				break
+			}
+		}
+		m.close(s)
+		m.check()
+	}
+	m.op = "Close"
+	if err := m.ring.Close(); err != nil {
+		m.fail("Close: %v", err)
+	}
+	if _, err := m.ring.Reserve("a", 1); !errors.Is(err, ErrClosed) {
+		m.fail("Reserve after Close: %v", err)
+	}
+	if _, err := m.ring.Subscribe(); !errors.Is(err, ErrClosed) {
+		m.fail("Subscribe after Close: %v", err)
+	}
+}
