@@ -97,3 +97,74 @@ func TestLappedNumberDoesNotHideLaterTopicMisses(t *testing.T) {
 	publishSeqs(t, r, "a", "x", "x", "x", "x", "a")         // 9 .. 14: 13 overwrites 9
 	expectRead(t, "after losing 9", sub, []string{"14"}, 1) // told: 9 of a is gone
 }
+
+// TestReservationLappedWhileSubscribersKeepUp: a frame reserved, then
+// lapped by a ring's worth of frames published after it, then committed.
+//
+// The lap makes the sequencer pass the reserved number as lost (advance's
+// lapped branch), so subscribers read on without waiting for the commit;
+// the late commit then finds its slot holding a frame a ring ahead and does
+// not store (store's lapped branch): nobody ever receives it.
+//
+// What subscribers are told: a subscriber to every topic counts the lost
+// number as missed, exactly (it counts numbers). A subscriber to the topic
+// is not told: a frame gets its place in its topic (what topic subscribers
+// count misses by) only when it becomes visible, and this one never did:
+// it is lost to a subscriber to its topic without it being told.
+func TestReservationLappedWhileSubscribersKeepUp(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	all, onA := subscribe(t, r), subscribe(t, r, "a")
+	publishSeqs(t, r, "a") // 1
+	expectRead(t, "every topic", all, []string{"1"}, 0)
+	expectRead(t, "a", onA, []string{"1"}, 0)
+	res := reserveOn(t, r, "a")           // 2
+	publishSeqs(t, r, "a", "a", "a", "a") // 3 .. 6: 6 takes 2's slot
+	expectRead(t, "every topic, 2 lapped", all, []string{"3", "4", "5", "6"}, 1)
+	expectRead(t, "a, 2 lapped", onA, []string{"3", "4", "5", "6"}, 0) // not told: 2 never visible
+	commitSeq(r, res)                                                  // too late: dropped
+	expectRead(t, "every topic, after the late commit", all, nil, 0)
+	expectRead(t, "a, after the late commit", onA, nil, 0)
+	// The ring still holds 3 .. 6, not 2.
+	late, resume, err := r.SubscribeAfter(0)
+	if err != nil || resume.Status != fanout.ResumeOlder || resume.Oldest != 3 {
+		t.Fatalf("SubscribeAfter(0): %+v, %v; want older, oldest 3", resume, err)
+	}
+	defer late.Close()
+	expectRead(t, "resumed", late, []string{"3", "4", "5", "6"}, 0)
+	if got := r.Missed(); got != 1 {
+		t.Fatalf("Ring.Missed: %d, want 1", got)
+	}
+}
+
+// TestReservationLappedWhileSubscribersStall: as above, but the subscribers
+// do not read while the ring laps them too, two rings' worth.
+//
+// A subscriber to every topic is told exactly how many numbers it lost: the
+// reserved one and the frames overwritten after it. A subscriber to the
+// topic is told exactly how many of the topic's frames it lost after they
+// became visible, but not the reserved one, which never did.
+func TestReservationLappedWhileSubscribersStall(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	all, onA := subscribe(t, r), subscribe(t, r, "a")
+	publishSeqs(t, r, "a") // 1
+	expectRead(t, "every topic", all, []string{"1"}, 0)
+	expectRead(t, "a", onA, []string{"1"}, 0)
+	res := reserveOn(t, r, "a")                                    // 2
+	publishSeqs(t, r, "a", "a", "a", "a", "a", "a", "a", "a", "a") // 3 .. 11: the ring holds 8 .. 11
+	// Before anyone reads, Ring.Missed counts what the subscriber to every
+	// topic has lost (2 .. 7); the one to a is told at a's next frame.
+	if got := r.Missed(); got != 6 {
+		t.Fatalf("Ring.Missed before reading: %d, want 6", got)
+	}
+	expectRead(t, "every topic", all, seqStrings(8, 11), 6) // 2 .. 7
+	expectRead(t, "a", onA, seqStrings(8, 11), 5)           // 3 .. 7: not 2
+	commitSeq(r, res)                                       // too late: dropped
+	publishSeqs(t, r, "a")                                  // 12
+	expectRead(t, "every topic, after the late commit", all, []string{"12"}, 0)
+	expectRead(t, "a, after the late commit", onA, []string{"12"}, 0)
+	if got := r.Missed(); got != 11 {
+		t.Fatalf("Ring.Missed: %d, want 11 (6 + 5)", got)
+	}
+}
