@@ -22,9 +22,11 @@
 //     them, whatever their topics.
 //   - A subscriber that keeps up receives every frame for it exactly once.
 //     One that falls more than the ring's size behind is told exactly how many
-//     frames for it were missed and resumes at the oldest frame still held. It
-//     never slows publishers or other subscribers, and memory stays bounded by
-//     the ring: topics share it and hold no frames of their own.
+//     frames for it were missed (see [Subscriber.Read] for the frames a
+//     subscriber to some topics cannot count) and resumes at the oldest frame
+//     still held. It never slows publishers or other subscribers, and memory
+//     stays bounded by the ring: topics share it and hold no frames of their
+//     own.
 //   - A subscriber with nothing to read sleeps (no spinning) and wakes on the
 //     next frame for it (frames of other topics do not wake it), on
 //     [Ring.Close], on its context's cancellation or on its own timeout.

@@ -132,7 +132,11 @@ func (s *Subscriber) wants(f *Frame) (want bool, k int) {
 // every topic learns of a miss as soon as it reads; a subscriber to some
 // topics learns how many frames of a topic it missed at that topic's next
 // frame (frames of other topics are never counted), and only once it has read
-// one frame of that topic.
+// one frame of that topic. It counts the frames of the very topic it
+// subscribed to that were visible: a frame lapped before it ever was (its
+// publisher held up between Reserve and Commit while a whole ring was
+// published), or a frame of a released topic of the same name (see Topic),
+// is lost to it without a count.
 func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 	r := s.ring
 	visible := r.visible.Load()

@@ -9,7 +9,8 @@ import (
 // Topic is a named stream of frames within a [Ring]. Subscribers choose the
 // topics they receive ([Ring.Subscribe]); a subscriber to some topics is woken
 // only by frames of those topics, and when it falls behind it is told exactly
-// how many frames of its topics it missed, never frames of other topics.
+// how many frames of its topics it missed (of those that were ever visible:
+// see [Subscriber.Read]), never frames of other topics.
 //
 // Topics are created on first use and released when they have had neither
 // subscribers nor frames for Options.TopicIdle; frames still in the ring keep
