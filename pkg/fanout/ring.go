@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Options struct {
 	// frames before its memory is released (between 1 and 1.5 times this).
 	// Default DefaultTopicIdle.
 	TopicIdle time.Duration
+	// Permanent names topics that always exist: created with the ring,
+	// never released, and not counted against MaxTopics, so that they are
+	// served however many topics others create.
+	Permanent []string
 }
 
 // Ring is a fixed-size, multi-producer, multi-consumer broadcast ring of
@@ -151,10 +156,16 @@ func New(opts Options) *Ring {
 		opts:   opts,
 	}
 	r.root = newTopic("", opts.Shards)
+	opts.Permanent = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(
+		slices.Clone(opts.Permanent), func(name string) bool { return name == "" }))))
+	r.opts.Permanent = opts.Permanent
+	for _, name := range opts.Permanent {
+		r.topics.addPermanent(r, name)
+	}
 	// One pending wake-up per wait set and shard at most: the root's, and
 	// one per topic. Released topics may leave one more behind each; twice
 	// the bound leaves room, and a full queue falls back to waking inline.
-	queue := 2 * (opts.MaxTopics + 1)
+	queue := 2 * (opts.MaxTopics + len(opts.Permanent) + 1)
 	r.wg.Add(opts.Shards + 1)
 	for i := range r.shards {
 		sh := &r.shards[i]
@@ -311,8 +322,8 @@ func (r *Ring) Missed() uint64 {
 	return n
 }
 
-// Topics returns the number of topics alive.
-func (r *Ring) Topics() int { return r.topics.len() }
+// Topics returns the number of topics alive, permanent ones included.
+func (r *Ring) Topics() int { return r.topics.len() + len(r.opts.Permanent) }
 
 // Close closes the ring: Reserve and the Subscribe methods return ErrClosed
 // from now on, every subscriber's Wait returns ErrClosed once it has read
