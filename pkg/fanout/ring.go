@@ -123,7 +123,8 @@ type Ring struct {
 	opts   Options
 
 	subscribers atomic.Int64  // live subscribers
-	missed      atomic.Uint64 // frames missed and already counted by subscribers
+	missed      atomic.Uint64 // frames missed, counted by subscribers as they read or close
+	missedHigh  atomic.Uint64 // the largest value Missed returned: it never goes back
 	closed      atomic.Bool
 	closeOnce   sync.Once
 }
@@ -309,17 +310,33 @@ func (r *Ring) Subscribers() int { return int(r.subscribers.Load()) }
 
 // Missed returns the number of frames subscribers have missed by falling
 // behind, summed over all subscribers since the ring was created: the misses
-// subscribers have already been told of, plus, for subscribers to every topic
-// that are too far behind to read them (stuck writing, say), the frames
-// already overwritten ahead of them. It walks the live subscribers: call it
-// at a scrape, not per frame.
+// subscribers were told of as they read, what closed subscribers had lost
+// without reading that far (see Subscriber.Close), plus, for live subscribers
+// to every topic that are too far behind to read them (stuck writing, say),
+// the frames already overwritten ahead of them. It never decreases (a
+// Prometheus counter): every part is a count of frames definitely lost, and a
+// subscriber that reads or closes moves its share from one part to another.
+// It walks the live subscribers: call it at a scrape, not per frame.
 func (r *Ring) Missed() uint64 {
 	n := r.missed.Load()
-	oldest := r.oldest(r.head.Load())
+	// Frames below oldest(visible) are overwritten for sure: the frame a
+	// whole ring after each of them is visible, hence stored.
+	oldest := r.oldest(r.visible.Load())
 	for i := range r.shards {
 		n += r.shards[i].behind(oldest)
 	}
-	return n
+	// A subscriber that reads or closes while we walk may be counted in
+	// neither part: hold on to the largest value seen, which is exact again
+	// as soon as it has moved its share.
+	for {
+		high := r.missedHigh.Load()
+		if n <= high {
+			return high
+		}
+		if r.missedHigh.CompareAndSwap(high, n) {
+			return n
+		}
+	}
 }
 
 // Topics returns the number of topics alive, permanent ones included.

@@ -163,8 +163,14 @@ func (sh *shard) add(s *Subscriber) {
 	sh.mu.Unlock()
 }
 
-func (sh *shard) drop(s *Subscriber) {
+// drop removes s and adds what it lost to the ring's missed count, in one
+// critical section: Ring.Missed, which walks the shard under its lock, sees
+// the frames s lost either ahead of s or in the count.
+func (sh *shard) drop(s *Subscriber, lost uint64) {
 	sh.mu.Lock()
+	if lost > 0 {
+		s.ring.missed.Add(lost)
+	}
 	last := len(sh.subs) - 1
 	moved := sh.subs[last]
 	sh.subs[s.slot] = moved
