@@ -387,3 +387,21 @@ func rawGet(tb testing.TB, ts *testServer, target string, readBuffer int) (*net.
 	_ = conn.SetReadDeadline(time.Time{})
 	return conn, br, head.String()
 }
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	buf bytes.Buffer
+	mu  sync.Mutex
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

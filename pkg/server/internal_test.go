@@ -248,7 +248,7 @@ func (b *lockedBuffer) String() string {
 // request's URI, never carry a listen token.
 func TestFasthttpLogRedactsTokens(t *testing.T) {
 	var logs lockedBuffer
-	l := fasthttpLogger{slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l := fasthttpLogger{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	l.Printf("error when serving connection %q: %v", "GET /events?topic=a&token=s3cr3t&lastEventId=r1-2", "timeout")
 	if text := logs.String(); strings.Contains(text, "s3cr3t") || !strings.Contains(text, "token=REDACTED") {
 		t.Fatalf("log line: %s", text)

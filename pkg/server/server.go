@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,6 +160,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		s.epoch.Store(&epoch{space: newRunSpace()})
 	}
 	handler := s.routes()
+	logger := fasthttpLogger{log: s.log}
+	for _, tok := range slices.Concat(cfg.PublishTokens, cfg.ListenTokens) {
+		logger.secrets = append(logger.secrets, []byte(tok))
+	}
 	s.http = &fasthttp.Server{
 		Handler:      handler,
 		ErrorHandler: s.handleParseError,
@@ -178,7 +183,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{s.log},
+		Logger:                logger,
 	}
 	s.streamHTTP = &fasthttp.Server{
 		Handler:        handler,
@@ -194,7 +199,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{s.log},
+		Logger:                logger,
 	}
 	return s, nil
 }
@@ -429,10 +434,15 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog at debug level, with
-// the values of token query parameters in request URIs redacted.
-type fasthttpLogger struct{ log *slog.Logger }
+// every credential they may quote redacted (a request head it could not
+// parse is quoted whole): see auth.RedactText. secrets are the configured
+// tokens.
+type fasthttpLogger struct {
+	log     *slog.Logger
+	secrets [][]byte
+}
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Debug("fasthttp", "message", auth.RedactedURI([]byte(msg)))
+	l.log.Debug("fasthttp", "message", auth.RedactText([]byte(msg), l.secrets...))
 }
