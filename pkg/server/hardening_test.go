@@ -554,6 +554,9 @@ func TestBadInput(t *testing.T) {
 		{"garbage request line", "HELLO\r\n\r\n", http.StatusBadRequest},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http.StatusBadRequest},
 		{"negative Content-Length", "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}", http.StatusBadRequest},
+		{"Transfer-Encoding identity", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
+		{"Transfer-Encoding gzip, chunked", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
+		{"two Transfer-Encodings", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -589,5 +592,53 @@ func TestBadInput(t *testing.T) {
 				break
 			}
 		})
+	}
+}
+
+// TestTruncatedBodyIsNeverPublished: a body that ends before its
+// Content-Length (the client closes its side, or resets), or a chunked body
+// without its last chunk, is answered 400 (when the client can still read)
+// and publishes nothing, for a single event and a batch.
+func TestTruncatedBodyIsNeverPublished(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	l := ts.listen(t)
+	for _, tc := range []struct {
+		name, head, body string
+		reset            bool
+	}{
+		{"single, closed", "Content-Type: application/json\r\nContent-Length: 100\r\n", `{"a":1}`, false},
+		{"batch, closed", "Content-Type: application/x-ndjson\r\nContent-Length: 5000\r\n", "{\"a\":1}\n{\"b\":2}\n", false},
+		{"batch, reset", "Content-Type: application/x-ndjson\r\nContent-Length: 5000\r\n", "{\"a\":1}\n{\"b\":2}\n", true},
+		{"chunked batch, closed", "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n", "10\r\n{\"a\":1}\n{\"b\":2}\n\r\n", false},
+	} {
+		c := dial(t, ts)
+		if _, err := fmt.Fprintf(c, "POST /api/events HTTP/1.1\r\nHost: x\r\n%s\r\n%s", tc.head, tc.body); err != nil {
+			t.Fatal(err)
+		}
+		if tc.reset {
+			_ = c.SetLinger(0)
+			_ = c.Close()
+			continue
+		}
+		_ = c.CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "nothing was published") {
+			t.Errorf("%s: %d %s, want 400 saying nothing was published", tc.name, resp.StatusCode, body)
+		}
+	}
+	// A complete event after them is the first the listener gets.
+	ts.mustPost(t, `{"after":true}`)
+	if m := l.nextEvent(t); !strings.Contains(m.Data, `"after":true`) {
+		t.Fatalf("the listener got %q first: a truncated body was published", m.Data)
+	}
+	eventually(t, "the reset request counted", func() bool { return health(t, ts).EventsRejected == 4 })
+	if h := health(t, ts); h.EventsAccepted != 1 {
+		t.Fatalf("events_accepted %d, want 1", h.EventsAccepted)
 	}
 }

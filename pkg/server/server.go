@@ -231,15 +231,15 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.PanicHandler = s.handlePanic
 	handler := r.Handler
 	return func(ctx *fasthttp.RequestCtx) {
-		if ambiguousLength(&ctx.Request.Header) {
-			// Both Transfer-Encoding and Content-Length: proxies in front
-			// may disagree on where the request ends (request smuggling).
+		if problem := framingProblem(&ctx.Request.Header); problem != "" {
+			// Proxies in front may disagree on where such a request ends
+			// (request smuggling): refuse it, and close.
 			drainOnClose(ctx.Conn())
 			ctx.SetConnectionClose()
 			if ctx.IsPost() {
 				s.stats.rejected[RejectMalformed].Add(1)
 			}
-			writeError(ctx, fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+			writeError(ctx, fasthttp.StatusBadRequest, problem)
 			return
 		}
 		if !s.cors.apply(ctx) {
@@ -282,19 +282,34 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	return status
 }
 
-// ambiguousLength reports whether a request has a chunked body and a
-// Content-Length header too.
-func ambiguousLength(h *fasthttp.RequestHeader) bool {
-	if h.ContentLength() != -1 {
-		return false
-	}
-	for _, line := range bytes.Split(h.RawHeaders(), []byte("\n")) {
-		name, _, ok := bytes.Cut(line, []byte{':'})
-		if ok && asciiEqualFold(bytes.TrimSpace(name), "content-length") && len(bytes.TrimSpace(name)) == len("content-length") {
-			return true
+// framingProblem says what is wrong with how a request's head frames its
+// body, "" if nothing: a Transfer-Encoding other than exactly "chunked"
+// (once), or one with a Content-Length too.
+func framingProblem(h *fasthttp.RequestHeader) string {
+	var te, cl int
+	var coding []byte
+	for line := range bytes.SplitSeq(h.RawHeaders(), []byte("\n")) {
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		switch name = bytes.TrimSpace(name); {
+		case len(name) == len("transfer-encoding") && asciiEqualFold(name, "transfer-encoding"):
+			te++
+			coding = bytes.TrimSpace(value)
+		case len(name) == len("content-length") && asciiEqualFold(name, "content-length"):
+			cl++
 		}
 	}
-	return false
+	switch {
+	case te == 0:
+		return ""
+	case te > 1 || len(coding) != len("chunked") || !asciiEqualFold(coding, "chunked"):
+		return `unsupported Transfer-Encoding: only "chunked" is accepted`
+	case cl > 0:
+		return "both Content-Length and Transfer-Encoding"
+	}
+	return ""
 }
 
 // isPublish reports whether a request head is POST /api/events.
