@@ -99,7 +99,9 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 			p.close()
 		}
 	}()
-	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics})
+	// The default topic always exists: producers creating topics can never
+	// make it refuse events.
+	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics, Permanent: []string{server.DefaultTopic}})
 	if w, werr := hangup.New(); werr == nil {
 		p.watcher = w
 	} else {
@@ -269,6 +271,9 @@ func configAttrs(st *settings) []any {
 	return []any{slog.Group("config",
 		"max_body", c.MaxBody,
 		"max_batch", c.MaxBatch,
+		"max_batch_events", c.MaxBatchEvents,
+		"max_topics_per_listener", c.MaxListenerTopics,
+		"send_buffer", c.SendBuffer,
 		"max_header_bytes", c.MaxHeaderBytes,
 		"heartbeat", c.Heartbeat,
 		"buffer", st.buffer,

@@ -83,7 +83,26 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	fs.StringVar(&st.maxListeners, "max-listeners", st.maxListeners,
 		"concurrent listeners allowed: auto (what the descriptor limit allows) or a number (capped to that)")
 	fs.IntVar(&c.MaxListenersPerIP, "max-listeners-per-ip", c.MaxListenersPerIP, "concurrent listeners allowed per client address (0: no limit)")
-	fs.IntVar(&st.maxTopics, "max-topics", st.maxTopics, "topics alive at once (idle topics are released)")
+	fs.IntVar(&st.maxTopics, "max-topics", st.maxTopics,
+		"topics alive at once, the default one aside (a full table releases a topic without listeners for a new one)")
+	fs.IntVar(&c.MaxListenerTopics, "max-topics-per-listener", c.MaxListenerTopics, "topics one listener may ask for")
+	fs.Func("max-batch-events", "most events in one NDJSON batch: auto (a quarter of -buffer) or a number (default auto)", func(v string) error {
+		if v == "auto" {
+			c.MaxBatchEvents = 0
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want auto or a positive number, got %q", v)
+		}
+		c.MaxBatchEvents = n
+		return nil
+	})
+	fs.Func("send-buffer", "kernel send buffer of each listener's connection, in bytes or with a KiB/MiB suffix: "+
+		"what a listener that stops reading holds until it is cut (0: the kernel's sizing) (default 64KiB)", func(v string) (err error) {
+		c.SendBuffer, err = parseSize(v)
+		return err
+	})
 	fs.BoolVar(&c.Replay, "replay", c.Replay, "resume listeners after their Last-Event-ID (false: the original's behaviour)")
 	fs.DurationVar(&c.MaxStreamAge, "max-stream-age", c.MaxStreamAge,
 		"end streams cleanly after 80-100% of this age, to spread listeners over instances (0: never)")
@@ -201,6 +220,10 @@ func (st *settings) validate() error {
 		if err := checkPprofAddr(st.pprofAddr, st.pprofRemote); err != nil {
 			return err
 		}
+	}
+	if st.server.MaxBatchEvents > st.buffer {
+		return fmt.Errorf("max-batch-events: %d is more than -buffer (%d): listeners would miss most of such a batch",
+			st.server.MaxBatchEvents, st.buffer)
 	}
 	if st.server.MaxBatch < st.server.MaxBody {
 		return fmt.Errorf("max-batch: %d bytes is less than max-body (%d): a batch could not hold one event", st.server.MaxBatch, st.server.MaxBody)

@@ -231,16 +231,21 @@ func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
 // Commit stores the reserved frames, one per message, in order, and makes
 // them visible to subscribers as soon as every frame reserved before them is
 // committed too, waking the subscribers asleep on their topic. It never
-// blocks, takes no lock and allocates the Frames only. It must be called
+// blocks, takes no lock and allocates the Frames only (in one array). It must be called
 // exactly once per reservation, with res.Len() messages (it panics
 // otherwise); frames committed after Close may or may not reach subscribers.
 func (r *Ring) Commit(res Reservation, msgs ...Message) {
 	if len(msgs) != res.n {
 		panic(fmt.Sprintf("fanout: Commit of %d messages for a reservation of %d", len(msgs), res.n))
 	}
+	// One allocation for the frames of a batch: they stay in the ring
+	// together, and a frame keeps its batch's array alive no longer than
+	// the ring holds the batch's last frame.
+	frames := make([]Frame, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
-		f := &Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp}
+		f := &frames[i]
+		*f = Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp}
 		if f.key == 0 {
 			f.key = f.seq
 		}

@@ -554,6 +554,8 @@ func TestBadInput(t *testing.T) {
 		{"garbage request line", "HELLO\r\n\r\n", http.StatusBadRequest},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http.StatusBadRequest},
 		{"negative Content-Length", "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}", http.StatusBadRequest},
+		{"two event parameters", "POST /api/events?event=a&event=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
+		{"two topic parameters", "POST /api/events?topic=a&topic=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
 		{"Transfer-Encoding identity", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
 		{"Transfer-Encoding gzip, chunked", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
 		{"two Transfer-Encodings", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},

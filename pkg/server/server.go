@@ -101,6 +101,8 @@ type Server struct {
 	state         atomic.Int32
 	warned        warnLimiter
 	budget        *writeBudget
+	// maxBatchEvents is Config.MaxBatchEvents, or its default for the ring.
+	maxBatchEvents int
 	// testHook, when set by an internal test, runs at the start of every
 	// POST handler and of every stream, with its name: a way to make them
 	// panic.
@@ -152,6 +154,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.warned.log = s.log
+	s.maxBatchEvents = cfg.MaxBatchEvents
+	if s.maxBatchEvents == 0 {
+		s.maxBatchEvents = max(deps.Ring.Size()/4, 1)
+	}
 	s.budget = newWriteBudget(cfg.WriteBudget, cfg.Linger, deps.Ring.Size(), deps.Ring.Last)
 	if deps.Bridge != nil {
 		s.bridge = deps.Bridge

@@ -462,6 +462,7 @@ func testBurstAfterQuiet(t *testing.T, streamer server.Streamer) {
 	ts := start(t, withStreamer(streamer, func(c *server.Config) {
 		c.WriteTimeout = timeout
 		c.Heartbeat = time.Hour
+		c.MaxBatchEvents = 2000
 	}))
 	l := ts.listen(t)
 	ts.mustPost(t, `{"first":true}`)
