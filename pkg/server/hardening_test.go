@@ -644,3 +644,68 @@ func TestTruncatedBodyIsNeverPublished(t *testing.T) {
 		t.Fatalf("events_accepted %d, want 1", h.EventsAccepted)
 	}
 }
+
+// TestOneConnectionHeader: every answer, streams, refusals and listeners
+// turned away included, carries at most one Connection header, whatever
+// the streamer.
+func TestOneConnectionHeader(t *testing.T) { bothStreamers(t, testOneConnectionHeader) }
+
+func testOneConnectionHeader(t *testing.T, streamer server.Streamer) {
+	t.Parallel()
+	ts := start(t, withStreamer(streamer, func(c *server.Config) {
+		c.MaxListeners = 1
+		c.PublishTokens = []string{"p"}
+	}))
+	first, _, head := rawGet(t, ts, "/events", 0)
+	defer first.Close()
+	heads := map[string]string{"stream": head}
+	for name, req := range map[string]string{
+		"turned away":   "GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
+		"bad topic":     "GET /events?topic=a..b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"no token":      "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+		"too large":     "POST /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer p\r\nContent-Length: 999999\r\n\r\n",
+		"HTTP/1.0 turn": "GET /events HTTP/1.0\r\n\r\n",
+	} {
+		c := dial(t, ts)
+		_, _ = io.WriteString(c, req)
+		br := bufio.NewReader(c)
+		var b strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: reading the head: %v", name, err)
+			}
+			b.WriteString(line)
+			if line == "\r\n" {
+				break
+			}
+		}
+		heads[name] = b.String()
+	}
+	for name, h := range heads {
+		if n := strings.Count(strings.ToLower(h), "\r\nconnection:"); n > 1 {
+			t.Errorf("%s: %d Connection headers:\n%s", name, n, h)
+		}
+	}
+}
+
+// TestListenerLimitCountsTheClient: behind a trusted proxy, the per-address
+// limit counts each client (its X-Forwarded-For entry, as user_ip), not the
+// proxy: clients behind one proxy do not share the limit, and one client
+// cannot escape it by changing what it writes to the left of the proxy's
+// entry.
+func TestListenerLimitCountsTheClient(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.MaxListenersPerIP = 2 }) // loopback is a trusted proxy
+	for _, client := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+		ts.listen(t, "X-Forwarded-For", client)
+	}
+	ts.listen(t, "X-Forwarded-For", "203.0.113.9, 198.51.100.1")
+	l := ts.connect(t, "X-Forwarded-For", "203.0.113.10, 198.51.100.1")
+	if m := l.next(t); !m.Comment || m.Data != "too many listeners from this address" {
+		t.Fatalf("a third listener of one client: %+v", m)
+	}
+	if got := ts.Listeners(); got != 4 {
+		t.Fatalf("listeners %d, want 4", got)
+	}
+}

@@ -58,13 +58,14 @@ func start(tb testing.TB, configure func(*server.Config)) *testServer {
 	return startLogged(tb, configure, testLogHandler(tb))
 }
 
-// testRingOptions are the ring options of start and startLogged.
-var testRingOptions = fanout.Options{Size: 4096}
+// testRingOptions are the ring options of start and startLogged: the
+// application's.
+var testRingOptions = fanout.Options{Size: 4096, Permanent: []string{server.DefaultTopic}}
 
 // startBuffered is start with a ring of size frames.
 func startBuffered(tb testing.TB, size int, configure func(*server.Config)) *testServer {
 	tb.Helper()
-	return startWith(tb, configure, fanout.Options{Size: size}, testLogHandler(tb))
+	return startWith(tb, configure, fanout.Options{Size: size, Permanent: testRingOptions.Permanent}, testLogHandler(tb))
 }
 
 func testLogHandler(tb testing.TB) slog.Handler {

@@ -47,7 +47,9 @@ import (
 // before the server and closes them after it.
 type Deps struct {
 	// Ring is the fan-out the server publishes to and streams from.
-	// Required.
+	// Required. Create it with DefaultTopic among Options.Permanent, so that
+	// producers creating topics can never make the default topic refuse
+	// events.
 	Ring *fanout.Ring
 	// Watcher tells streams that their listener went away; optional (without
 	// it, a stream notices at its next write).

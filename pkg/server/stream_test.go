@@ -429,6 +429,7 @@ type healthBody struct {
 	ListenersTotal uint64 `json:"listeners_total"`
 	ListenersCut   uint64 `json:"listeners_cut"`
 	TurnedAway     uint64 `json:"listeners_turned_away"`
+	Topics         int    `json:"topics"`
 
 	Rejected     map[string]uint64 `json:"events_rejected_by_reason"`
 	TurnedAwayBy map[string]uint64 `json:"listeners_turned_away_by_reason"`
