@@ -276,7 +276,7 @@ func (st *stream) replayFromStream(w sink) error {
 		_, _ = w.Write(frame)
 		if n++; n%batchSize == 0 {
 			st.delivered.Add(batchSize)
-			return st.flush(w, nil, batchSize, batchSize)
+			return st.flush(w, 0, batchSize, batchSize)
 		}
 		return nil
 	})
@@ -284,7 +284,7 @@ func (st *stream) replayFromStream(w sink) error {
 	if err != nil {
 		return st.replayFailed(w, err)
 	}
-	return st.flush(w, nil, 0, 0)
+	return st.flush(w, 0, 0, 0)
 }
 
 // replayFailed tells the listener that events before the live ones could not
@@ -296,5 +296,5 @@ func (st *stream) replayFailed(w sink, err error) error {
 	st.srv.log.Info("replay from the stream failed; the listener gets a gap", "error", err, "remote", st.ip)
 	var buf [64]byte
 	_, _ = w.Write(appendGap(buf[:0], 0, false))
-	return st.flush(w, nil, 0, 0)
+	return st.flush(w, 0, 0, 0)
 }

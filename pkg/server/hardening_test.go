@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -118,8 +121,8 @@ func TestStuckListenerDoesNotHoldShutdown(t *testing.T) {
 			_, br, _ := rawStream(t, ts, 0)
 			healthy := httputil.NewChunkedReader(br)
 			eventually(t, "listeners registered", func() bool { return ts.Listeners() == 2 })
-			pad := strings.Repeat("x", 32<<10)
-			for n := range 200 { // 6 MiB: the stuck socket's buffers fill
+			pad := strings.Repeat("x", 2<<10)
+			for n := range 200 { // 400 KiB: the stuck socket's buffers (send buffer capped) fill
 				ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
 			}
 			got := make(chan string, 1)
@@ -554,11 +557,11 @@ func TestBadInput(t *testing.T) {
 		{"garbage request line", "HELLO\r\n\r\n", http.StatusBadRequest},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http.StatusBadRequest},
 		{"negative Content-Length", "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}", http.StatusBadRequest},
-		{"two event parameters", "POST /api/events?event=a&event=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
-		{"two topic parameters", "POST /api/events?topic=a&topic=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
 		{"Transfer-Encoding identity", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
 		{"Transfer-Encoding gzip, chunked", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
 		{"two Transfer-Encodings", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
+		{"two event parameters", "POST /api/events?event=a&event=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
+		{"two topic parameters", "POST /api/events?topic=a&topic=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -707,5 +710,47 @@ func TestListenerLimitCountsTheClient(t *testing.T) {
 	}
 	if got := ts.Listeners(); got != 4 {
 		t.Fatalf("listeners %d, want 4", got)
+	}
+}
+
+// TestCutListenerMissesAreCounted: a listener stuck (it stopped reading)
+// while the buffer turns over, then cut, is counted for every event it
+// lost: events_missed never goes down, is not 0 after the cut, and the cut's
+// log line says how many it missed; for a listener to every topic and to a
+// topic.
+func TestCutListenerMissesAreCounted(t *testing.T) {
+	t.Parallel()
+	for _, query := range []string{"", "?topic=t"} {
+		t.Run("query="+query, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			ts := startWith(t, func(c *server.Config) { c.WriteTimeout = 300 * time.Millisecond; c.Heartbeat = time.Hour },
+				fanout.Options{Size: 16, Permanent: []string{server.DefaultTopic}},
+				slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			stuck, _, _ := rawGet(t, ts, "/events"+query, 4096)
+			defer stuck.Close()
+			eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
+			pad := strings.Repeat("x", 2<<10)
+			var last uint64
+			for n := range 200 {
+				ts.mustPostTo(t, "topic=t", fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
+				if n%20 == 0 {
+					if m := health(t, ts).EventsMissed; m < last {
+						t.Fatalf("events_missed went down: %d after %d", m, last)
+					} else {
+						last = m
+					}
+				}
+			}
+			eventually(t, "the stuck listener cut", func() bool { return ts.Listeners() == 0 })
+			h := health(t, ts)
+			if h.EventsMissed < last || h.EventsMissed == 0 || h.ListenersCut != 1 {
+				t.Fatalf("after the cut: events_missed %d (before %d), cut %d", h.EventsMissed, last, h.ListenersCut)
+			}
+			cut := regexp.MustCompile(`msg="listener cut".* missed=(\d+)`).FindStringSubmatch(logs.String())
+			if cut == nil || cut[1] == "0" {
+				t.Fatalf("the cut's log line: %v in\n%s", cut, logs.String())
+			}
+		})
 	}
 }

@@ -229,9 +229,11 @@ type stream struct {
 	reg             hangup.Registration
 	delivered       atomic.Uint64
 	written         atomic.Uint64
+	cutAt           atomic.Int64 // Unix ns of the deadline set by cutNow; 0: not cut
 	missed          uint64
 	end             EndReason
 	ended           bool // end is set
+	writeFailed     bool // a flush failed: what is queued may be torn, the listener stuck
 	chunked         bool // a hijacked HTTP/1.1 stream: chunked framing
 	sampled         bool // its writes are timed for the fan-out latency histogram
 }
