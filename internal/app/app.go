@@ -114,7 +114,7 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 		st.nats.Name = "pillarbox-event-dispatcher " + Version
 		p.bridge, err = natsbridge.New(st.nats, func(d natsbridge.Delivery) { p.srv.Deliver(d) }, log)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+			return nil, st.usageError(err)
 		}
 		deps.Bridge = p.bridge
 	}

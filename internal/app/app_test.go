@@ -142,34 +142,51 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 
 func TestRunRefusesBadSettings(t *testing.T) {
 	t.Parallel()
+	const natsURL = "nats://127.0.0.1:1"
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
-		want string // the setting the error must name
+		want string // the setting the error must name, as it was given
 	}{
 		{"bad duration flag", []string{"-heartbeat", "soon"}, nil, "-heartbeat"},
-		{"bad duration env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "soon"}, "DISPATCHER_HEARTBEAT"},
-		{"negative heartbeat", []string{"-heartbeat", "-1s"}, nil, "heartbeat"},
+		{"bad duration env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "soon"}, "DISPATCHER_HEARTBEAT: "},
+		{"negative heartbeat", []string{"-heartbeat", "-1s"}, nil, "-heartbeat: "},
+		{"negative heartbeat env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "-1s"}, "DISPATCHER_HEARTBEAT: "},
 		{"bad port", []string{"-port", "http"}, nil, "-port"},
 		{"port out of range", []string{"-port", "70000"}, nil, "-port"},
+		{"bad port env", nil, map[string]string{"DISPATCHER_PORT": "http"}, "DISPATCHER_PORT: "},
 		{"bad size", []string{"-max-body", "lots"}, nil, "-max-body"},
-		{"bad size env", nil, map[string]string{"DISPATCHER_MAX_BODY": "1XB"}, "DISPATCHER_MAX_BODY"},
-		{"bad lag policy", []string{"-lag-policy", "maybe"}, nil, "lag-policy"},
+		{"bad size env", nil, map[string]string{"DISPATCHER_MAX_BODY": "1XB"}, "DISPATCHER_MAX_BODY: "},
+		{"bad lag policy", []string{"-lag-policy", "maybe"}, nil, "-lag-policy: "},
+		{"bad lag policy env", nil, map[string]string{"DISPATCHER_LAG_POLICY": "maybe"}, "DISPATCHER_LAG_POLICY: "},
 		{"bad log level", []string{"-log-level", "loud"}, nil, "-log-level"},
 		{"bad log format", []string{"-log-format", "xml"}, nil, "-log-format"},
-		{"bad origin", []string{"-cors-origins", "example.com"}, nil, "cors-origins"},
+		{"bad log format env", nil, map[string]string{"DISPATCHER_LOG_FORMAT": "xml"}, "DISPATCHER_LOG_FORMAT: "},
+		{"bad origin", []string{"-cors-origins", "example.com"}, nil, "-cors-origins: "},
+		{"bad origin env", nil, map[string]string{"DISPATCHER_CORS_ORIGINS": "example.com"}, "DISPATCHER_CORS_ORIGINS: "},
 		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/33"}, nil, "-trusted-proxies"},
-		{"batch smaller than an event", []string{"-max-body", "64KiB", "-max-batch", "1KiB"}, nil, "max-batch"},
-		{"NATS settings without a URL", []string{"-nats-stream", "X"}, nil, "nats-url"},
-		{"NATS settings without a URL, env", nil, map[string]string{"DISPATCHER_NATS_STORAGE": "file"}, "nats-url"},
-		{"bad NATS storage", []string{"-nats-url", "nats://127.0.0.1:1", "-nats-storage", "disk"}, nil, "Storage"},
-		{"remote pprof", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, "pprof-addr"},
-		{"bad streamer", []string{"-streamer", "fast"}, nil, "streamer"},
-		{"bad max-listeners", []string{"-max-listeners", "many"}, nil, "max-listeners"},
-		{"empty token in a list", []string{"-publish-token", "a,,b"}, nil, "publish-token"},
-		{"short stream age", []string{"-max-stream-age", "10ms"}, nil, "max-stream-age"},
-		{"short shutdown timeout", []string{"-shutdown-timeout", "1ms"}, nil, "shutdown-timeout"},
+		{"batch smaller than an event", []string{"-max-body", "64KiB", "-max-batch", "1KiB"}, nil, "-max-batch: "},
+		{"batch smaller than an event, env", nil, map[string]string{"DISPATCHER_MAX_BATCH": "1KiB"}, "DISPATCHER_MAX_BATCH: "},
+		{"small buffer env", nil, map[string]string{"DISPATCHER_BUFFER": "0"}, "DISPATCHER_BUFFER: "},
+		{"NATS settings without a URL", []string{"-nats-stream", "X"}, nil, "-nats-stream: needs a NATS URL"},
+		{"NATS settings without a URL, env", nil, map[string]string{"DISPATCHER_NATS_STORAGE": "file"}, "DISPATCHER_NATS_STORAGE: needs a NATS URL"},
+		{"bad NATS storage", []string{"-nats-url", natsURL, "-nats-storage", "disk"}, nil, "-nats-storage: "},
+		{"bad NATS storage env", []string{"-nats-url", natsURL}, map[string]string{"DISPATCHER_NATS_STORAGE": "disk"}, "DISPATCHER_NATS_STORAGE: "},
+		{"bad NATS URL env", nil, map[string]string{"DISPATCHER_NATS_URL": "http://127.0.0.1:4222"}, "DISPATCHER_NATS_URL: "},
+		{"bad NATS replicas", []string{"-nats-url", natsURL, "-nats-replicas", "9"}, nil, "-nats-replicas: "},
+		{"missing NATS credentials env", nil, map[string]string{"DISPATCHER_NATS_URL": natsURL, "DISPATCHER_NATS_CREDS": "/nonexistent/user.creds"},
+			"DISPATCHER_NATS_CREDS: "},
+		{"remote pprof", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, "-pprof-addr: "},
+		{"remote pprof env", nil, map[string]string{"DISPATCHER_PPROF_ADDR": "0.0.0.0:6060"}, "DISPATCHER_PPROF_ADDR: "},
+		{"bad streamer", []string{"-streamer", "fast"}, nil, "-streamer: "},
+		{"bad streamer env", nil, map[string]string{"DISPATCHER_STREAMER": "fast"}, "DISPATCHER_STREAMER: "},
+		{"bad max-listeners", []string{"-max-listeners", "many"}, nil, "-max-listeners: "},
+		{"empty token in a list", []string{"-publish-token", "a,,b"}, nil, "-publish-token: "},
+		{"empty token in a list env", nil, map[string]string{"DISPATCHER_LISTEN_TOKEN": "a,,b"}, "DISPATCHER_LISTEN_TOKEN: "},
+		{"short stream age", []string{"-max-stream-age", "10ms"}, nil, "-max-stream-age: "},
+		{"short shutdown timeout", []string{"-shutdown-timeout", "1ms"}, nil, "-shutdown-timeout: "},
+		{"short shutdown timeout env", nil, map[string]string{"DISPATCHER_SHUTDOWN_TIMEOUT": "1ms"}, "DISPATCHER_SHUTDOWN_TIMEOUT: "},
 		{"unknown flag", []string{"-nope"}, nil, "-nope"},
 		{"stray argument", []string{"extra"}, nil, "extra"},
 	}
@@ -187,8 +204,15 @@ func TestRunRefusesBadSettings(t *testing.T) {
 			if !errors.Is(err, app.ErrUsage) {
 				t.Errorf("error %v does not wrap ErrUsage", err)
 			}
-			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
 				t.Errorf("error %q: want one line naming %q", msg, tc.want)
+			}
+			// A value from the environment is named by its variable, one
+			// from the command line by its flag, first thing in the
+			// message: "usage: DISPATCHER_LAG_POLICY: ...".
+			if strings.Contains(tc.want, ": ") && !strings.HasPrefix(msg, "usage: "+tc.want) {
+				t.Errorf("error %q: want it to begin with %q", msg, "usage: "+tc.want)
 			}
 		})
 	}
