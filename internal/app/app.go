@@ -253,9 +253,20 @@ func redactURLs(urls string) string {
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
+		opts.ReplaceAttr = readableDuration
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readableDuration writes durations as Go writes them ("1.5s", "10m0s")
+// rather than the JSON handler's nanoseconds, as the text handler does: the
+// same figures in both formats, and one a person can read.
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // configAttrs lists the effective configuration for the start-up log line.

@@ -54,8 +54,40 @@ func (b *syncBuffer) String() string {
 func noEnv(string) string { return "" }
 
 // runApp starts Run with args and returns the address it listens on, a
-// function that stops it and returns Run's error, and its log.
+// function that stops it and returns Run's error, and its log. The log must
+// be JSON (-log-format json).
 func runApp(t *testing.T, args []string, getenv func(string) string) (addr string, stop func() error, logs *syncBuffer) {
+	t.Helper()
+	return startApp(t, args, getenv, jsonListeningAddr)
+}
+
+// jsonListeningAddr returns the address of the JSON log's listening line,
+// or "".
+func jsonListeningAddr(logs string) string {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		var line struct {
+			Msg, Addr string
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+// textListeningAddr returns the address of the text log's listening line,
+// or "".
+func textListeningAddr(logs string) string {
+	if m := listening.FindStringSubmatch(logs); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// startApp is runApp for a log in any format: addrOf finds the listening
+// address in the log so far.
+func startApp(t *testing.T, args []string, getenv func(string) string, addrOf func(logs string) string) (addr string, stop func() error, logs *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
@@ -73,15 +105,7 @@ func runApp(t *testing.T, args []string, getenv func(string) string) (addr strin
 			cancel()
 			t.Fatalf("no listening line within 15s:\n%s", logs)
 		}
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var line struct {
-				Msg, Addr string
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr = line.Addr
-			}
-		}
+		addr = addrOf(logs.String())
 		time.Sleep(5 * time.Millisecond)
 	}
 	var once sync.Once
@@ -346,6 +370,77 @@ func TestPortForms(t *testing.T) {
 			}
 			if err := stop(); err != nil {
 				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestLogDurationsAreReadable: with -log-format json, durations are written
+// as Go writes them ("1.5s"), as the text format does, not in nanoseconds.
+func TestLogDurationsAreReadable(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"-port", "127.0.0.1:0", "-log-format", format, "-heartbeat", "1500ms", "-shutdown-timeout", "5s"}
+			var addr string
+			var stop func() error
+			var logs *syncBuffer
+			if format == "json" {
+				addr, stop, logs = runApp(t, args, noEnv)
+			} else {
+				// runApp finds the address in the JSON log; the text log is
+				// read here.
+				addr, stop, logs = startApp(t, args, noEnv, textListeningAddr)
+			}
+			if addr == "" {
+				t.Fatal("no address")
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			text := logs.String()
+			if format == "text" {
+				for _, want := range []string{"config.heartbeat=1.5s", "config.shutdown_timeout=5s", "msg=stopped took="} {
+					if !strings.Contains(text, want) {
+						t.Errorf("text log lacks %q:\n%s", want, text)
+					}
+				}
+				return
+			}
+			var listening, stopped bool
+			sc := bufio.NewScanner(strings.NewReader(text))
+			for sc.Scan() {
+				var line struct {
+					Config struct {
+						Heartbeat       any `json:"heartbeat"`
+						ShutdownTimeout any `json:"shutdown_timeout"`
+						Linger          any `json:"linger"`
+					} `json:"config"`
+					Took any    `json:"took"`
+					Msg  string `json:"msg"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					t.Fatalf("log line %q: %v", sc.Text(), err)
+				}
+				switch line.Msg {
+				case "listening":
+					listening = true
+					c := line.Config
+					if c.Heartbeat != "1.5s" || c.ShutdownTimeout != "5s" || c.Linger != "50ms" {
+						t.Errorf("config durations: heartbeat %#v, shutdown_timeout %#v, linger %#v; want \"1.5s\", \"5s\", \"50ms\"",
+							c.Heartbeat, c.ShutdownTimeout, c.Linger)
+					}
+				case "stopped":
+					stopped = true
+					s, ok := line.Took.(string)
+					if _, err := time.ParseDuration(s); !ok || err != nil {
+						t.Errorf("took %#v: want a duration such as \"812ms\"", line.Took)
+					}
+				}
+			}
+			if !listening || !stopped {
+				t.Errorf("no listening or stopped line:\n%s", text)
 			}
 		})
 	}
