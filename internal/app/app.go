@@ -56,6 +56,9 @@ var Version = "dev"
 // environment variables. Logs go to stderr; -help and -version print to
 // stdout. It returns nil after a clean shutdown or -help, an error wrapping
 // ErrUsage for a bad setting, and any other error otherwise.
+//
+// With -healthcheck URL it starts nothing: it checks URL once and returns
+// nil on a 2xx answer, an error of one line otherwise.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	st, err := parseSettings(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -67,6 +70,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if st.version {
 		_, err := fmt.Fprintln(stdout, versionLine())
 		return err
+	}
+	if st.healthcheck != "" {
+		return healthcheck(ctx, st.healthcheck)
 	}
 	st.server.Version = Version
 	log := newLogger(stderr, st.logFormat, st.logLevel)

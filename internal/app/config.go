@@ -34,6 +34,9 @@ type settings struct {
 	maxListeners string // "auto" or a number
 	buffer       int
 	maxTopics    int
+	// healthcheck is the URL -healthcheck checks; set, Run checks it and
+	// does nothing else.
+	healthcheck string
 	// fromEnv maps the name of each flag set from its environment variable
 	// to that variable, so that an error names what the operator wrote.
 	fromEnv map[string]string
@@ -156,6 +159,14 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	})
 	fs.IntVar(&n.Replicas, "nats-replicas", natsbridge.DefaultReplicas, "stream replicas in a NATS cluster (1, 3 or 5)")
 	fs.BoolVar(&st.version, "version", false, "print the version and exit")
+	fs.Func("healthcheck", "check the service at this `URL` (e.g. http://127.0.0.1:8080/health/ready) and exit: 0 on a 2xx answer within 3s, 1 otherwise; "+
+		"serves nothing and ignores the other settings (for container health checks without a shell or curl)", func(v string) error {
+		if _, err := parseHealthcheckURL(v); err != nil {
+			return err
+		}
+		st.healthcheck = v
+		return nil
+	})
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -167,6 +178,12 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	if fs.NArg() > 0 {
 		return st, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
+	if hc, err := healthcheckMode(fs, getenv); hc || err != nil {
+		// The health check reads nothing else: a container's probe runs
+		// with the container's environment but without the flags the
+		// service was started with, so the rest could be contradictory.
+		return st, err
+	}
 	var err error
 	if st.fromEnv, err = applyEnv(fs, getenv); err != nil {
 		return st, err
@@ -177,6 +194,27 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		return st, err
 	}
 	return st, nil
+}
+
+// healthcheckMode reports whether a health check was asked for, by
+// -healthcheck or, when the flag is not given, DISPATCHER_HEALTHCHECK, and
+// an error naming the variable when its URL is bad (the flag's was checked
+// when parsed).
+func healthcheckMode(fs *flag.FlagSet, getenv func(string) string) (bool, error) {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "healthcheck" })
+	if given {
+		return true, nil
+	}
+	name := envName("healthcheck")
+	v := getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	if err := fs.Set("healthcheck", v); err != nil {
+		return true, fmt.Errorf("%w: %s: %w", ErrUsage, name, err)
+	}
+	return true, nil
 }
 
 // settingNames maps the names validation errors use (the server's and the
@@ -292,7 +330,7 @@ func applyEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]string, 
 	used := map[string]string{}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || given[f.Name] || f.Name == "version" {
+		if err != nil || given[f.Name] || f.Name == "version" || f.Name == "healthcheck" {
 			return
 		}
 		name := envName(f.Name)
