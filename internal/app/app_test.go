@@ -445,3 +445,24 @@ func TestLogDurationsAreReadable(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckSettingsAgreesWithRun: CheckSettings accepts what Run accepts and
+// refuses, with the same error, what Run refuses.
+func TestCheckSettingsAgreesWithRun(t *testing.T) {
+	t.Parallel()
+	env := func(k string) string { return map[string]string{"DISPATCHER_LAG_POLICY": "maybe"}[k] }
+	err := app.CheckSettings([]string{"-heartbeat", "30s"}, env)
+	runErr := app.Run(context.Background(), []string{"-heartbeat", "30s"}, env, io.Discard, io.Discard)
+	if err == nil || !errors.Is(err, app.ErrUsage) || runErr == nil || err.Error() != runErr.Error() {
+		t.Errorf("CheckSettings: %v; Run: %v; want the same usage error", err, runErr)
+	}
+	for _, args := range [][]string{
+		{"-heartbeat", "30s", "-nats-url", "nats://127.0.0.1:4222", "-nats-replicas", "3"},
+		{"-healthcheck", "http://127.0.0.1:8080/health/ready"},
+		{"-help"},
+	} {
+		if err := app.CheckSettings(args, noEnv); err != nil {
+			t.Errorf("CheckSettings(%q): %v", args, err)
+		}
+	}
+}

@@ -423,3 +423,17 @@ func natsSettingGiven(fs *flag.FlagSet, getenv func(string) string) string {
 	})
 	return given
 }
+
+// CheckSettings parses and validates args and the environment (getenv) as
+// Run does, and starts nothing: it returns nil when Run would accept them,
+// and the error Run would return (wrapping ErrUsage) otherwise. With
+// -healthcheck it checks only the URL, as Run reads nothing else then. It
+// is for the checks of deployment files (compose, Kubernetes manifests),
+// which pass flags and DISPATCHER_* variables to the binary.
+func CheckSettings(args []string, getenv func(string) string) error {
+	_, err := parseSettings(args, getenv, io.Discard)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
