@@ -110,7 +110,7 @@ tools: ## Install the pinned golangci-lint, actionlint and nats-server (for the 
 	GOBIN="$(TOOLS_BIN)" go install github.com/nats-io/nats-server/v2@$(NATS_SERVER_VERSION)
 
 docker: ## Build the container image IMAGE:VERSION and IMAGE:latest (needs a Docker engine)
-	docker build --build-arg VERSION="$(VERSION)" -t "$(IMAGE):$(VERSION)" -t "$(IMAGE):latest" .
+	docker build --build-arg VERSION="$(VERSION)" --build-arg COMMIT="$(COMMIT)" -t "$(IMAGE):$(VERSION)" -t "$(IMAGE):latest" .
 
 hooks: ## Use the repository's git hooks (.githooks)
 	git config core.hooksPath .githooks
