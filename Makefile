@@ -38,7 +38,7 @@ BENCH ?= .
 IMAGE ?= pillarbox-event-dispatcher
 ARGS ?=
 
-.PHONY: help build dist check-dist run test race e2e-nats bench fuzz fmt lint tools docker hooks clean
+.PHONY: help build dist check-dist run test race e2e-nats bench fuzz fmt lint lint-tools tools docker hooks clean
 
 help: ## List the targets (default)
 	@echo "Usage: make <target> [VAR=value ...]"
@@ -87,7 +87,7 @@ fmt: ## Format the Go code (gofmt -s, then golangci-lint fmt if installed)
 	@if [ -x "$(GOLANGCI_LINT)" ]; then echo "$(GOLANGCI_LINT) fmt"; "$(GOLANGCI_LINT)" fmt; \
 	else echo "golangci-lint not installed (make tools): skipped goimports"; fi
 
-lint: ## Check gofmt, go vet, golangci-lint and actionlint (shellcheck if installed)
+lint: lint-tools ## Check gofmt, go vet, golangci-lint and actionlint (shellcheck if installed)
 	@unformatted="$$(gofmt -l .)"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt: not formatted (run make fmt):"; echo "$$unformatted"; exit 1; fi
 	go vet ./... ./bench/...
@@ -96,6 +96,12 @@ lint: ## Check gofmt, go vet, golangci-lint and actionlint (shellcheck if instal
 	@if command -v shellcheck >/dev/null; then \
 		echo "shellcheck .githooks/* .ci/run scripts/*.sh"; shellcheck .githooks/* .ci/run scripts/*.sh; \
 	else echo "shellcheck not installed: skipped"; fi
+
+# lint-tools fails early, with the remedy, when make tools has not been run.
+lint-tools:
+	@for tool in "$(GOLANGCI_LINT)" "$(ACTIONLINT)"; do \
+		if [ ! -x "$$tool" ]; then echo "$$tool is not installed: run make tools (it installs the pinned linters)" >&2; exit 1; fi; \
+	done
 
 tools: ## Install the pinned golangci-lint, actionlint and nats-server (for the end-to-end tests) into GOBIN
 	GOBIN="$(TOOLS_BIN)" go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

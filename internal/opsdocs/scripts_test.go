@@ -114,3 +114,19 @@ func FuzzPassesB(f *testing.F) {
 		t.Errorf("no fuzz target: exit 0:\n%s", out)
 	}
 }
+
+// TestMakeLintWithoutTools: make lint before make tools says what to run,
+// before spending time on gofmt and go vet.
+func TestMakeLintWithoutTools(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed (.ci/run does without it)")
+	}
+	code, out := command(t, root, nil, "make", "lint", "TOOLS_BIN="+t.TempDir())
+	if code == 0 || !strings.Contains(out, "not installed: run make tools") {
+		t.Errorf("make lint without the tools: exit %d:\n%s", code, out)
+	}
+	if strings.Contains(out, "go vet") {
+		t.Errorf("make lint ran go vet before saying the tools are missing:\n%s", out)
+	}
+}
