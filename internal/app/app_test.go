@@ -279,7 +279,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 	for _, want := range []string{"-port", "default :8080", "-max-body", "64KiB", "-heartbeat", "15s", "-buffer", "4096",
 		"-max-listeners", "-cors-origins", "-ip-field", "user_ip", "-shutdown-timeout", "-log-level", "-log-format",
-		"-publish-token", "-trusted-proxies", "-write-timeout", "-lag-policy", "-linger", "-retry", "DISPATCHER_MAX_BODY"} {
+		"-publish-token", "-trusted-proxies", "-write-timeout", "-lag-policy", "-linger", "-retry", "DISPATCHER_MAX_BODY",
+		"-healthcheck"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("-help output lacks %q:\n%s", want, out.String())
 		}
