@@ -56,6 +56,9 @@ var Version = "dev"
 // environment variables. Logs go to stderr; -help and -version print to
 // stdout. It returns nil after a clean shutdown or -help, an error wrapping
 // ErrUsage for a bad setting, and any other error otherwise.
+//
+// With -healthcheck URL it starts nothing: it checks URL once and returns
+// nil on a 2xx answer, an error of one line otherwise.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	st, err := parseSettings(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
@@ -67,6 +70,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if st.version {
 		_, err := fmt.Fprintln(stdout, versionLine())
 		return err
+	}
+	if st.healthcheck != "" {
+		return healthcheck(ctx, st.healthcheck)
 	}
 	st.server.Version = Version
 	log := newLogger(stderr, st.logFormat, st.logLevel)
@@ -99,7 +105,9 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 			p.close()
 		}
 	}()
-	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics})
+	// The default topic always exists: producers creating topics can never
+	// make it refuse events.
+	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics, Permanent: []string{server.DefaultTopic}})
 	if w, werr := hangup.New(); werr == nil {
 		p.watcher = w
 	} else {
@@ -114,7 +122,7 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 		st.nats.Name = "pillarbox-event-dispatcher " + Version
 		p.bridge, err = natsbridge.New(st.nats, func(d natsbridge.Delivery) { p.srv.Deliver(d) }, log)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+			return nil, st.usageError(err)
 		}
 		deps.Bridge = p.bridge
 	}
@@ -253,9 +261,20 @@ func redactURLs(urls string) string {
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
+		opts.ReplaceAttr = readableDuration
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readableDuration writes durations as Go writes them ("1.5s", "10m0s")
+// rather than the JSON handler's nanoseconds, as the text handler does: the
+// same figures in both formats, and one a person can read.
+func readableDuration(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // configAttrs lists the effective configuration for the start-up log line.
@@ -269,6 +288,9 @@ func configAttrs(st *settings) []any {
 	return []any{slog.Group("config",
 		"max_body", c.MaxBody,
 		"max_batch", c.MaxBatch,
+		"max_batch_events", c.MaxBatchEvents,
+		"max_topics_per_listener", c.MaxListenerTopics,
+		"send_buffer", c.SendBuffer,
 		"max_header_bytes", c.MaxHeaderBytes,
 		"heartbeat", c.Heartbeat,
 		"buffer", st.buffer,

@@ -54,8 +54,40 @@ func (b *syncBuffer) String() string {
 func noEnv(string) string { return "" }
 
 // runApp starts Run with args and returns the address it listens on, a
-// function that stops it and returns Run's error, and its log.
+// function that stops it and returns Run's error, and its log. The log must
+// be JSON (-log-format json).
 func runApp(t *testing.T, args []string, getenv func(string) string) (addr string, stop func() error, logs *syncBuffer) {
+	t.Helper()
+	return startApp(t, args, getenv, jsonListeningAddr)
+}
+
+// jsonListeningAddr returns the address of the JSON log's listening line,
+// or "".
+func jsonListeningAddr(logs string) string {
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	for sc.Scan() {
+		var line struct {
+			Msg, Addr string
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+			return line.Addr
+		}
+	}
+	return ""
+}
+
+// textListeningAddr returns the address of the text log's listening line,
+// or "".
+func textListeningAddr(logs string) string {
+	if m := listening.FindStringSubmatch(logs); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// startApp is runApp for a log in any format: addrOf finds the listening
+// address in the log so far.
+func startApp(t *testing.T, args []string, getenv func(string) string, addrOf func(logs string) string) (addr string, stop func() error, logs *syncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
@@ -73,15 +105,7 @@ func runApp(t *testing.T, args []string, getenv func(string) string) (addr strin
 			cancel()
 			t.Fatalf("no listening line within 15s:\n%s", logs)
 		}
-		sc := bufio.NewScanner(strings.NewReader(logs.String()))
-		for sc.Scan() {
-			var line struct {
-				Msg, Addr string
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
-				addr = line.Addr
-			}
-		}
+		addr = addrOf(logs.String())
 		time.Sleep(5 * time.Millisecond)
 	}
 	var once sync.Once
@@ -142,34 +166,51 @@ func TestRunServesAndShutsDownCleanly(t *testing.T) {
 
 func TestRunRefusesBadSettings(t *testing.T) {
 	t.Parallel()
+	const natsURL = "nats://127.0.0.1:1"
 	tests := []struct {
 		name string
 		args []string
 		env  map[string]string
-		want string // the setting the error must name
+		want string // the setting the error must name, as it was given
 	}{
 		{"bad duration flag", []string{"-heartbeat", "soon"}, nil, "-heartbeat"},
-		{"bad duration env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "soon"}, "DISPATCHER_HEARTBEAT"},
-		{"negative heartbeat", []string{"-heartbeat", "-1s"}, nil, "heartbeat"},
+		{"bad duration env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "soon"}, "DISPATCHER_HEARTBEAT: "},
+		{"negative heartbeat", []string{"-heartbeat", "-1s"}, nil, "-heartbeat: "},
+		{"negative heartbeat env", nil, map[string]string{"DISPATCHER_HEARTBEAT": "-1s"}, "DISPATCHER_HEARTBEAT: "},
 		{"bad port", []string{"-port", "http"}, nil, "-port"},
 		{"port out of range", []string{"-port", "70000"}, nil, "-port"},
+		{"bad port env", nil, map[string]string{"DISPATCHER_PORT": "http"}, "DISPATCHER_PORT: "},
 		{"bad size", []string{"-max-body", "lots"}, nil, "-max-body"},
-		{"bad size env", nil, map[string]string{"DISPATCHER_MAX_BODY": "1XB"}, "DISPATCHER_MAX_BODY"},
-		{"bad lag policy", []string{"-lag-policy", "maybe"}, nil, "lag-policy"},
+		{"bad size env", nil, map[string]string{"DISPATCHER_MAX_BODY": "1XB"}, "DISPATCHER_MAX_BODY: "},
+		{"bad lag policy", []string{"-lag-policy", "maybe"}, nil, "-lag-policy: "},
+		{"bad lag policy env", nil, map[string]string{"DISPATCHER_LAG_POLICY": "maybe"}, "DISPATCHER_LAG_POLICY: "},
 		{"bad log level", []string{"-log-level", "loud"}, nil, "-log-level"},
 		{"bad log format", []string{"-log-format", "xml"}, nil, "-log-format"},
-		{"bad origin", []string{"-cors-origins", "example.com"}, nil, "cors-origins"},
+		{"bad log format env", nil, map[string]string{"DISPATCHER_LOG_FORMAT": "xml"}, "DISPATCHER_LOG_FORMAT: "},
+		{"bad origin", []string{"-cors-origins", "example.com"}, nil, "-cors-origins: "},
+		{"bad origin env", nil, map[string]string{"DISPATCHER_CORS_ORIGINS": "example.com"}, "DISPATCHER_CORS_ORIGINS: "},
 		{"bad proxy", []string{"-trusted-proxies", "10.0.0.0/33"}, nil, "-trusted-proxies"},
-		{"batch smaller than an event", []string{"-max-body", "64KiB", "-max-batch", "1KiB"}, nil, "max-batch"},
-		{"NATS settings without a URL", []string{"-nats-stream", "X"}, nil, "nats-url"},
-		{"NATS settings without a URL, env", nil, map[string]string{"DISPATCHER_NATS_STORAGE": "file"}, "nats-url"},
-		{"bad NATS storage", []string{"-nats-url", "nats://127.0.0.1:1", "-nats-storage", "disk"}, nil, "Storage"},
-		{"remote pprof", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, "pprof-addr"},
-		{"bad streamer", []string{"-streamer", "fast"}, nil, "streamer"},
-		{"bad max-listeners", []string{"-max-listeners", "many"}, nil, "max-listeners"},
-		{"empty token in a list", []string{"-publish-token", "a,,b"}, nil, "publish-token"},
-		{"short stream age", []string{"-max-stream-age", "10ms"}, nil, "max-stream-age"},
-		{"short shutdown timeout", []string{"-shutdown-timeout", "1ms"}, nil, "shutdown-timeout"},
+		{"batch smaller than an event", []string{"-max-body", "64KiB", "-max-batch", "1KiB"}, nil, "-max-batch: "},
+		{"batch smaller than an event, env", nil, map[string]string{"DISPATCHER_MAX_BATCH": "1KiB"}, "DISPATCHER_MAX_BATCH: "},
+		{"small buffer env", nil, map[string]string{"DISPATCHER_BUFFER": "0"}, "DISPATCHER_BUFFER: "},
+		{"NATS settings without a URL", []string{"-nats-stream", "X"}, nil, "-nats-stream: needs a NATS URL"},
+		{"NATS settings without a URL, env", nil, map[string]string{"DISPATCHER_NATS_STORAGE": "file"}, "DISPATCHER_NATS_STORAGE: needs a NATS URL"},
+		{"bad NATS storage", []string{"-nats-url", natsURL, "-nats-storage", "disk"}, nil, "-nats-storage: "},
+		{"bad NATS storage env", []string{"-nats-url", natsURL}, map[string]string{"DISPATCHER_NATS_STORAGE": "disk"}, "DISPATCHER_NATS_STORAGE: "},
+		{"bad NATS URL env", nil, map[string]string{"DISPATCHER_NATS_URL": "http://127.0.0.1:4222"}, "DISPATCHER_NATS_URL: "},
+		{"bad NATS replicas", []string{"-nats-url", natsURL, "-nats-replicas", "9"}, nil, "-nats-replicas: "},
+		{"missing NATS credentials env", nil, map[string]string{"DISPATCHER_NATS_URL": natsURL, "DISPATCHER_NATS_CREDS": "/nonexistent/user.creds"},
+			"DISPATCHER_NATS_CREDS: "},
+		{"remote pprof", []string{"-pprof-addr", "0.0.0.0:6060"}, nil, "-pprof-addr: "},
+		{"remote pprof env", nil, map[string]string{"DISPATCHER_PPROF_ADDR": "0.0.0.0:6060"}, "DISPATCHER_PPROF_ADDR: "},
+		{"bad streamer", []string{"-streamer", "fast"}, nil, "-streamer: "},
+		{"bad streamer env", nil, map[string]string{"DISPATCHER_STREAMER": "fast"}, "DISPATCHER_STREAMER: "},
+		{"bad max-listeners", []string{"-max-listeners", "many"}, nil, "-max-listeners: "},
+		{"empty token in a list", []string{"-publish-token", "a,,b"}, nil, "-publish-token: "},
+		{"empty token in a list env", nil, map[string]string{"DISPATCHER_LISTEN_TOKEN": "a,,b"}, "DISPATCHER_LISTEN_TOKEN: "},
+		{"short stream age", []string{"-max-stream-age", "10ms"}, nil, "-max-stream-age: "},
+		{"short shutdown timeout", []string{"-shutdown-timeout", "1ms"}, nil, "-shutdown-timeout: "},
+		{"short shutdown timeout env", nil, map[string]string{"DISPATCHER_SHUTDOWN_TIMEOUT": "1ms"}, "DISPATCHER_SHUTDOWN_TIMEOUT: "},
 		{"unknown flag", []string{"-nope"}, nil, "-nope"},
 		{"stray argument", []string{"extra"}, nil, "extra"},
 	}
@@ -187,8 +228,15 @@ func TestRunRefusesBadSettings(t *testing.T) {
 			if !errors.Is(err, app.ErrUsage) {
 				t.Errorf("error %v does not wrap ErrUsage", err)
 			}
-			if msg := err.Error(); !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") {
 				t.Errorf("error %q: want one line naming %q", msg, tc.want)
+			}
+			// A value from the environment is named by its variable, one
+			// from the command line by its flag, first thing in the
+			// message: "usage: DISPATCHER_LAG_POLICY: ...".
+			if strings.Contains(tc.want, ": ") && !strings.HasPrefix(msg, "usage: "+tc.want) {
+				t.Errorf("error %q: want it to begin with %q", msg, "usage: "+tc.want)
 			}
 		})
 	}
@@ -231,7 +279,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	}
 	for _, want := range []string{"-port", "default :8080", "-max-body", "64KiB", "-heartbeat", "15s", "-buffer", "4096",
 		"-max-listeners", "-cors-origins", "-ip-field", "user_ip", "-shutdown-timeout", "-log-level", "-log-format",
-		"-publish-token", "-trusted-proxies", "-write-timeout", "-lag-policy", "-linger", "-retry", "DISPATCHER_MAX_BODY"} {
+		"-publish-token", "-trusted-proxies", "-write-timeout", "-lag-policy", "-linger", "-retry", "DISPATCHER_MAX_BODY",
+		"-healthcheck"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("-help output lacks %q:\n%s", want, out.String())
 		}
@@ -324,5 +373,97 @@ func TestPortForms(t *testing.T) {
 				t.Error(err)
 			}
 		})
+	}
+}
+
+// TestLogDurationsAreReadable: with -log-format json, durations are written
+// as Go writes them ("1.5s"), as the text format does, not in nanoseconds.
+func TestLogDurationsAreReadable(t *testing.T) {
+	t.Parallel()
+	for _, format := range []string{"json", "text"} {
+		t.Run(format, func(t *testing.T) {
+			t.Parallel()
+			args := []string{"-port", "127.0.0.1:0", "-log-format", format, "-heartbeat", "1500ms", "-shutdown-timeout", "5s"}
+			var addr string
+			var stop func() error
+			var logs *syncBuffer
+			if format == "json" {
+				addr, stop, logs = runApp(t, args, noEnv)
+			} else {
+				// runApp finds the address in the JSON log; the text log is
+				// read here.
+				addr, stop, logs = startApp(t, args, noEnv, textListeningAddr)
+			}
+			if addr == "" {
+				t.Fatal("no address")
+			}
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			text := logs.String()
+			if format == "text" {
+				for _, want := range []string{"config.heartbeat=1.5s", "config.shutdown_timeout=5s", "msg=stopped took="} {
+					if !strings.Contains(text, want) {
+						t.Errorf("text log lacks %q:\n%s", want, text)
+					}
+				}
+				return
+			}
+			var listening, stopped bool
+			sc := bufio.NewScanner(strings.NewReader(text))
+			for sc.Scan() {
+				var line struct {
+					Config struct {
+						Heartbeat       any `json:"heartbeat"`
+						ShutdownTimeout any `json:"shutdown_timeout"`
+						Linger          any `json:"linger"`
+					} `json:"config"`
+					Took any    `json:"took"`
+					Msg  string `json:"msg"`
+				}
+				if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+					t.Fatalf("log line %q: %v", sc.Text(), err)
+				}
+				switch line.Msg {
+				case "listening":
+					listening = true
+					c := line.Config
+					if c.Heartbeat != "1.5s" || c.ShutdownTimeout != "5s" || c.Linger != "50ms" {
+						t.Errorf("config durations: heartbeat %#v, shutdown_timeout %#v, linger %#v; want \"1.5s\", \"5s\", \"50ms\"",
+							c.Heartbeat, c.ShutdownTimeout, c.Linger)
+					}
+				case "stopped":
+					stopped = true
+					s, ok := line.Took.(string)
+					if _, err := time.ParseDuration(s); !ok || err != nil {
+						t.Errorf("took %#v: want a duration such as \"812ms\"", line.Took)
+					}
+				}
+			}
+			if !listening || !stopped {
+				t.Errorf("no listening or stopped line:\n%s", text)
+			}
+		})
+	}
+}
+
+// TestCheckSettingsAgreesWithRun: CheckSettings accepts what Run accepts and
+// refuses, with the same error, what Run refuses.
+func TestCheckSettingsAgreesWithRun(t *testing.T) {
+	t.Parallel()
+	env := func(k string) string { return map[string]string{"DISPATCHER_LAG_POLICY": "maybe"}[k] }
+	err := app.CheckSettings([]string{"-heartbeat", "30s"}, env)
+	runErr := app.Run(context.Background(), []string{"-heartbeat", "30s"}, env, io.Discard, io.Discard)
+	if err == nil || !errors.Is(err, app.ErrUsage) || runErr == nil || err.Error() != runErr.Error() {
+		t.Errorf("CheckSettings: %v; Run: %v; want the same usage error", err, runErr)
+	}
+	for _, args := range [][]string{
+		{"-heartbeat", "30s", "-nats-url", "nats://127.0.0.1:4222", "-nats-replicas", "3"},
+		{"-healthcheck", "http://127.0.0.1:8080/health/ready"},
+		{"-help"},
+	} {
+		if err := app.CheckSettings(args, noEnv); err != nil {
+			t.Errorf("CheckSettings(%q): %v", args, err)
+		}
 	}
 }

@@ -119,14 +119,17 @@ func (s *service) stream(t *testing.T, readBuffer int) (net.Conn, *bufio.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = c.Close() })
 	_ = c.SetDeadline(time.Now().Add(60 * time.Second))
 	fmt.Fprintf(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
+		_ = c.Close()
 		t.Fatal(err)
 	}
+	// Cleanups run last first: the connection is closed before the body,
+	// whose Close would otherwise read the endless stream to its deadline.
 	t.Cleanup(func() { _ = resp.Body.Close() })
+	t.Cleanup(func() { _ = c.Close() })
 	body := bufio.NewReader(resp.Body)
 	if line, err := body.ReadString('\n'); err != nil || line != ": connected\n" {
 		t.Fatalf("greeting: %q %v", line, err)
@@ -166,8 +169,8 @@ func TestSIGTERMWithAStuckListener(t *testing.T) {
 			tr := &http.Transport{}
 			defer tr.CloseIdleConnections()
 			client := &http.Client{Transport: tr}
-			pad := strings.Repeat("x", 32<<10)
-			for n := range 200 { // 6 MiB: the stuck socket's buffers fill
+			pad := strings.Repeat("x", 2<<10)
+			for n := range 200 { // 400 KiB: the stuck socket's buffers (send buffer capped) fill
 				resp, err := client.Post("http://"+s.addr+"/api/events", "application/json",
 					strings.NewReader(fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad)))
 				if err != nil {

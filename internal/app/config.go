@@ -27,17 +27,25 @@ var ErrUsage = errors.New("usage")
 
 // settings is everything the command line configures.
 type settings struct {
-	server          server.Config
-	pprofAddr       string
-	nats            natsbridge.Config // used when nats.URLs is set
-	logFormat       string
-	maxListeners    string // "auto" or a number
-	buffer          int
-	maxTopics       int
+	server       server.Config
+	pprofAddr    string
+	nats         natsbridge.Config // used when nats.URLs is set
+	logFormat    string
+	maxListeners string // "auto" or a number
+	buffer       int
+	maxTopics    int
+	// healthcheck is the URL -healthcheck checks; set, Run checks it and
+	// does nothing else.
+	healthcheck string
+	// fromEnv maps the name of each flag set from its environment variable
+	// to that variable, so that an error names what the operator wrote.
+	fromEnv map[string]string
+	// flags are the flags parsed, to tell a setting's name from another word.
+	flags           *flag.FlagSet
+	natsOnly        string // a -nats-* setting other than -nats-url that was given
 	shutdownTimeout time.Duration
 	logLevel        slog.Level
 	version         bool
-	natsOnlySet     bool // a -nats-* setting other than -nats-url was given
 	pprofRemote     bool
 }
 
@@ -61,6 +69,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	c := &st.server
 	fs := flag.NewFlagSet("event_dispatcher", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are reported in one line by the caller
+	st.flags = fs
 
 	fs.Func("port", "listen `address`: :8080, 8080 or host:port (default :8080)", func(v string) (err error) {
 		c.Addr, err = parseAddr(v)
@@ -83,7 +92,26 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	fs.StringVar(&st.maxListeners, "max-listeners", st.maxListeners,
 		"concurrent listeners allowed: auto (what the descriptor limit allows) or a number (capped to that)")
 	fs.IntVar(&c.MaxListenersPerIP, "max-listeners-per-ip", c.MaxListenersPerIP, "concurrent listeners allowed per client address (0: no limit)")
-	fs.IntVar(&st.maxTopics, "max-topics", st.maxTopics, "topics alive at once (idle topics are released)")
+	fs.IntVar(&st.maxTopics, "max-topics", st.maxTopics,
+		"topics alive at once, the default one aside (a full table releases a topic without listeners for a new one)")
+	fs.IntVar(&c.MaxListenerTopics, "max-topics-per-listener", c.MaxListenerTopics, "topics one listener may ask for")
+	fs.Func("max-batch-events", "most events in one NDJSON batch: auto (a quarter of -buffer) or a number (default auto)", func(v string) error {
+		if v == "auto" {
+			c.MaxBatchEvents = 0
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("want auto or a positive number, got %q", v)
+		}
+		c.MaxBatchEvents = n
+		return nil
+	})
+	fs.Func("send-buffer", "kernel send buffer of each listener's connection, in bytes or with a KiB/MiB suffix: "+
+		"what a listener that stops reading holds until it is cut (0: the kernel's sizing) (default 64KiB)", func(v string) (err error) {
+		c.SendBuffer, err = parseSize(v)
+		return err
+	})
 	fs.BoolVar(&c.Replay, "replay", c.Replay, "resume listeners after their Last-Event-ID (false: the original's behaviour)")
 	fs.DurationVar(&c.MaxStreamAge, "max-stream-age", c.MaxStreamAge,
 		"end streams cleanly after 80-100% of this age, to spread listeners over instances (0: never)")
@@ -150,6 +178,14 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	})
 	fs.IntVar(&n.Replicas, "nats-replicas", natsbridge.DefaultReplicas, "stream replicas in a NATS cluster (1, 3 or 5)")
 	fs.BoolVar(&st.version, "version", false, "print the version and exit")
+	fs.Func("healthcheck", "check the service at this `URL` (e.g. http://127.0.0.1:8080/health/ready) and exit: 0 on a 2xx answer within 3s, 1 otherwise; "+
+		"serves nothing and ignores the other settings (for container health checks without a shell or curl)", func(v string) error {
+		if _, err := parseHealthcheckURL(v); err != nil {
+			return err
+		}
+		st.healthcheck = v
+		return nil
+	})
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -161,15 +197,87 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	if fs.NArg() > 0 {
 		return st, fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
-	if err := applyEnv(fs, getenv); err != nil {
+	if healthcheckMode(fs) {
+		// The health check reads nothing else: a container's probe runs
+		// with the container's environment but without the flags the
+		// service was started with, so the rest could be contradictory.
+		return st, nil
+	}
+	var err error
+	if st.fromEnv, err = applyEnv(fs, getenv); err != nil {
 		return st, err
 	}
-	st.natsOnlySet = natsSettingGiven(fs, getenv)
-	if err := st.validate(); err != nil {
-		return st, fmt.Errorf("%w: %w", ErrUsage, err)
+	st.natsOnly = natsSettingGiven(fs, getenv)
+	if err = st.validate(); err != nil {
+		err = st.usageError(err)
+		return st, err
 	}
 	return st, nil
 }
+
+// healthcheckMode reports whether a health check was asked for, by
+// -healthcheck. Like -version, it has no environment variable: it is a mode,
+// not a setting, and a DISPATCHER_HEALTHCHECK in a container's environment
+// would turn the service itself into a one-shot check.
+func healthcheckMode(fs *flag.FlagSet) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "healthcheck" })
+	return given
+}
+
+// settingNames maps the names validation errors use (the server's and the
+// NATS bridge's configuration fields) to the flags that set them.
+var settingNames = map[string]string{ //nolint:gosec // names of settings, not credentials
+	"addr":           "port",
+	"URLs":           "nats-url",
+	"CredsFile":      "nats-creds",
+	"TLSCA":          "nats-tls-ca",
+	"TLSCert":        "nats-tls-cert",
+	"TLSKey":         "nats-tls-key",
+	"TLSCert/TLSKey": "nats-tls-cert",
+	"Stream":         "nats-stream",
+	"Subject":        "nats-subject",
+	"MaxAge":         "nats-max-age",
+	"Storage":        "nats-storage",
+	"Replicas":       "nats-replicas",
+}
+
+// usageError turns an error of validation, "[sentinel: ]setting: why",
+// into a usage error that names the setting as the operator gave it: the
+// environment variable when it came from one (DISPATCHER_LAG_POLICY: ...),
+// the flag otherwise (-lag-policy: ...). It wraps ErrUsage and err.
+func (st *settings) usageError(err error) error {
+	msg := err.Error()
+	for _, sentinel := range []error{server.ErrInvalidConfig, natsbridge.ErrInvalidConfig} {
+		if errors.Is(err, sentinel) {
+			msg = strings.TrimPrefix(msg, sentinel.Error()+": ")
+		}
+	}
+	setting, why, ok := strings.Cut(msg, ": ")
+	if !ok {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	if flagName, ok := settingNames[setting]; ok {
+		setting = flagName
+	}
+	if st.flags == nil || st.flags.Lookup(setting) == nil {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	name := "-" + setting
+	if env, ok := st.fromEnv[setting]; ok {
+		name = env
+	}
+	return &usageError{msg: name + ": " + why, err: err}
+}
+
+// usageError is a bad setting, named as the operator gave it.
+type usageError struct {
+	err error
+	msg string
+}
+
+func (e *usageError) Error() string   { return ErrUsage.Error() + ": " + e.msg }
+func (e *usageError) Unwrap() []error { return []error{ErrUsage, e.err} }
 
 // validate checks the settings that are not the server's, reconciles the
 // ones that depend on each other, then checks the server's.
@@ -202,6 +310,10 @@ func (st *settings) validate() error {
 			return err
 		}
 	}
+	if st.server.MaxBatchEvents > st.buffer {
+		return fmt.Errorf("max-batch-events: %d is more than -buffer (%d): listeners would miss most of such a batch",
+			st.server.MaxBatchEvents, st.buffer)
+	}
 	if st.server.MaxBatch < st.server.MaxBody {
 		return fmt.Errorf("max-batch: %d bytes is less than max-body (%d): a batch could not hold one event", st.server.MaxBatch, st.server.MaxBody)
 	}
@@ -212,8 +324,8 @@ func (st *settings) validate() error {
 		if err := st.nats.Validate(); err != nil {
 			return err
 		}
-	} else if st.natsOnlySet {
-		return errors.New("nats-url: NATS settings are given but no -nats-url")
+	} else if st.natsOnly != "" {
+		return fmt.Errorf("%s: needs a NATS URL (-nats-url or DISPATCHER_NATS_URL)", st.natsOnly)
 	}
 	// The drain grace takes at most a third of the shutdown timeout (see
 	// server.Shutdown); nothing else to reconcile: a stuck listener is cut
@@ -222,23 +334,27 @@ func (st *settings) validate() error {
 }
 
 // applyEnv sets every flag not given on the command line from its
-// environment variable, if that is set.
-func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+// environment variable, if that is set. It returns the variables it used,
+// by flag name; an error names the variable.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) (map[string]string, error) {
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	used := map[string]string{}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
-		if err != nil || given[f.Name] || f.Name == "version" {
+		if err != nil || given[f.Name] || f.Name == "version" || f.Name == "healthcheck" {
 			return
 		}
 		name := envName(f.Name)
 		if v := getenv(name); v != "" {
 			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%w: invalid value %q for %s (flag -%s): %w", ErrUsage, v, name, f.Name, e)
+				err = fmt.Errorf("%w: %s: invalid value %q: %w", ErrUsage, name, v, e)
+				return
 			}
+			used[f.Name] = name
 		}
 	})
-	return err
+	return used, err
 }
 
 func printUsage(fs *flag.FlagSet, out io.Writer) {
@@ -303,22 +419,33 @@ func splitList(v string) []string {
 	return out
 }
 
-// natsSettingGiven reports whether a -nats-* setting other than -nats-url was
-// given, by flag or environment.
-func natsSettingGiven(fs *flag.FlagSet, getenv func(string) string) bool {
-	given := false
-	fs.VisitAll(func(f *flag.Flag) {
-		if !strings.HasPrefix(f.Name, "nats-") || f.Name == "nats-url" {
-			return
-		}
-		if getenv(envName(f.Name)) != "" {
-			given = true
+// natsSettingGiven returns the name of a -nats-* setting other than
+// -nats-url given by flag or environment, or "".
+func natsSettingGiven(fs *flag.FlagSet, getenv func(string) string) string {
+	given := ""
+	fs.Visit(func(f *flag.Flag) {
+		if given == "" && strings.HasPrefix(f.Name, "nats-") && f.Name != "nats-url" {
+			given = f.Name
 		}
 	})
-	fs.Visit(func(f *flag.Flag) {
-		if strings.HasPrefix(f.Name, "nats-") && f.Name != "nats-url" {
-			given = true
+	fs.VisitAll(func(f *flag.Flag) {
+		if given == "" && strings.HasPrefix(f.Name, "nats-") && f.Name != "nats-url" && getenv(envName(f.Name)) != "" {
+			given = f.Name
 		}
 	})
 	return given
+}
+
+// CheckSettings parses and validates args and the environment (getenv) as
+// Run does, and starts nothing: it returns nil when Run would accept them,
+// and the error Run would return (wrapping ErrUsage) otherwise. With
+// -healthcheck it checks only the URL, as Run reads nothing else then. It
+// is for the checks of deployment files (compose, Kubernetes manifests),
+// which pass flags and DISPATCHER_* variables to the binary.
+func CheckSettings(args []string, getenv func(string) string) error {
+	_, err := parseSettings(args, getenv, io.Discard)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
 }

@@ -36,7 +36,7 @@ func checkPprofAddr(addr string, allowRemote bool) error {
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.IsLoopback() {
 		return fmt.Errorf("pprof-addr: %q is not a loopback address (127.0.0.1:6060, [::1]:6060); "+
-			"add -pprof-allow-remote to serve profiles to other hosts", addr)
+			"add -pprof-allow-remote (DISPATCHER_PPROF_ALLOW_REMOTE=true) to serve profiles to other hosts", addr)
 	}
 	return nil
 }

@@ -158,3 +158,30 @@ func decodedName(param string) string {
 	}
 	return ""
 }
+
+// FuzzRedactText: whatever surrounds it, a credential in a header line, a
+// token query parameter or a known secret never survives RedactText, and
+// the text around it does.
+func FuzzRedactText(f *testing.F) {
+	for _, s := range []string{"", "GET / HTTP/1.1\\r\\nHost: x", `"quoted`, "a=b&c=d", "Cookie", "\\", "?token"} {
+		f.Add(s, "S3CRETvalue", uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, around, secret string, where uint8) {
+		if len(secret) < 8 || strings.ContainsAny(secret, "\r\n\\\"'&;# \t%=") || strings.Contains(around, secret) {
+			return
+		}
+		forms := []string{
+			"\r\nAuthorization: Bearer " + secret + "\r\n",
+			`\r\nCookie: dispatcher_token=` + secret + `\r\n`,
+			"?token=" + secret + "&",
+			";token=" + secret + " ",
+		}
+		in := around + forms[int(where)%len(forms)] + around
+		if got := auth.RedactText([]byte(in)); strings.Contains(got, secret) {
+			t.Fatalf("RedactText(%q) = %q keeps the secret", in, got)
+		}
+		if got := auth.RedactText([]byte(around+secret+around), []byte(secret)); strings.Contains(got, secret) {
+			t.Fatalf("a known secret survived: %q", got)
+		}
+	})
+}

@@ -18,7 +18,7 @@ type collector struct {
 	delivered, written, missed, panics, acceptRetries, hangups  *prometheus.Desc
 	natsConnected, natsPublished, natsConsumed, natsFailed      *prometheus.Desc
 	natsDuplicates, natsSkipped, natsStreamResets, natsReplayed *prometheus.Desc
-	natsReconnects                                              *prometheus.Desc
+	natsReconnects, natsDropped                                 *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -59,6 +59,7 @@ func newCollector(src Sources, goVersion string) *collector {
 		natsStreamResets: desc("nats_stream_resets_total", "Times the stream was replaced or lost its messages."),
 		natsReplayed:     desc("nats_replayed_total", "Messages replayed from the stream to resuming listeners."),
 		natsReconnects:   desc("nats_reconnects_total", "Reconnections to NATS."),
+		natsDropped:      desc("nats_dropped_total", "Messages consumed from the stream that could not be put in this instance's fan-out (every topic listened to, and the topic limit reached)."),
 	}
 }
 
@@ -73,7 +74,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.src.Bridge != nil {
 		for _, d := range []*prometheus.Desc{
 			c.natsConnected, c.natsPublished, c.natsConsumed, c.natsFailed,
-			c.natsDuplicates, c.natsSkipped, c.natsStreamResets, c.natsReplayed, c.natsReconnects,
+			c.natsDuplicates, c.natsSkipped, c.natsStreamResets, c.natsReplayed, c.natsReconnects, c.natsDropped,
 		} {
 			ch <- d
 		}
@@ -123,6 +124,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.natsStreamResets, bs.StreamResets)
 		counter(c.natsReplayed, bs.Replayed)
 		counter(c.natsReconnects, bs.Reconnects)
+		counter(c.natsDropped, st.ConsumeDropped)
 	}
 }
 

@@ -29,9 +29,11 @@ const shrinkFloor = 64
 // has shrunk to a quarter of its largest size is rebuilt, so the memory
 // taken by a burst of distinct addresses is given back when they leave.
 //
-// Addresses are counted as given after unmapping and dropping the zone
-// (::ffff:192.0.2.1 and 192.0.2.1 are one client). The invalid
-// netip.Addr is counted like any other address.
+// Clients are counted by their address after unmapping and dropping the
+// zone (::ffff:192.0.2.1 and 192.0.2.1 are one client), and IPv6 clients by
+// their /64 network: a host is commonly given a whole /64, so counting
+// addresses would let one client take as many slots as it has addresses.
+// The invalid netip.Addr is counted like any other address.
 //
 // An AddrLimiter is safe for concurrent use. Its methods do not block
 // beyond a shard's short critical section. Acquire allocates only when a
@@ -68,7 +70,7 @@ func (l *AddrLimiter) Acquire(a netip.Addr) bool {
 	if l.limit == 0 {
 		return true
 	}
-	a = a.Unmap().WithZone("")
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -91,7 +93,7 @@ func (l *AddrLimiter) Release(a netip.Addr) {
 	if l.limit == 0 {
 		return
 	}
-	a = a.Unmap().WithZone("")
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -124,12 +126,13 @@ func (s *addrShard) shrink() {
 	}
 }
 
-// Count returns how many slots a holds now (0 when off).
+// Count returns how many slots a's client (a, or its /64 network) holds now
+// (0 when off).
 func (l *AddrLimiter) Count(a netip.Addr) int {
 	if l.limit == 0 {
 		return 0
 	}
-	a = a.Unmap().WithZone("")
+	a = clientKey(a)
 	s := l.shard(a)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -147,6 +150,18 @@ func (l *AddrLimiter) Len() int {
 		s.mu.Unlock()
 	}
 	return total
+}
+
+// clientKey returns what a is counted as: the address, unmapped and without
+// its zone, or for IPv6 its /64 network's first address.
+func clientKey(a netip.Addr) netip.Addr {
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		if p, err := a.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 func (l *AddrLimiter) shard(a netip.Addr) *addrShard {

@@ -187,8 +187,8 @@ func TestAddrLimiterGivesMemoryBack(t *testing.T) {
 		return ms.HeapAlloc
 	}
 	l := netguard.NewAddrLimiter(1)
-	addr := func(i int) netip.Addr {
-		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 12: byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
+	addr := func(i int) netip.Addr { // one per /64: IPv6 clients are counted per network
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 4: byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 15: 1})
 	}
 	before := heap()
 	for i := range n {
@@ -226,6 +226,37 @@ func TestAddrLimiterDoesNotAllocate(t *testing.T) {
 		})
 		if n != 0 {
 			t.Errorf("Acquire and Release of %v allocate %v times, want 0", a, n)
+		}
+	}
+}
+
+// TestAddrLimiterCountsIPv6PerNetwork: IPv6 clients are counted per /64, the
+// block a host is commonly given, so one host cannot take as many slots as
+// it has addresses; IPv4 (and IPv4-mapped) addresses one by one.
+func TestAddrLimiterCountsIPv6PerNetwork(t *testing.T) {
+	t.Parallel()
+	l := netguard.NewAddrLimiter(2)
+	for _, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::7"} {
+		if !l.Acquire(netip.MustParseAddr(a)) {
+			t.Fatalf("Acquire(%s) refused", a)
+		}
+	}
+	if l.Acquire(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Fatal("a third address of the same /64 was accepted")
+	}
+	if !l.Acquire(netip.MustParseAddr("2001:db8:1:3::1")) {
+		t.Fatal("an address of another /64 was refused")
+	}
+	if got := l.Count(netip.MustParseAddr("2001:db8:1:2:abcd::1")); got != 2 {
+		t.Fatalf("Count of the /64: %d, want 2", got)
+	}
+	l.Release(netip.MustParseAddr("2001:db8:1:2::5")) // any address of the /64
+	if !l.Acquire(netip.MustParseAddr("2001:db8:1:2::99")) {
+		t.Fatal("refused after a release within the /64")
+	}
+	for _, a := range []string{"192.0.2.1", "::ffff:192.0.2.2"} {
+		if !l.Acquire(netip.MustParseAddr(a)) {
+			t.Fatalf("Acquire(%s) refused: IPv4 clients are counted one by one", a)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -16,6 +17,9 @@ import (
 // pieces the README promises fit together.
 const composeFile = "compose.yaml"
 
+// imageBinary is where the image (Dockerfile) puts the binary.
+const imageBinary = "/usr/local/bin/event_dispatcher"
+
 type compose struct {
 	Services map[string]struct {
 		Image       string            `yaml:"image"`
@@ -25,6 +29,11 @@ type compose struct {
 		Volumes     []string          `yaml:"volumes"`
 		Ports       []string          `yaml:"ports"`
 		Networks    yaml.Node         `yaml:"networks"`
+		Healthcheck *struct {
+			Test    []string `yaml:"test"`
+			Timeout string   `yaml:"timeout"`
+			Disable bool     `yaml:"disable"`
+		} `yaml:"healthcheck"`
 	} `yaml:"services"`
 }
 
@@ -68,6 +77,7 @@ func TestComposeDeployment(t *testing.T) {
 		t.Fatalf("the proxy has no fixed address (%v)", err)
 	}
 	proxyIP = networks["internal"].IP
+	addr := startService(t)
 	if !slices.Contains(proxy.Volumes, "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro") {
 		t.Errorf("the proxy does not mount deploy/Caddyfile: %v", proxy.Volumes)
 	}
@@ -88,6 +98,18 @@ func TestComposeDeployment(t *testing.T) {
 		if env["DISPATCHER_TRUSTED_PROXIES"] != proxyIP {
 			t.Errorf("%s: trusts %q, the proxy is %s", name, env["DISPATCHER_TRUSTED_PROXIES"], proxyIP)
 		}
+		// The image's entry point is the binary: command: is its flags.
+		checkSettings(t, composeFile+": "+name, s.Command, env)
+		hc := s.Healthcheck
+		if hc == nil || hc.Disable || len(hc.Test) == 0 || hc.Test[0] != "CMD" {
+			t.Errorf("%s: healthcheck %+v: want test: [\"CMD\", ...] (exec form: the image has no shell)", name, hc)
+			continue
+		}
+		if d, err := time.ParseDuration(hc.Timeout); err != nil || d <= 3*time.Second {
+			t.Errorf("%s: healthcheck timeout %q: want more than the check's own 3 s", name, hc.Timeout)
+		}
+		checkHealthcheckCommand(t, composeFile+": "+name+" healthcheck", hc.Test[1:], imageBinary,
+			listenPort(s.Command, env), addr)
 	}
 	caddy, err := os.ReadFile(filepath.Join(root, "deploy", "Caddyfile"))
 	if err != nil {

@@ -4,6 +4,11 @@
 // structure and the metrics they query against the service's. Only tests
 // import it; nothing in the service does.
 //
+// Its tests also check the other files an operator or a newcomer runs: the
+// Dockerfile, compose.yaml, the Kubernetes manifests (deploy/kubernetes),
+// the README's Quick start and the scripts behind make fuzz and make lint,
+// against the binary's own parser and the service running in-process.
+//
 // Queries are parsed with Prometheus's own PromQL parser, after Grafana's
 // variables are replaced by placeholders, so a query that Prometheus would
 // refuse is an error here too.

@@ -46,7 +46,7 @@ func FuzzRing(f *testing.F) {
 type ringScript struct {
 	name    string
 	reaches []string
-	opts    []byte // choices: Size 4/8/16, Shards-1, MaxTopics 2/3/8, sparse keys
+	opts    []byte // choices: Size 4/8/16, Shards-1, MaxTopics 2/3/8, sparse keys, Permanent (see runModel)
 	ops     [][]int
 }
 
@@ -66,8 +66,8 @@ func (s ringScript) build() []byte {
 // Topic choices: topicNames[i] for publishing, topicNames[1+i] for
 // subscribing.
 const (
-	pubAll, pubA, pubB, pubC = 0, 1, 2, 3
-	subA, subB               = 0, 1
+	pubAll, pubA, pubB, pubC, pubD = 0, 1, 2, 3, 4
+	subA, subB, subC               = 0, 1, 2
 )
 
 var ringScripts = []ringScript{
@@ -75,7 +75,7 @@ var ringScripts = []ringScript{
 		name: "lap over a reservation",
 		reaches: []string{"commit after a lap (frame dropped)", "sequencer passes a lost number",
 			"lap told (every topic)", "lap (some topics)"},
-		opts: []byte{0, 0, 2, 0}, // Size 4, 1 shard, 8 topics, keys = sequence numbers
+		opts: []byte{0, 0, 2, 0, 0}, // Size 4, 1 shard, 8 topics, keys = sequence numbers, none permanent
 		ops: [][]int{
 			{opSubscribe, 0},         // sub 0: every topic
 			{opSubscribe, 1, subA},   // sub 1: a
@@ -104,7 +104,7 @@ var ringScripts = []ringScript{
 	{
 		name:    "commits out of order, and aborts",
 		reaches: []string{"commit out of order", "abort", "abort of a batch", "resume exact"},
-		opts:    []byte{1, 1, 2, 1}, // Size 8, 2 shards, 8 topics, sparse keys
+		opts:    []byte{1, 1, 2, 1, 0}, // Size 8, 2 shards, 8 topics, sparse keys, none permanent
 		ops: [][]int{
 			{opSubscribe, 0},                  // sub 0: every topic
 			{opSubscribe, 2, subA, subB},      // sub 1: a, b
@@ -128,12 +128,12 @@ var ringScripts = []ringScript{
 	{
 		name:    "topics refused, kept and released",
 		reaches: []string{"refused topic", "topic kept by a pin", "topic released", "frame of a released topic", "resume older"},
-		opts:    []byte{0, 0, 0, 0}, // Size 4, 1 shard, 2 topics, keys = sequence numbers
+		opts:    []byte{0, 0, 0, 0, 0}, // Size 4, 1 shard, 2 topics, keys = sequence numbers, none permanent
 		ops: [][]int{
 			{opSubscribe, 1, subA},         // sub 0: a
 			{opPublish, pubA},              // 1
 			{opReserve, pubB, 0},           // 2: pins b
-			{opPublish, pubC},              // refused: a and b are alive
+			{opPublish, pubC},              // refused: a has a subscriber, b a pin
 			{opClose, 0},                   // a has no subscriber now
 			{opRelease},                    //
 			{opRelease},                    //
@@ -144,7 +144,29 @@ var ringScripts = []ringScript{
 			{opRelease},                    //
 			{opRelease},                    //
 			{opRelease},                    // b released
-			{opPublish, pubC},              // room for c now
+			{opPublish, pubC},              // c alive
+			{opRead, 0, 3},                 //
+		},
+	},
+	{
+		name: "a full table makes room, permanent topics aside",
+		reaches: []string{"topic evicted", "permanent topic", "refused topic", "frame of a released topic",
+			"resume older"},
+		opts: []byte{1, 0, 0, 0, 1}, // Size 8, 1 shard, 2 topics, keys = sequence numbers, d permanent
+		ops: [][]int{
+			{opSubscribe, 1, subA},         // sub 0: a
+			{opPublish, pubC},              // 1: a and c alive
+			{opPublish, pubB},              // 2: b takes c's place (no subscriber)
+			{opPublish, pubD},              // 3: d is permanent, not counted
+			{opSubscribeAfter, 0, 1, subC}, // sub 1: after key 0 on c, which takes b's place
+			{opRead, 1, 3},                 // 1, of the evicted c
+			{opPublish, pubB},              // refused: a and c have subscribers
+			{opRelease},                    //
+			{opRelease},                    //
+			{opRelease},                    // d stays
+			{opSubscribe, 1, 3},            // sub 2: d
+			{opPublish, pubD},              // 4
+			{opRead, 2, 3},                 //
 			{opRead, 0, 3},                 //
 		},
 	},

@@ -67,6 +67,7 @@ package fanout
 //     anyway (an equivalent mutant; the explicit check stays, for clarity).
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,10 +116,11 @@ func TestModel(t *testing.T) {
 // TestModel can tell that its seeds reach them all.
 var coverage = []string{
 	"commit out of order", "commit after a lap (frame dropped)", "abort", "abort of a batch",
-	"sequencer passes a lost number", "refused topic", "topic released", "topic kept by a pin",
-	"lap told (every topic)", "lap stops a batch", "lap (some topics)", "topic miss told",
-	"topic miss stops a batch", "frame of a released topic", "skip",
-	"resume exact", "resume older", "resume newer", "resume baseline", "close with a loss",
+	"sequencer passes a lost number", "refused topic", "topic evicted", "topic released",
+	"topic kept by a pin", "permanent topic", "lap told (every topic)", "lap stops a batch",
+	"lap (some topics)", "topic miss told", "topic miss from the start", "topic miss stops a batch",
+	"frame of a released topic", "skip", "resume exact", "resume older", "resume newer",
+	"close with a loss (every topic)", "close with a loss (some topics)",
 }
 
 // choices is where a model run takes its decisions: a seeded generator, or
@@ -202,6 +204,7 @@ type mTopic struct {
 	subs      int
 	idle      int
 	released  bool
+	permanent bool // in Options.Permanent: never released, not counted
 }
 
 type mFrame struct {
@@ -239,12 +242,16 @@ type mPending struct {
 type mSub struct {
 	real   *Subscriber
 	topics []*mTopic // nil: every topic
-	last   []uint64  // per topic: tseq of the last frame read (0: none)
-	name   string
-	next   uint64 // the next sequence number to look at
-	skip   uint64 // SkipThrough's key
-	total  uint64 // misses told
-	all    bool
+	// ref is, per topic, the sequence number up to which the topic's frames
+	// are accounted for: the one before its start, then the last frame of
+	// the topic it read or passed over with SkipThrough.
+	ref   []uint64
+	name  string
+	start uint64 // the first sequence number it looked at
+	next  uint64 // the next sequence number to look at
+	skip  uint64 // SkipThrough's key
+	total uint64 // misses told
+	all   bool
 }
 
 type model struct {
@@ -257,6 +264,7 @@ type model struct {
 	subs    []*mSub // live
 	run     string
 	op      string
+	note    string // what the step did besides op (evictions)
 	size    uint64
 	head    uint64 // last reserved
 	visible uint64 // last made visible
@@ -276,7 +284,7 @@ func (m *model) cover(what string) { m.cov[what]++ }
 
 func (m *model) fail(format string, args ...any) {
 	m.t.Helper()
-	m.t.Fatalf("%s, step %d (%s): %s", m.run, m.step, m.op, fmt.Sprintf(format, args...))
+	m.t.Fatalf("%s, step %d (%s%s): %s", m.run, m.step, m.op, m.note, fmt.Sprintf(format, args...))
 }
 
 // runModel runs one model check: a ring with options taken from c, then
@@ -292,6 +300,10 @@ func runModel(t testing.TB, c choices, run string, steps int) map[string]int {
 		// releaseIdle itself, deterministically.
 		TopicIdle: 24 * time.Hour,
 	}
+	keys := c.intn(2) == 1
+	// Permanent topics: none, one, one named twice and "" (which New
+	// ignores), or two.
+	opts.Permanent = [][]string{nil, {"d"}, {"a", "", "a"}, {"b", "d"}}[c.intn(4)]
 	r := New(opts)
 	defer r.Close()
 	m := &model{
@@ -302,16 +314,24 @@ func runModel(t testing.TB, c choices, run string, steps int) map[string]int {
 		slots:  make([]uint64, opts.Size),
 		size:   uint64(opts.Size),
 		max:    opts.MaxTopics,
-		keys:   c.intn(2) == 1,
+		keys:   keys,
 	}
 	m.op = fmt.Sprintf("New(%+v), sparse keys %v", opts, m.keys)
+	for _, name := range opts.Permanent {
+		if name != "" && m.topics[name] == nil {
+			t := &mTopic{name: name, permanent: true}
+			m.topics[name] = t
+			m.realTopic(t)
+		}
+	}
 	if m.trace {
 		t.Logf("%s: %s", run, m.op)
 	}
 	for m.step = 1; m.step <= steps && !c.exhausted(); m.step++ {
+		m.note = ""
 		m.do(c)
 		if m.trace {
-			t.Logf("step %d: %s", m.step, m.op)
+			t.Logf("step %d: %s%s", m.step, m.op, m.note)
 		}
 		m.check()
 	}
@@ -436,18 +456,86 @@ func (m *model) held(seq uint64) bool { return m.slots[seq%m.size] == seq }
 // lapped reports whether seq's slot holds a frame a whole ring ahead of it.
 func (m *model) lapped(seq uint64) bool { return m.slots[seq%m.size] > seq }
 
-// pin is Reserve's topic lookup: the live topic, created if there is room.
-func (m *model) pin(name string) (*mTopic, error) {
-	t := m.topics[name]
-	if t == nil {
-		if len(m.topics) >= m.max {
-			return nil, ErrTooManyTopics
-		}
-		t = &mTopic{name: name, real: nil}
-		m.topics[name] = t
+// create is the topic lookup of Reserve and of the Subscribe methods, called
+// after the ring's: the live topic of that name, or a new one. Topics but the
+// permanent ones count against MaxTopics: when that many are alive, a new
+// topic takes the place of one that has neither a subscriber nor a pin (a
+// publisher between Reserve and the end of its Commit or Abort), and is
+// refused when there is none. Permanent topics are never evicted. later are
+// the names the same call looks up after this one (see evict).
+func (m *model) create(name string, later []string) (*mTopic, error) {
+	if t := m.topics[name]; t != nil {
+		return t, nil
 	}
-	t.pins++
+	counted := 0
+	for _, t := range m.topics {
+		if !t.permanent {
+			counted++
+		}
+	}
+	if counted >= m.max {
+		if err := m.evict(later); err != nil {
+			return nil, err
+		}
+	}
+	t := &mTopic{name: name}
+	m.topics[name] = t
+	m.realTopic(t)
 	return t, nil
+}
+
+// evict makes room for a new topic: which of the topics it may evict the
+// ring chose (its clock's business), the model learns from the ring's
+// registry, where that one is no longer the live topic of its name.
+func (m *model) evict(later []string) error {
+	var may, gone []*mTopic
+	for _, t := range m.topics {
+		if !t.permanent && t.subs == 0 && t.pins == 0 {
+			may = append(may, t)
+			if m.ring.topics.get(t.name) != t.real {
+				gone = append(gone, t)
+			}
+		}
+	}
+	if len(may) == 0 {
+		return ErrTooManyTopics
+	}
+	if len(gone) == 0 {
+		m.fail("the table is full, the ring could evict one of %v, and evicted none", namesOf(may))
+	}
+	// Several are gone when one Subscribe made room for several topics:
+	// each of its creations evicted one, and the others are still topics it
+	// may evict. But one whose name the call looked up later was gone by
+	// then: the earliest such is this creation's. check makes sure that the
+	// ring evicted no more.
+	t := slices.MinFunc(gone, func(a, b *mTopic) int {
+		return cmp.Compare(laterIndex(later, a.name), laterIndex(later, b.name))
+	})
+	if !t.real.released.Load() {
+		m.fail("topic %q evicted, but not marked released", t.name)
+	}
+	m.cover("topic evicted")
+	t.released = true
+	delete(m.topics, t.name)
+	m.note += fmt.Sprintf(" (evicted %q)", t.name)
+	return nil
+}
+
+// laterIndex is the index of name in later, len(later) if it is not there.
+func laterIndex(later []string, name string) int {
+	if i := slices.Index(later, name); i >= 0 {
+		return i
+	}
+	return len(later)
+}
+
+func namesOf(ts []*mTopic) []string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = t.name
+	}
+	slices.Sort(names)
+	return names
 }
 
 // realTopic fills in the ring's topic for a model topic just created.
@@ -465,7 +553,12 @@ func (m *model) reserved(name string, n int, first uint64, err error) (*mTopic, 
 	var t *mTopic
 	var wantErr error
 	if name != "" {
-		t, wantErr = m.pin(name)
+		if t, wantErr = m.create(name, nil); t != nil {
+			t.pins++
+			if t.permanent {
+				m.cover("permanent topic")
+			}
+		}
 	}
 	if !errors.Is(err, wantErr) {
 		m.fail("error %v, want %v", err, wantErr)
@@ -473,9 +566,6 @@ func (m *model) reserved(name string, n int, first uint64, err error) (*mTopic, 
 	if err != nil {
 		m.cover("refused topic")
 		return nil, false
-	}
-	if t != nil {
-		m.realTopic(t)
 	}
 	if first != m.head+1 {
 		m.fail("reserved from %d, want %d", first, m.head+1)
@@ -624,22 +714,20 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 	}
 	// newSubscriber: each name once, created if needed; on a refusal, the
 	// topics already taken are given back (those created stay).
-	for _, name := range names {
+	for i, name := range names {
 		if slices.ContainsFunc(s.topics, func(t *mTopic) bool { return t.name == name }) {
 			continue
 		}
-		t := m.topics[name]
-		if t == nil {
-			if len(m.topics) >= m.max {
-				wantErr = ErrTooManyTopics
-				for _, t := range s.topics {
-					t.subs--
-				}
-				break
+		t, err := m.create(name, names[i+1:])
+		if err != nil {
+			wantErr = err
+			for _, t := range s.topics {
+				t.subs--
 			}
-			t = &mTopic{name: name}
-			m.topics[name] = t
-			m.realTopic(t)
+			break
+		}
+		if t.permanent {
+			m.cover("permanent topic")
 		}
 		t.subs++
 		t.idle = 0
@@ -653,22 +741,23 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 		return
 	}
 	s.real = sub
-	s.last = make([]uint64, len(s.topics))
 	s.next = m.visible + 1
 	if after {
-		next, want, from := m.locate(key)
+		next, want := m.locate(key)
 		if resume != want {
 			m.fail("resume %+v, want %+v", resume, want)
 		}
 		s.next = next
 		m.cover("resume " + want.Status.String())
-		if from != nil && want.Status == ResumeExact {
-			if _, k := s.wants(from); k >= 0 {
-				s.last[k] = from.tseq
-				m.cover("resume baseline")
-			}
-		}
 		m.op += fmt.Sprintf(" = %s, at %d", want.Status, next)
+	}
+	// It accounts for its topics' frames from its start: every one before
+	// it is none of its business, every one from there on is received,
+	// passed over or counted as missed.
+	s.start = s.next
+	s.ref = make([]uint64, len(s.topics))
+	for k := range s.ref {
+		s.ref[k] = s.next - 1
 	}
 	m.subs = append(m.subs, s)
 	m.op += " -> " + s.name
@@ -691,9 +780,8 @@ func (m *model) firstHeldFrom(seq uint64) *mFrame {
 
 // locate is SubscribeAfter's documented search, the slow way: the frames
 // held are the visible ones among the last Size reserved, aborted numbers
-// aside. It returns where the subscriber starts, the resume, and the frame
-// with the greatest key not above key when the status is exact.
-func (m *model) locate(key uint64) (uint64, Resume, *mFrame) {
+// aside. It returns where the subscriber starts, and the resume.
+func (m *model) locate(key uint64) (uint64, Resume) {
 	var held []*mFrame
 	for seq := m.oldest(); seq <= m.visible; seq++ {
 		if !m.held(seq) {
@@ -704,7 +792,7 @@ func (m *model) locate(key uint64) (uint64, Resume, *mFrame) {
 		}
 	}
 	if len(held) == 0 {
-		return m.visible + 1, Resume{Status: ResumeNewer}, nil
+		return m.visible + 1, Resume{Status: ResumeNewer}
 	}
 	var below, above *mFrame // greatest key <= key, smallest > key
 	for _, f := range held {
@@ -722,11 +810,11 @@ func (m *model) locate(key uint64) (uint64, Resume, *mFrame) {
 	}
 	switch {
 	case below == nil:
-		return start, Resume{Status: ResumeOlder, Oldest: held[0].key}, nil
+		return start, Resume{Status: ResumeOlder, Oldest: held[0].key}
 	case above == nil && below.key < key:
-		return start, Resume{Status: ResumeNewer}, nil
+		return start, Resume{Status: ResumeNewer}
 	}
-	return start, Resume{Status: ResumeExact}, below
+	return start, Resume{Status: ResumeExact}
 }
 
 // wants is whether s receives f, and the index of f's topic in s.topics when
@@ -755,7 +843,7 @@ func (s *mSub) wants(f *mFrame) (bool, int) {
 // it already has frames), and resumes at the oldest still held; a subscriber
 // to some topics is told, at a topic's next frame (as the first frame of a
 // Read), how many of that topic's numbered frames it did not get since the
-// last one it read (or passed over with SkipThrough, once it has read one);
+// last one it read or passed over with SkipThrough, or since its start;
 // frames of a released topic of one of its names count for nothing.
 func (m *model) readModel(s *mSub, capacity int) (got []*mFrame, missed uint64) {
 	for len(got) < capacity && s.next <= m.visible {
@@ -787,22 +875,25 @@ func (m *model) readModel(s *mSub, capacity int) (got []*mFrame, missed uint64) 
 		}
 		if f.key <= s.skip {
 			m.cover("skip")
-			if k >= 0 && s.last[k] != 0 {
-				s.last[k] = f.tseq
+			if k >= 0 {
+				s.ref[k] = f.seq
 			}
 			s.next++
 			continue
 		}
 		if k >= 0 {
-			if last := s.last[k]; last != 0 && f.tseq > last+1 {
+			if n := m.numbered(s.topics[k], s.ref[k]+1, f.seq-1); n > 0 {
 				if len(got) > 0 {
 					m.cover("topic miss stops a batch")
 					break
 				}
 				m.cover("topic miss told")
-				missed += f.tseq - last - 1
+				if s.ref[k] < s.start {
+					m.cover("topic miss from the start")
+				}
+				missed += n
 			}
-			s.last[k] = f.tseq
+			s.ref[k] = f.seq
 		}
 		got = append(got, f)
 		s.next++
@@ -844,14 +935,47 @@ func (m *model) sameFrames(got []*Frame, want []*mFrame) bool {
 	return true
 }
 
-// lost is how many frames a subscriber to every topic has lost without
-// being told yet: from its position, once that frame is overwritten, to the
-// oldest frame still held.
+// numbered returns how many frames of topic t among sequence numbers from
+// .. to the sequencer numbered in their topic: those that became visible.
+func (m *model) numbered(t *mTopic, from, to uint64) uint64 {
+	var n uint64
+	for seq := from; seq <= to; seq++ {
+		if f := m.frames[seq]; f != nil && f.topic == t && f.tseq != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// lost is how many frames a subscriber has lost for sure without being told
+// yet, once its position is below the oldest frame a visible one has
+// overwritten for sure (the visible frame a ring after it): for a
+// subscriber to every topic, the numbers from its position to there; for
+// one to some topics, per topic, the numbered frames after those accounted
+// for that are no longer held, up to the first one that is.
 func (m *model) lost(s *mSub) uint64 {
-	if !s.all || !m.lapped(s.next) {
+	sure := uint64(1) // the oldest number not overwritten for sure
+	if m.visible > m.size {
+		sure = m.visible - m.size + 1
+	}
+	if s.next >= sure {
 		return 0
 	}
-	return m.oldest() - s.next
+	if s.all {
+		return sure - s.next
+	}
+	var n uint64
+	for k, t := range s.topics {
+		for seq := s.ref[k] + 1; seq <= m.visible; seq++ {
+			if f := m.frames[seq]; f != nil && f.topic == t && f.tseq != 0 {
+				if m.held(seq) {
+					break
+				}
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (m *model) close(s *mSub) {
@@ -859,10 +983,18 @@ func (m *model) close(s *mSub) {
 	if err := s.real.Close(); err != nil {
 		m.fail("Close: %v", err)
 	}
-	// What it had lost stays counted in Ring.Missed.
+	// What it had lost is counted in its Missed and Ring.Missed.
 	if n := m.lost(s); n > 0 {
-		m.cover("close with a loss")
+		if s.all {
+			m.cover("close with a loss (every topic)")
+		} else {
+			m.cover("close with a loss (some topics)")
+		}
 		m.told += n
+		s.total += n
+	}
+	if got := s.real.Missed(); got != s.total {
+		m.fail("%s.Missed %d after Close, want %d", s.name, got, s.total)
 	}
 	for _, t := range s.topics {
 		t.subs--
@@ -871,11 +1003,15 @@ func (m *model) close(s *mSub) {
 }
 
 // release is the janitor's sweep: a topic is released at the second sweep
-// in a row without subscribers nor new frames, unless a publisher holds it.
+// in a row without subscribers nor new frames, unless a publisher holds it
+// or it is permanent.
 func (m *model) release() {
 	m.ring.topics.releaseIdle()
 	var gone []string
 	for name, t := range m.topics {
+		if t.permanent {
+			continue
+		}
 		if t.subs > 0 || t.count != t.lastCount {
 			t.idle, t.lastCount = 0, t.count
 			continue
@@ -923,8 +1059,10 @@ func (m *model) check() {
 	if got := r.Subscribers(); got != len(m.subs) {
 		m.fail("Subscribers %d, want %d", got, len(m.subs))
 	}
-	if got := r.Topics(); got != len(m.topics) {
-		m.fail("Topics %d, want %d", got, len(m.topics))
+	alive := 0
+	r.topics.each(func(*Topic) { alive++ })
+	if got := r.Topics(); got != len(m.topics) || alive != len(m.topics) {
+		m.fail("Topics %d (%d in the registry), want %d", got, alive, len(m.topics))
 	}
 	for name, t := range m.topics {
 		got := r.topics.get(name)
@@ -936,9 +1074,13 @@ func (m *model) check() {
 				got, got.pins.Load(), got.count.Load(), t.real, t.pins, t.count)
 		}
 	}
+	// Ring.Missed: what subscribers were told or lost before they closed,
+	// and what live subscribers to every topic have lost for sure.
 	missed := m.told
 	for _, s := range m.subs {
-		missed += m.lost(s)
+		if s.all {
+			missed += m.lost(s)
+		}
 	}
 	if got := r.Missed(); got != missed || got < m.missed {
 		m.fail("Ring.Missed %d, want %d (it was %d)", got, missed, m.missed)

@@ -48,32 +48,51 @@ func (s ResumeStatus) String() string {
 // held: O(log Size) (plus the runs of aborted numbers it meets), no
 // allocation beyond the subscriber's.
 //
-// For a subscriber to some topics, if the frame with that key is on one of
-// them, the subscriber counts what it misses of that topic from there (see
+// A subscriber to some topics counts what it misses of each from there (see
 // Read).
 func (r *Ring) SubscribeAfter(key uint64, topics ...string) (*Subscriber, Resume, error) {
 	s, err := r.newSubscriber(topics)
 	if err != nil {
 		return nil, Resume{}, err
 	}
-	next, res, after := r.locate(key)
-	if after != nil && res.Status == ResumeExact {
-		if want, k := s.wants(after); want && k >= 0 {
-			s.last[k] = after.tseq
-		}
-	}
+	r.hold()
+	next, res := r.locate(key)
+	s.place(next)
 	s.start(next)
+	r.unhold()
 	return s, res, nil
 }
 
+// place sets, for a subscriber to some topics that starts at next, the
+// position of its last frame before next among each topic's frames: the
+// topic's count, minus its frames from next on. The caller holds the
+// sequencer role. Exact unless the ring turns over while it looks (the
+// subscriber is then lapped at once, and may be told of a few frames of its
+// topics fewer than it missed).
+func (s *Subscriber) place(next uint64) {
+	if s.all {
+		return
+	}
+	r := s.ring
+	for k, t := range s.topics {
+		s.last[k] = t.count.Load()
+	}
+	for seq := next; seq <= r.visible.Load(); seq++ {
+		if f := r.frameAt(seq); f != nil {
+			if _, k := s.wants(f); k >= 0 {
+				s.last[k]--
+			}
+		}
+	}
+}
+
 // locate returns the sequence number to start at to read the frames whose key
-// is greater than key, where key stands, and the frame with the greatest key
-// not above it, if any is still held.
-func (r *Ring) locate(key uint64) (next uint64, res Resume, after *Frame) {
+// is greater than key, and where key stands.
+func (r *Ring) locate(key uint64) (next uint64, res Resume) {
 	visible := r.visible.Load()
 	first := r.oldest(r.head.Load())
 	if visible == 0 || first > visible {
-		return visible + 1, Resume{Status: ResumeNewer}, nil
+		return visible + 1, Resume{Status: ResumeNewer}
 	}
 	// Binary search for the first seq in [first, visible] whose frame has a
 	// key greater than key, aborted numbers (no key) passed over: the first
@@ -91,18 +110,18 @@ func (r *Ring) locate(key uint64) (next uint64, res Resume, after *Frame) {
 	}
 	if f := r.heldBefore(lo, first); f != nil {
 		if lo > visible && f.key < key {
-			return lo, Resume{Status: ResumeNewer}, nil
+			return lo, Resume{Status: ResumeNewer}
 		}
-		return lo, Resume{Status: ResumeExact}, f
+		return lo, Resume{Status: ResumeExact}
 	}
 	// Everything held is newer than key (or what was not moved out while we
 	// looked), or nothing but aborted numbers is held.
 	oldest := r.heldFrom(lo, visible)
 	switch {
 	case oldest != nil:
-		return lo, Resume{Status: ResumeOlder, Oldest: oldest.key}, nil
+		return lo, Resume{Status: ResumeOlder, Oldest: oldest.key}
 	case lo > visible:
-		return lo, Resume{Status: ResumeNewer}, nil
+		return lo, Resume{Status: ResumeNewer}
 	}
-	return lo, Resume{Status: ResumeOlder, Oldest: 0}, nil
+	return lo, Resume{Status: ResumeOlder, Oldest: 0}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,10 @@ type Options struct {
 	// frames before its memory is released (between 1 and 1.5 times this).
 	// Default DefaultTopicIdle.
 	TopicIdle time.Duration
+	// Permanent names topics that always exist: created with the ring,
+	// never released, and not counted against MaxTopics, so that they are
+	// served however many topics others create.
+	Permanent []string
 }
 
 // Ring is a fixed-size, multi-producer, multi-consumer broadcast ring of
@@ -120,7 +125,8 @@ type Ring struct {
 	opts   Options
 
 	subscribers atomic.Int64  // live subscribers
-	missed      atomic.Uint64 // frames missed and already counted by subscribers
+	missed      atomic.Uint64 // frames missed, counted by subscribers as they read or close
+	missedHigh  atomic.Uint64 // the largest value Missed returned: it never goes back
 	closed      atomic.Bool
 	closeOnce   sync.Once
 }
@@ -153,10 +159,16 @@ func New(opts Options) *Ring {
 		opts:   opts,
 	}
 	r.root = newTopic("", opts.Shards)
+	opts.Permanent = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(
+		slices.Clone(opts.Permanent), func(name string) bool { return name == "" }))))
+	r.opts.Permanent = opts.Permanent
+	for _, name := range opts.Permanent {
+		r.topics.addPermanent(r, name)
+	}
 	// One pending wake-up per wait set and shard at most: the root's, and
 	// one per topic. Released topics may leave one more behind each; twice
 	// the bound leaves room, and a full queue falls back to waking inline.
-	queue := 2 * (opts.MaxTopics + 1)
+	queue := 2 * (opts.MaxTopics + len(opts.Permanent) + 1)
 	r.wg.Add(opts.Shards + 1)
 	for i := range r.shards {
 		sh := &r.shards[i]
@@ -223,17 +235,22 @@ func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
 // Commit stores the reserved frames, one per message, in order, and makes
 // them visible to subscribers as soon as every frame reserved before them is
 // committed too, waking the subscribers asleep on their topic. It never
-// blocks, takes no lock and allocates the Frames only. Exactly one of Commit
-// and Abort must be called per reservation, once; Commit takes res.Len()
-// messages (it panics otherwise). Frames committed after Close may or may not
-// reach subscribers.
+// blocks, takes no lock and allocates the Frames only (in one array).
+// Exactly one of Commit and Abort must be called per reservation, once;
+// Commit takes res.Len() messages (it panics otherwise). Frames committed
+// after Close may or may not reach subscribers.
 func (r *Ring) Commit(res Reservation, msgs ...Message) {
 	if len(msgs) != res.n {
 		panic(fmt.Sprintf("fanout: Commit of %d messages for a reservation of %d", len(msgs), res.n))
 	}
+	// One allocation for the frames of a batch: they stay in the ring
+	// together, and a frame keeps its batch's array alive no longer than
+	// the ring holds the batch's last frame.
+	frames := make([]Frame, len(msgs))
 	for i := range msgs {
 		m := &msgs[i]
-		f := &Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp}
+		f := &frames[i]
+		*f = Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp}
 		if f.key == 0 {
 			f.key = f.seq
 		}
@@ -356,36 +373,38 @@ func (r *Ring) heldBefore(seq, first uint64) *Frame {
 func (r *Ring) Subscribers() int { return int(r.subscribers.Load()) }
 
 // Missed returns the number of frames subscribers have missed by falling
-// behind, summed over all subscribers since the ring was created, closed ones
-// included: the misses subscribers have already been told of, plus, for
-// subscribers to every topic that are too far behind to read them (stuck
-// writing, say), the frames they have already lost: once the frame at a
-// subscriber's position is overwritten, every one from there to the oldest
-// frame still held (what its next Read would report). Successive calls see
-// it grow or stay, except that a call concurrent with a subscriber's Read or
-// Close may count what that subscriber is reporting twice or not at all. It
-// walks the live subscribers: call it at a scrape, not per frame.
+// behind, summed over all subscribers since the ring was created: the misses
+// subscribers were told of as they read, what closed subscribers had lost
+// without reading that far (see Subscriber.Close), plus, for live subscribers
+// to every topic that are too far behind to read them (stuck writing, say),
+// the frames already overwritten ahead of them. It never decreases (a
+// Prometheus counter): every part is a count of frames definitely lost, and a
+// subscriber that reads or closes moves its share from one part to another.
+// It walks the live subscribers: call it at a scrape, not per frame.
 func (r *Ring) Missed() uint64 {
 	n := r.missed.Load()
-	oldest := r.oldest(r.head.Load())
+	// Frames below oldest(visible) are overwritten for sure: the frame a
+	// whole ring after each of them is visible, hence stored.
+	oldest := r.oldest(r.visible.Load())
 	for i := range r.shards {
-		n += r.shards[i].behind(r, oldest)
+		n += r.shards[i].behind(oldest)
 	}
-	return n
+	// A subscriber that reads or closes while we walk may be counted in
+	// neither part: hold on to the largest value seen, which is exact again
+	// as soon as it has moved its share.
+	for {
+		high := r.missedHigh.Load()
+		if n <= high {
+			return high
+		}
+		if r.missedHigh.CompareAndSwap(high, n) {
+			return n
+		}
+	}
 }
 
-// lost returns how many frames a subscriber to every topic at position pos
-// has lost without having been told yet: if the frame at pos is overwritten
-// (lapped), those from pos to oldest (the oldest one still held), else none.
-func (r *Ring) lost(pos, oldest uint64) uint64 {
-	if f := r.slots[pos&r.mask].Load(); f == nil || f.seq <= pos || oldest <= pos {
-		return 0
-	}
-	return oldest - pos
-}
-
-// Topics returns the number of topics alive.
-func (r *Ring) Topics() int { return r.topics.len() }
+// Topics returns the number of topics alive, permanent ones included.
+func (r *Ring) Topics() int { return r.topics.len() + len(r.opts.Permanent) }
 
 // Close closes the ring: Reserve and the Subscribe methods return ErrClosed
 // from now on, every subscriber's Wait returns ErrClosed once it has read

@@ -1,5 +1,7 @@
 package fanout
 
+import "runtime"
+
 // The sequencer makes committed frames visible, in sequence order, and numbers
 // each within its topic.
 //
@@ -32,6 +34,26 @@ func (r *Ring) sequence() {
 		if !r.committedAfter(r.visible.Load()) {
 			return
 		}
+	}
+}
+
+// hold takes the sequencer role, waiting for its holder to give it back: until
+// unhold, no frame becomes visible, so visible and every topic's count
+// describe the same frames. For subscribers taking their bearings; not for
+// the publish path.
+func (r *Ring) hold() {
+	for !r.sequencing.CompareAndSwap(false, true) {
+		runtime.Gosched()
+	}
+}
+
+// unhold gives the sequencer role back and, like a holder that advanced,
+// looks for frames committed meanwhile by publishers that found the role
+// taken (they left them to the holder: see above).
+func (r *Ring) unhold() {
+	r.sequencing.Store(false)
+	if r.committedAfter(r.visible.Load()) {
+		r.sequence()
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 type Subscriber struct {
 	ring     *Ring
 	topics   []*Topic  // nil: every topic
-	last     []uint64  // per topic: Frame.tseq of the last frame read (0: none yet)
+	last     []uint64  // per topic: Frame.tseq of the last frame before next
 	sleepers []sleeper // one per topic, or one in the root topic
 	wake     chan struct{}
 	timer    *time.Timer // Wait's timeout, created on first use and reused
@@ -43,7 +43,14 @@ func (r *Ring) Subscribe(topics ...string) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Take the bearings with the sequencer role held: every frame of its
+	// topics counted so far is one before its start.
+	r.hold()
+	for k, t := range s.topics {
+		s.last[k] = t.count.Load()
+	}
 	s.start(r.visible.Load() + 1)
+	r.unhold()
 	return s, nil
 }
 
@@ -79,7 +86,9 @@ func (r *Ring) newSubscriber(topics []string) (*Subscriber, error) {
 	return s, nil
 }
 
-// start positions the subscriber and makes it live.
+// start positions the subscriber and makes it live. For a subscriber to some
+// topics, s.last must hold, per topic, the position among the topic's frames
+// of its last frame before next.
 func (s *Subscriber) start(next uint64) {
 	s.next = next
 	s.pos.Store(next)
@@ -131,12 +140,14 @@ func (s *Subscriber) wants(f *Frame) (want bool, k int) {
 // the subscriber resumes at the oldest frame still held. A subscriber to
 // every topic learns of a miss as soon as it reads; a subscriber to some
 // topics learns how many frames of a topic it missed at that topic's next
-// frame (frames of other topics are never counted), and only once it has read
-// one frame of that topic. It counts the frames of the very topic it
-// subscribed to that were visible: a frame lapped before it ever was (its
-// publisher held up between Reserve and Commit while a whole ring was
-// published), or a frame of a released topic of the same name (see Topic),
-// is lost to it without a count.
+// frame (frames of other topics are never counted). The counts are exact,
+// but for two cases: frames overwritten before the ring ever made them
+// visible (when the ring turned over entirely while one publisher was stopped
+// between Reserve and Commit) are counted for a subscriber to every topic,
+// and for no subscriber to some topics (their topic is never known); and
+// frames of a released topic of the same name as one of its topics (see
+// Topic), which a subscriber to some topics receives, are lost to it without
+// a count.
 func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 	r := s.ring
 	visible := r.visible.Load()
@@ -164,14 +175,14 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 		if f.key <= s.skip {
 			// The client has it: the topic's next frame must not count it
 			// as missed.
-			if k >= 0 && s.last[k] != 0 {
+			if k >= 0 {
 				s.last[k] = f.tseq
 			}
 			s.next++
 			continue
 		}
 		if k >= 0 {
-			if last := s.last[k]; last != 0 && f.tseq > last+1 {
+			if last := s.last[k]; f.tseq > last+1 {
 				if len(dst) > 0 {
 					break // report the miss before this frame, at the next Read
 				}
@@ -309,14 +320,18 @@ func (s *Subscriber) Behind() uint64 {
 	return 0
 }
 
-// Close releases the subscriber. It is idempotent and returns nil. A
-// subscriber to every topic that had already lost frames without reading
-// far enough to be told leaves them counted in Ring.Missed.
+// Close releases the subscriber. What it had lost without reading that far,
+// the frames for it already overwritten ahead of its position, is added to
+// Missed (of the subscriber and of the ring): a subscriber stuck writing and
+// then closed is accounted for what it missed. It is idempotent and returns
+// nil.
 func (s *Subscriber) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	lost := s.lost()
+	s.total += lost
 	for i := range s.sleepers {
 		s.sleepers[i].set.remove(&s.sleepers[i])
 	}
@@ -326,15 +341,49 @@ func (s *Subscriber) Close() error {
 	for _, t := range s.topics {
 		s.ring.topics.unsubscribe(t)
 	}
-	s.ring.shards[s.shard].drop(s)
-	if s.all {
-		// What it lost without being told stays counted in Ring.Missed.
-		r := s.ring
-		if n := r.lost(s.next, r.oldest(r.head.Load())); n > 0 {
-			s.total += n
-			r.missed.Add(n)
-		}
-	}
+	s.ring.shards[s.shard].drop(s, lost)
 	s.ring.subscribers.Add(-1)
 	return nil
+}
+
+// lost returns how many frames for the subscriber were overwritten ahead of
+// its position: those it would be told it missed at its next Read.
+func (s *Subscriber) lost() uint64 {
+	r := s.ring
+	if s.next >= r.oldest(r.visible.Load()) {
+		return 0 // the common case, without the sequencer role
+	}
+	r.hold()
+	defer r.unhold()
+	v := r.visible.Load()
+	oldest := r.oldest(v)
+	if s.next >= oldest {
+		return 0
+	}
+	if s.all {
+		return oldest - s.next
+	}
+	// Per topic: the frames between the last one read and the first one
+	// still held (or the last one counted, if none is held).
+	var n uint64
+	first := make([]uint64, len(s.topics))
+	for seq := oldest; seq <= v; seq++ {
+		f := r.frameAt(seq)
+		if f == nil {
+			continue // overwritten since: lost too, whatever its topic
+		}
+		if _, k := s.wants(f); k >= 0 && first[k] == 0 {
+			first[k] = f.tseq
+		}
+	}
+	for k, t := range s.topics {
+		end := t.count.Load() + 1
+		if first[k] != 0 {
+			end = first[k]
+		}
+		if end > s.last[k]+1 {
+			n += end - s.last[k] - 1
+		}
+	}
+	return n
 }

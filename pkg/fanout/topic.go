@@ -13,14 +13,18 @@ import (
 // see [Subscriber.Read]), never frames of other topics.
 //
 // Topics are created on first use and released when they have had neither
-// subscribers nor frames for Options.TopicIdle; frames still in the ring keep
-// a released topic's name, and subscribers to that name receive them.
+// subscribers nor frames for Options.TopicIdle, or at once, when the table is
+// full and a new topic needs room, if they have no subscriber (see
+// registry.evict); frames still in the ring keep a released topic's name, and
+// subscribers to that name receive them. The topics named in
+// Options.Permanent are never released.
 type Topic struct {
 	name string
 	sets []waitSet // one per shard: the subscribers asleep on this topic
 	// count is how many of the topic's frames the sequencer has made
 	// visible; the last one's Frame.tseq. Written by the sequencer role's
-	// holder only, read by the janitor.
+	// holder only; read by the janitor, the eviction clock and by
+	// subscribers holding the sequencer role (then it matches visible).
 	count atomic.Uint64
 	// pins counts publishers between Reserve and the end of Commit; a
 	// pinned topic is not released.
@@ -29,18 +33,20 @@ type Topic struct {
 	// Guarded by registry.mu.
 	subs      int    // subscribers
 	idle      int    // consecutive sweeps without subscribers nor frames
-	lastCount uint64 // count at the previous sweep
+	lastCount uint64 // count at the janitor's previous sweep
+	seen      uint64 // count when the eviction clock last passed it
+	pos       int    // index in registry.list; -1 for a permanent topic
 
 	// sleeping is the number of sleepers over all of sets: publishers look
 	// at it first, so a topic nobody waits on costs one load.
 	sleeping atomic.Int32
-	// released is set once the janitor has removed the topic from the
-	// registry; a publisher that pinned it in the meantime looks again.
+	// released is set once the topic was removed from the registry; a
+	// publisher that pinned it in the meantime looks again.
 	released atomic.Bool
 }
 
 func newTopic(name string, shards int) *Topic {
-	t := &Topic{name: name, sets: make([]waitSet, shards)}
+	t := &Topic{name: name, sets: make([]waitSet, shards), pos: -1}
 	for i := range t.sets {
 		t.sets[i].topic = t
 	}
@@ -54,10 +60,21 @@ func (t *Topic) unpin() { t.pins.Add(-1) }
 
 // registry holds the live topics by name. Lookups are lock-free (sync.Map,
 // read-mostly); creation and release take mu.
+//
+// The topics that can be released are also in list, which counts them
+// against Options.MaxTopics. When it is full, a new topic takes the place of
+// one without subscribers, chosen by a clock (second chance): the hand skips
+// topics with subscribers, and topics that had frames since it last passed
+// them (marking them), and releases the first other one. So producers that
+// fill the table with topics nobody listens to never lock out listeners, nor
+// each other: a full table refuses a new topic only when every topic in it
+// has a subscriber (or a publisher in the middle of a Commit). Each creation
+// costs O(1) amortized: the hand moves on from where it stopped.
 type registry struct {
 	byName sync.Map // string -> *Topic
 	mu     sync.Mutex
-	n      int // topics in byName; guarded by mu
+	list   []*Topic // guarded by mu; Topic.pos is the index here
+	hand   int      // the eviction clock's position in list; guarded by mu
 }
 
 func (g *registry) get(name string) *Topic {
@@ -67,10 +84,12 @@ func (g *registry) get(name string) *Topic {
 	return nil
 }
 
+// len returns the number of topics counted against Options.MaxTopics: the
+// live ones but the permanent ones.
 func (g *registry) len() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.n
+	return len(g.list)
 }
 
 // each calls fn for every live topic.
@@ -79,6 +98,16 @@ func (g *registry) each(fn func(*Topic)) {
 		fn(v.(*Topic)) //nolint:forcetypeassert // only *Topic is stored
 		return true
 	})
+}
+
+// addPermanent creates a topic that is never released and not counted
+// against Options.MaxTopics.
+func (g *registry) addPermanent(r *Ring, name string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.get(name) == nil {
+		g.byName.Store(name, newTopic(name, len(r.shards)))
+	}
 }
 
 // pin returns the live topic of that name, created if needed, pinned against
@@ -92,9 +121,8 @@ func (g *registry) pin(r *Ring, name string) (*Topic, error) {
 				return nil, err
 			}
 		}
-		// Pin, then check that the janitor has not released it: the janitor
-		// marks a topic released, then checks its pins, so one of the two
-		// sees the other.
+		// Pin, then check that it was not released: release marks a topic
+		// released, then checks its pins, so one of the two sees the other.
 		t.pins.Add(1)
 		if !t.released.Load() {
 			return t, nil
@@ -116,25 +144,64 @@ func (g *registry) unsubscribe(t *Topic) {
 	g.mu.Unlock()
 }
 
-// create returns the topic of that name, creating it if it does not exist,
-// and with one more subscriber if sub is set.
+// create returns the topic of that name, creating it if it does not exist
+// (making room if the table is full: see evict), and with one more
+// subscriber if sub is set.
 func (g *registry) create(r *Ring, name string, sub bool) (*Topic, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	t := g.get(name)
 	if t == nil {
-		if g.n >= r.opts.MaxTopics {
+		if len(g.list) >= r.opts.MaxTopics && !g.evict() {
 			return nil, ErrTooManyTopics
 		}
 		t = newTopic(name, len(r.shards))
+		t.pos = len(g.list)
+		g.list = append(g.list, t)
 		g.byName.Store(name, t)
-		g.n++
 	}
 	if sub {
 		t.subs++
 		t.idle = 0
 	}
 	return t, nil
+}
+
+// evict releases one topic without subscribers, the least recently used the
+// clock finds, and reports whether it found one. The caller holds mu.
+func (g *registry) evict() bool {
+	// Two turns at most: the first may only mark topics that had frames.
+	for range 2 * len(g.list) {
+		if g.hand >= len(g.list) {
+			g.hand = 0
+		}
+		t := g.list[g.hand]
+		if count := t.count.Load(); t.subs == 0 && count == t.seen && g.release(t) {
+			return true // the hand now points at the topic moved into t's place
+		}
+		t.seen = t.count.Load()
+		g.hand++
+	}
+	return false
+}
+
+// release removes t from the registry unless a publisher has it pinned, and
+// reports whether it did. The caller holds mu.
+func (g *registry) release(t *Topic) bool {
+	t.released.Store(true)
+	if t.pins.Load() > 0 {
+		t.released.Store(false) // a publisher is using it: not idle after all
+		return false
+	}
+	g.byName.Delete(t.name)
+	last := len(g.list) - 1
+	moved := g.list[last]
+	g.list[t.pos] = moved
+	moved.pos = t.pos
+	g.list[last] = nil
+	g.list = g.list[:last]
+	t.pos = -1
+	return true
 }
 
 // sweep releases idle topics every half TopicIdle until the ring is closed.
@@ -156,24 +223,20 @@ func (r *Ring) sweep() {
 func (g *registry) releaseIdle() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.byName.Range(func(k, v any) bool {
-		t := v.(*Topic) //nolint:forcetypeassert // only *Topic is stored
+	// Backwards: release moves the last topic into the released one's
+	// place, and that one was already looked at.
+	for i := len(g.list) - 1; i >= 0; i-- {
+		t := g.list[i]
 		count := t.count.Load()
 		if t.subs > 0 || count != t.lastCount {
 			t.idle, t.lastCount = 0, count
-			return true
+			continue
 		}
 		if t.idle++; t.idle < 2 {
-			return true
+			continue
 		}
-		t.released.Store(true)
-		if t.pins.Load() > 0 {
-			t.released.Store(false) // a publisher is using it: not idle after all
+		if !g.release(t) {
 			t.idle = 0
-			return true
 		}
-		g.byName.Delete(k)
-		g.n--
-		return true
-	})
+	}
 }

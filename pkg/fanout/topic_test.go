@@ -277,20 +277,13 @@ func TestBroadcastWakesTopicSubscribers(t *testing.T) {
 	}
 }
 
-// TestTopicLimitAndRelease: topics beyond MaxTopics are refused, and a topic
-// with neither subscribers nor frames for a while is released, making room;
-// its frames still reach subscribers to its name.
+// TestTopicLimitAndRelease: a topic with neither subscribers nor frames for a
+// while is released; its frames still reach subscribers to its name.
 func TestTopicLimitAndRelease(t *testing.T) {
 	t.Parallel()
 	r := newRing(t, fanout.Options{Size: 16, MaxTopics: 2, TopicIdle: 40 * time.Millisecond})
 	held := subscribe(t, r, "held")
 	publishOn(t, r, "gone", 1, 1)
-	if _, err := r.Publish("third", []byte("x")); !errors.Is(err, fanout.ErrTooManyTopics) {
-		t.Fatalf("third topic: got %v, want ErrTooManyTopics", err)
-	}
-	if _, err := r.Subscribe("third"); !errors.Is(err, fanout.ErrTooManyTopics) {
-		t.Fatalf("subscribing to a third topic: got %v, want ErrTooManyTopics", err)
-	}
 	eventually(t, "the idle topic released", func() bool { return r.Topics() == 1 })
 	// "held" has a subscriber, so "gone" was the one released; a new
 	// topic of that name finds its frames by name.
@@ -305,8 +298,58 @@ func TestTopicLimitAndRelease(t *testing.T) {
 	if got, _ := readAll(held); len(got) != 0 {
 		t.Errorf("held got %v", got)
 	}
-	if _, err := r.Publish("third", []byte("x")); !errors.Is(err, fanout.ErrTooManyTopics) {
-		t.Fatalf("third topic with two alive: got %v, want ErrTooManyTopics", err)
+}
+
+// TestFullTableMakesRoom: when MaxTopics are alive, a new topic takes the
+// place of one without subscribers (one that had no frame lately first); it
+// is refused only when every topic has a subscriber. Permanent topics are
+// always there and not counted.
+func TestFullTableMakesRoom(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 64, MaxTopics: 3, Permanent: []string{"default"}})
+	held := subscribe(t, r, "held")
+	publishOn(t, r, "old", 1, 1)
+	publishOn(t, r, "recent", 2, 1)
+	if got := r.Topics(); got != 4 {
+		t.Fatalf("Topics: %d, want 4 (3 and the permanent one)", got)
+	}
+	// The table is full; "recent" keeps being used, "old" does not.
+	publishOn(t, r, "recent", 3, 1)
+	publishOn(t, r, "new1", 4, 1)
+	publishOn(t, r, "recent", 5, 1)
+	if got := r.Topics(); got != 4 {
+		t.Fatalf("Topics after making room: %d, want 4", got)
+	}
+	// Producers alone cannot fill the table against listeners: a listener's
+	// new topic, and publishing to the permanent topic, always work.
+	for i := range 20 {
+		publishOn(t, r, fmt.Sprintf("flood%d", i), 10+i, 1)
+	}
+	late := subscribe(t, r, "late")
+	publishOn(t, r, "default", 100, 1)
+	publishOn(t, r, "late", 101, 1)
+	if got, missed := readAll(late); !equal(got, []string{"101"}) || missed != 0 {
+		t.Fatalf("late listener: %v, missed %d", got, missed)
+	}
+	if got, missed := readAll(held); len(got) != 0 || missed != 0 {
+		t.Fatalf("held listener: %v, missed %d", got, missed)
+	}
+	// Now every counted topic has a subscriber but one; fill that one too.
+	third := subscribe(t, r, "third")
+	defer third.Close()
+	if _, err := r.Publish("another", []byte("x")); !errors.Is(err, fanout.ErrTooManyTopics) {
+		t.Fatalf("a new topic with every topic listened to: got %v, want ErrTooManyTopics", err)
+	}
+	if _, err := r.Subscribe("another"); !errors.Is(err, fanout.ErrTooManyTopics) {
+		t.Fatalf("subscribing to a new topic with every topic listened to: got %v, want ErrTooManyTopics", err)
+	}
+	if _, err := r.Publish("default", []byte("x")); err != nil {
+		t.Fatalf("the permanent topic: %v", err)
+	}
+	// A topic whose listener leaves makes room again.
+	_ = late.Close()
+	if _, err := r.Publish("another", []byte("x")); err != nil {
+		t.Fatalf("after a listener left: %v", err)
 	}
 }
 

@@ -163,8 +163,14 @@ func (sh *shard) add(s *Subscriber) {
 	sh.mu.Unlock()
 }
 
-func (sh *shard) drop(s *Subscriber) {
+// drop removes s and adds what it lost to the ring's missed count, in one
+// critical section: Ring.Missed, which walks the shard under its lock, sees
+// the frames s lost either ahead of s or in the count.
+func (sh *shard) drop(s *Subscriber, lost uint64) {
 	sh.mu.Lock()
+	if lost > 0 {
+		s.ring.missed.Add(lost)
+	}
 	last := len(sh.subs) - 1
 	moved := sh.subs[last]
 	sh.subs[s.slot] = moved
@@ -187,14 +193,14 @@ func (sh *shard) wakeAll() {
 }
 
 // behind returns how many frames this shard's subscribers to every topic
-// have already lost without having read far enough to be told (see
-// Ring.lost).
-func (sh *shard) behind(r *Ring, oldest uint64) uint64 {
+// have already lost without having read far enough to be told: for each,
+// the frames between its position and the oldest frame held.
+func (sh *shard) behind(oldest uint64) uint64 {
 	var n uint64
 	sh.mu.Lock()
 	for _, s := range sh.subs {
-		if s.all {
-			n += r.lost(s.pos.Load(), oldest)
+		if pos := s.pos.Load(); s.all && pos < oldest {
+			n += oldest - pos
 		}
 	}
 	sh.mu.Unlock()

@@ -213,6 +213,45 @@ func TestBatchLimit(t *testing.T) {
 	}
 }
 
+// TestBatchEventLimit: a batch may hold at most MaxBatchEvents events (by
+// default a quarter of the buffer, however small they are); past it, 413
+// naming the limit, and nothing is published; blank lines do not count.
+func TestBatchEventLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name           string
+		buffer, config int
+		limit          int
+	}{
+		{"default: a quarter of the buffer", 64, 0, 16},
+		{"set", 64, 5, 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := startBuffered(t, tc.buffer, func(c *server.Config) {
+				c.Heartbeat = time.Hour
+				c.MaxBatchEvents = tc.config
+			})
+			s := ts.open(t, "")
+			s.greeting(t)
+			lines := func(n int) string {
+				var b strings.Builder
+				for i := range n {
+					fmt.Fprintf(&b, "{\"n\":%d}\n\n", i) // a blank line after each
+				}
+				return b.String()
+			}
+			checkError(t, ts.postTo(t, "", ndjson, lines(tc.limit+1)), http.StatusRequestEntityTooLarge, "max-batch-events")
+			checkAccepted(t, ts.postTo(t, "", ndjson, lines(tc.limit)), tc.limit)
+			for n := range tc.limit {
+				if b := s.nextEvent(t); eventN(t, b) != n {
+					t.Fatalf("got %.40q, want event %d: part of a refused batch was published?", b.raw, n)
+				}
+			}
+		})
+	}
+}
+
 // TestBatchIsContiguous: a batch's events reach listeners one after the
 // other, with consecutive ids, even while other producers post at the same
 // time.

@@ -21,8 +21,9 @@ import (
 // before any of it was read.
 
 var (
-	errBodyTooLarge = errors.New("body too large")
-	errBodyTimeout  = errors.New("body not received in time")
+	errBodyTooLarge  = errors.New("body too large")
+	errBodyTimeout   = errors.New("body not received in time")
+	errBodyTruncated = errors.New("body shorter than its Content-Length")
 )
 
 const (
@@ -53,12 +54,20 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, limit int) (body []byte, rel
 			bodyBufs.Put(bp)
 		}
 	}
+	// A body announced with a Content-Length must arrive whole: fasthttp
+	// reports a connection closed before its end as the body's end.
+	announced := ctx.Request.Header.ContentLength()
 	b := (*bp)[:0]
 	for {
 		if len(b) == cap(b) {
 			// Grow with what arrived, up to one byte past the limit (to
-			// tell a body of exactly limit bytes from a larger one).
-			nb := make([]byte, len(b), min(2*cap(b), limit+1))
+			// tell a body of exactly limit bytes from a larger one), or
+			// past what was announced.
+			most := limit + 1
+			if announced >= 0 {
+				most = min(most, announced+1)
+			}
+			nb := make([]byte, len(b), max(min(2*cap(b), most), len(b)+1))
 			copy(nb, b)
 			b = nb
 		}
@@ -70,6 +79,9 @@ func (s *Server) readBody(ctx *fasthttp.RequestCtx, limit int) (body []byte, rel
 		}
 		if errors.Is(rerr, io.EOF) {
 			*bp = b
+			if announced >= 0 && len(b) < announced {
+				return nil, release, errBodyTruncated
+			}
 			return b, release, nil
 		}
 		if rerr != nil {
@@ -92,7 +104,9 @@ func (s *Server) refuseBody(ctx *fasthttp.RequestCtx, err error, limit int) {
 		s.reject(ctx, RejectTooLarge, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit))
 	case errors.Is(err, errBodyTimeout):
 		s.reject(ctx, RejectTimeout, fasthttp.StatusRequestTimeout, "request timeout")
+	case errors.Is(err, errBodyTruncated):
+		s.reject(ctx, RejectMalformed, fasthttp.StatusBadRequest, "body ended before its Content-Length; nothing was published")
 	default:
-		s.reject(ctx, RejectMalformed, fasthttp.StatusBadRequest, "malformed body")
+		s.reject(ctx, RejectMalformed, fasthttp.StatusBadRequest, "malformed or truncated body; nothing was published")
 	}
 }

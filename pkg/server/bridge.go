@@ -91,11 +91,11 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		s.testHook("deliver")
 	}
 
-	topic := d.Topic
-	if topic == "" {
-		topic = DefaultTopic
+	head := frameHead{topic: d.Topic, event: []byte(d.Event)}
+	if head.topic == "" {
+		head.topic = DefaultTopic
 	}
-	res, err := s.ring.Reserve(topic, 1)
+	res, err := s.ring.Reserve(head.topic, 1)
 	if err != nil {
 		if !errors.Is(err, fanout.ErrClosed) {
 			s.stats.consumeDropped.Add(1)
@@ -103,8 +103,8 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		}
 		return
 	}
-	frame := make([]byte, 0, headroom+len(d.Data)+len(frameEnd))
-	frame = appendFrame(frame, ep.space, d.Seq, []byte(d.Event), d.Data)
+	frame := make([]byte, 0, head.room()+len(d.Data)+len(frameEnd))
+	frame = appendFrame(frame, ep.space, d.Seq, head, d.Data)
 	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: d.Stored.UnixNano()})
 }
 
@@ -145,29 +145,29 @@ func (s *Server) publishGap(ep *epoch, seq uint64) {
 	if err != nil {
 		return
 	}
-	frame := append(appendHead(nil, ep.space, seq, []byte("gap")), `{"missed":null}`+frameEnd...)
+	frame := appendFrame(nil, ep.space, seq, frameHead{event: []byte("gap")}, []byte(`{"missed":null}`))
 	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(seq), Stamp: time.Now().UnixNano()})
 }
 
 // publishShared publishes an event to the shared stream and waits for its
 // acknowledgement.
-func (s *Server) publishShared(ctx *fasthttp.RequestCtx, in input) error {
+func (s *Server) publishShared(ctx *fasthttp.RequestCtx, in input, seg []byte) error {
 	_, err := s.bridge.Publish(ctx, natsbridge.Message{
-		Topic: in.topic,
-		Event: string(in.event),
+		Topic: in.head.topic,
+		Event: string(in.head.event),
 		MsgID: string(ctx.Request.Header.Peek("Idempotency-Key")),
-		Data:  in.payload[headroom:],
+		Data:  seg[in.room:],
 	})
 	return err
 }
 
 // publishSharedBatch publishes a batch to the shared stream and returns how
 // many of its events, from the first, JetStream acknowledged.
-func (s *Server) publishSharedBatch(ctx *fasthttp.RequestCtx, in input, payloads [][]byte) (int, error) {
+func (s *Server) publishSharedBatch(ctx *fasthttp.RequestCtx, in input, segs [][]byte) (int, error) {
 	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
-	msgs := make([]natsbridge.Message, len(payloads))
-	for i, p := range payloads {
-		msgs[i] = natsbridge.Message{Topic: in.topic, Event: string(in.event), Data: p[headroom:]}
+	msgs := make([]natsbridge.Message, len(segs))
+	for i, seg := range segs {
+		msgs[i] = natsbridge.Message{Topic: in.head.topic, Event: string(in.head.event), Data: seg[in.room:]}
 		if key != "" {
 			msgs[i].MsgID = natsbridge.BatchMsgID(key, i)
 		}
@@ -272,11 +272,11 @@ func (st *stream) replayFromStream(w sink) error {
 	_, err = s.bridge.Replay(ctx, r.identity, max(r.from, first), r.to, st.resume.topics, func(d natsbridge.Delivery) error {
 		// The live stream passes over what the replay sent.
 		st.sub.SkipThrough(r.space.key(d.Seq))
-		frame = appendFrame(frame[:0], r.space, d.Seq, []byte(d.Event), d.Data)
+		frame = appendFrame(frame[:0], r.space, d.Seq, frameHead{topic: d.Topic, event: []byte(d.Event)}, d.Data)
 		_, _ = w.Write(frame)
 		if n++; n%batchSize == 0 {
 			st.delivered.Add(batchSize)
-			return st.flush(w, nil, batchSize, batchSize)
+			return st.flush(w, 0, batchSize, batchSize)
 		}
 		return nil
 	})
@@ -284,7 +284,7 @@ func (st *stream) replayFromStream(w sink) error {
 	if err != nil {
 		return st.replayFailed(w, err)
 	}
-	return st.flush(w, nil, 0, 0)
+	return st.flush(w, 0, 0, 0)
 }
 
 // replayFailed tells the listener that events before the live ones could not
@@ -296,13 +296,5 @@ func (st *stream) replayFailed(w sink, err error) error {
 	st.srv.log.Info("replay from the stream failed; the listener gets a gap", "error", err, "remote", st.ip)
 	var buf [64]byte
 	_, _ = w.Write(appendGap(buf[:0], 0, false))
-	return st.flush(w, nil, 0, 0)
-}
-
-// appendFrame appends the whole frame of a payload built elsewhere (an event
-// consumed from the stream).
-func appendFrame(dst []byte, sp *idSpace, n uint64, event, payload []byte) []byte {
-	dst = appendHead(dst, sp, n, event)
-	dst = append(dst, payload...)
-	return append(dst, frameEnd...)
+	return st.flush(w, 0, 0, 0)
 }

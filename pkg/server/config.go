@@ -71,6 +71,17 @@ type Config struct {
 	MaxBody int
 	// MaxBatch is the largest accepted NDJSON batch body, in bytes.
 	MaxBatch int
+	// MaxBatchEvents is the most events an NDJSON batch may hold; 0 means a
+	// quarter of the ring's size (a batch bigger than the ring would only
+	// make every listener miss most of it).
+	MaxBatchEvents int
+	// MaxListenerTopics is the most topics one listener may ask for.
+	MaxListenerTopics int
+	// SendBuffer, when positive, caps the kernel's send buffer of each
+	// listener's connection (SO_SNDBUF), so that a listener that stops
+	// reading holds at most about that much kernel memory until it is cut.
+	// 0 leaves the kernel's own sizing.
+	SendBuffer int
 	// MaxHeaderBytes bounds a request's head (request line and headers).
 	MaxHeaderBytes int
 	// MaxListeners bounds concurrent listeners; 0 means no bound.
@@ -121,29 +132,40 @@ type Config struct {
 // enrichment, X-Forwarded-For trusted from loopback only, resume on.
 func DefaultConfig() Config {
 	return Config{
-		Addr:           ":8080",
-		IPField:        "user_ip",
-		LagPolicy:      LagContinue,
-		Streamer:       StreamWriter,
-		Version:        "dev",
-		CORSOrigins:    []string{"*"},
-		TrustedProxies: DefaultTrustedProxies(),
-		MaxBody:        64 << 10,
-		MaxBatch:       1 << 20,
-		MaxHeaderBytes: 16 << 10,
-		MaxListeners:   50_000,
-		Heartbeat:      15 * time.Second,
-		WriteTimeout:   10 * time.Second,
-		HeaderTimeout:  10 * time.Second,
-		IdleTimeout:    2 * time.Minute,
-		Linger:         50 * time.Millisecond,
-		WriteBudget:    DefaultWriteBudget(),
-		Retry:          2 * time.Second,
-		Replay:         true,
-		DrainGrace:     time.Second,
-		Viewer:         true,
+		Addr:              ":8080",
+		IPField:           "user_ip",
+		LagPolicy:         LagContinue,
+		Streamer:          StreamWriter,
+		Version:           "dev",
+		CORSOrigins:       []string{"*"},
+		TrustedProxies:    DefaultTrustedProxies(),
+		MaxBody:           64 << 10,
+		MaxBatch:          1 << 20,
+		MaxListenerTopics: DefaultMaxListenerTopics,
+		SendBuffer:        DefaultSendBuffer,
+		MaxHeaderBytes:    16 << 10,
+		MaxListeners:      50_000,
+		Heartbeat:         15 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		HeaderTimeout:     10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		Linger:            50 * time.Millisecond,
+		WriteBudget:       DefaultWriteBudget(),
+		Retry:             2 * time.Second,
+		Replay:            true,
+		DrainGrace:        time.Second,
+		Viewer:            true,
 	}
 }
+
+// Defaults for [Config].
+const (
+	// DefaultMaxListenerTopics is Config.MaxListenerTopics' default.
+	DefaultMaxListenerTopics = 100
+	// DefaultSendBuffer is Config.SendBuffer's default: see SECURITY.md for
+	// how it was sized.
+	DefaultSendBuffer = 64 << 10
+)
 
 // DefaultWriteBudget returns the default write budget: 40,000 write calls
 // per second per CPU the process may use. A loopback write costs about
@@ -173,6 +195,12 @@ func (c *Config) Validate() error {
 		return bad("max-body", "%d bytes is too small for a JSON object", c.MaxBody)
 	case c.MaxBatch < 2:
 		return bad("max-batch", "%d bytes is too small for a JSON object", c.MaxBatch)
+	case c.MaxBatchEvents < 0:
+		return bad("max-batch-events", "must not be negative, got %d", c.MaxBatchEvents)
+	case c.MaxListenerTopics < 1:
+		return bad("max-topics-per-listener", "must be at least 1, got %d", c.MaxListenerTopics)
+	case c.SendBuffer < 0 || c.SendBuffer > 0 && c.SendBuffer < 4096:
+		return bad("send-buffer", "must be 0 (the kernel's sizing) or at least 4096 bytes, got %d", c.SendBuffer)
 	case c.MaxHeaderBytes < 1024:
 		return bad("max-header-bytes", "must be at least 1024, got %d", c.MaxHeaderBytes)
 	case c.MaxListeners < 0:

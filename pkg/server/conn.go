@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -15,6 +16,10 @@ import (
 //   - a close hook, which tells a stream at once that its connection was
 //     closed under it (by fasthttp, when a write deadline fired), instead of
 //     at its next write;
+//   - an aborting close (a reset), for a listener the service cuts, and for
+//     any connection whose write timed out: a graceful close would leave
+//     what is queued for the peer in the kernel's send buffer until it reads
+//     it or goes away, and a peer that stopped reading does neither;
 //   - a draining close, as net/http does it for the same reason: when the
 //     server refuses a request before reading its body (413), the client
 //     may still be sending that body, and closing a socket with unread data
@@ -22,13 +27,17 @@ import (
 //     before the client reads it. A connection marked for draining shuts
 //     down its sending side only (the client reads the answer and the end of
 //     the stream), reads and discards for a bounded time and amount, and
-//     only then closes.
+//     only then closes. A stream the service ends is closed the same way,
+//     so that the listener reads its end. If the peer has not closed its
+//     side when the time is up (it stopped reading, say), the connection is
+//     reset: the kernel would otherwise keep what is queued for it.
 type conn struct {
 	*net.TCPConn
 	drains   *drainSet
 	onClose  atomic.Pointer[func()]
 	writeErr atomic.Pointer[error] // the first write error, for the stream to tell why it ended
 	drain    atomic.Bool
+	abort    atomic.Bool // reset the connection when it is closed
 }
 
 const (
@@ -100,9 +109,24 @@ func (c *conn) setCloseHook(fn func()) {
 	c.onClose.Store(&fn)
 }
 
+// abortOnClose makes Close reset the connection: the kernel then drops what
+// is still queued for the peer, at once.
+func (c *conn) abortOnClose() { c.abort.Store(true) }
+
 func (c *conn) Close() error {
 	if fn := c.onClose.Swap(nil); fn != nil {
 		(*fn)()
+	}
+	var ne net.Error
+	if err := c.writeError(); err != nil && errors.As(err, &ne) && ne.Timeout() {
+		// A write timed out: the peer stopped reading. Whoever closes (the
+		// stream, or fasthttp after its own write failed), what is queued
+		// for it is dropped.
+		c.abort.Store(true)
+	}
+	if c.abort.Load() {
+		_ = c.SetLinger(0) // close sends a reset and frees the send queue
+		return c.TCPConn.Close()
 	}
 	if !c.drain.Load() {
 		return c.TCPConn.Close()
@@ -138,10 +162,18 @@ func (d *drainSet) start(c *net.TCPConn) {
 	go func() {
 		defer d.wg.Done()
 		_ = c.SetReadDeadline(time.Now().Add(drainTimeout))
-		_, _ = io.CopyN(io.Discard, c, drainMax)
+		_, err := io.CopyN(io.Discard, c, drainMax)
 		d.mu.Lock()
 		delete(d.conns, c)
+		stopping := d.done
 		d.mu.Unlock()
+		var ne net.Error
+		if !stopping && (err == nil || errors.As(err, &ne) && ne.Timeout()) {
+			// The peer neither closed nor stopped sending in time: reset,
+			// dropping what is still queued for it. (At shutdown, a plain
+			// close: the kernel delivers what it can after the process.)
+			_ = c.SetLinger(0)
+		}
 		_ = c.Close()
 	}()
 }

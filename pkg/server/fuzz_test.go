@@ -34,9 +34,10 @@ func FuzzBuild(f *testing.F) {
 	sp := newRunSpace()
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var frame []byte
-		p, err := b.appendPayload(newFrameBuf(b.payloadSize(len(body))), body, ip)
+		room := frameHead{}.room()
+		p, err := b.appendPayload(newFrameBuf(room, b.payloadSize(len(body))), body, ip)
 		if err == nil {
-			frame = finishFrame(p, sp, 7, nil)
+			frame = finishFrame(p, room, sp, 7, frameHead{})
 		}
 		var want map[string]any
 		stdErr := encjson.Unmarshal(body, &want)

@@ -4,15 +4,18 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -118,8 +121,8 @@ func TestStuckListenerDoesNotHoldShutdown(t *testing.T) {
 			_, br, _ := rawStream(t, ts, 0)
 			healthy := httputil.NewChunkedReader(br)
 			eventually(t, "listeners registered", func() bool { return ts.Listeners() == 2 })
-			pad := strings.Repeat("x", 32<<10)
-			for n := range 200 { // 6 MiB: the stuck socket's buffers fill
+			pad := strings.Repeat("x", 2<<10)
+			for n := range 200 { // 400 KiB: the stuck socket's buffers (send buffer capped) fill
 				ts.mustPost(t, fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
 			}
 			got := make(chan string, 1)
@@ -554,6 +557,11 @@ func TestBadInput(t *testing.T) {
 		{"garbage request line", "HELLO\r\n\r\n", http.StatusBadRequest},
 		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", http.StatusBadRequest},
 		{"negative Content-Length", "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}", http.StatusBadRequest},
+		{"Transfer-Encoding identity", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
+		{"Transfer-Encoding gzip, chunked", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
+		{"two Transfer-Encodings", "POST /api/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n7\r\n{\"a\":1}\r\n0\r\n\r\n", http.StatusBadRequest},
+		{"two event parameters", "POST /api/events?event=a&event=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
+		{"two topic parameters", "POST /api/events?topic=a&topic=b HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n{\"a\":1}", http.StatusBadRequest},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -587,6 +595,161 @@ func TestBadInput(t *testing.T) {
 					t.Fatalf("canary got %q, want %q", m.Data, want)
 				}
 				break
+			}
+		})
+	}
+}
+
+// TestTruncatedBodyIsNeverPublished: a body that ends before its
+// Content-Length (the client closes its side, or resets), or a chunked body
+// without its last chunk, is answered 400 (when the client can still read)
+// and publishes nothing, for a single event and a batch.
+func TestTruncatedBodyIsNeverPublished(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	l := ts.listen(t)
+	for _, tc := range []struct {
+		name, head, body string
+		reset            bool
+	}{
+		{"single, closed", "Content-Type: application/json\r\nContent-Length: 100\r\n", `{"a":1}`, false},
+		{"batch, closed", "Content-Type: application/x-ndjson\r\nContent-Length: 5000\r\n", "{\"a\":1}\n{\"b\":2}\n", false},
+		{"batch, reset", "Content-Type: application/x-ndjson\r\nContent-Length: 5000\r\n", "{\"a\":1}\n{\"b\":2}\n", true},
+		{"chunked batch, closed", "Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n", "10\r\n{\"a\":1}\n{\"b\":2}\n\r\n", false},
+	} {
+		c := dial(t, ts)
+		if _, err := fmt.Fprintf(c, "POST /api/events HTTP/1.1\r\nHost: x\r\n%s\r\n%s", tc.head, tc.body); err != nil {
+			t.Fatal(err)
+		}
+		if tc.reset {
+			_ = c.SetLinger(0)
+			_ = c.Close()
+			continue
+		}
+		_ = c.CloseWrite()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "nothing was published") {
+			t.Errorf("%s: %d %s, want 400 saying nothing was published", tc.name, resp.StatusCode, body)
+		}
+	}
+	// A complete event after them is the first the listener gets.
+	ts.mustPost(t, `{"after":true}`)
+	if m := l.nextEvent(t); !strings.Contains(m.Data, `"after":true`) {
+		t.Fatalf("the listener got %q first: a truncated body was published", m.Data)
+	}
+	eventually(t, "the reset request counted", func() bool { return health(t, ts).EventsRejected == 4 })
+	if h := health(t, ts); h.EventsAccepted != 1 {
+		t.Fatalf("events_accepted %d, want 1", h.EventsAccepted)
+	}
+}
+
+// TestOneConnectionHeader: every answer, streams, refusals and listeners
+// turned away included, carries at most one Connection header, whatever
+// the streamer.
+func TestOneConnectionHeader(t *testing.T) { bothStreamers(t, testOneConnectionHeader) }
+
+func testOneConnectionHeader(t *testing.T, streamer server.Streamer) {
+	t.Parallel()
+	ts := start(t, withStreamer(streamer, func(c *server.Config) {
+		c.MaxListeners = 1
+		c.PublishTokens = []string{"p"}
+	}))
+	first, _, head := rawGet(t, ts, "/events", 0)
+	defer first.Close()
+	heads := map[string]string{"stream": head}
+	for name, req := range map[string]string{
+		"turned away":   "GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
+		"bad topic":     "GET /events?topic=a..b HTTP/1.1\r\nHost: x\r\n\r\n",
+		"no token":      "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+		"too large":     "POST /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer p\r\nContent-Length: 999999\r\n\r\n",
+		"HTTP/1.0 turn": "GET /events HTTP/1.0\r\n\r\n",
+	} {
+		c := dial(t, ts)
+		_, _ = io.WriteString(c, req)
+		br := bufio.NewReader(c)
+		var b strings.Builder
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: reading the head: %v", name, err)
+			}
+			b.WriteString(line)
+			if line == "\r\n" {
+				break
+			}
+		}
+		heads[name] = b.String()
+	}
+	for name, h := range heads {
+		if n := strings.Count(strings.ToLower(h), "\r\nconnection:"); n > 1 {
+			t.Errorf("%s: %d Connection headers:\n%s", name, n, h)
+		}
+	}
+}
+
+// TestListenerLimitCountsTheClient: behind a trusted proxy, the per-address
+// limit counts each client (its X-Forwarded-For entry, as user_ip), not the
+// proxy: clients behind one proxy do not share the limit, and one client
+// cannot escape it by changing what it writes to the left of the proxy's
+// entry.
+func TestListenerLimitCountsTheClient(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.MaxListenersPerIP = 2 }) // loopback is a trusted proxy
+	for _, client := range []string{"198.51.100.1", "198.51.100.2", "198.51.100.3"} {
+		ts.listen(t, "X-Forwarded-For", client)
+	}
+	ts.listen(t, "X-Forwarded-For", "203.0.113.9, 198.51.100.1")
+	l := ts.connect(t, "X-Forwarded-For", "203.0.113.10, 198.51.100.1")
+	if m := l.next(t); !m.Comment || m.Data != "too many listeners from this address" {
+		t.Fatalf("a third listener of one client: %+v", m)
+	}
+	if got := ts.Listeners(); got != 4 {
+		t.Fatalf("listeners %d, want 4", got)
+	}
+}
+
+// TestCutListenerMissesAreCounted: a listener stuck (it stopped reading)
+// while the buffer turns over, then cut, is counted for every event it
+// lost: events_missed never goes down, is not 0 after the cut, and the cut's
+// log line says how many it missed; for a listener to every topic and to a
+// topic.
+func TestCutListenerMissesAreCounted(t *testing.T) {
+	t.Parallel()
+	for _, query := range []string{"", "?topic=t"} {
+		t.Run("query="+query, func(t *testing.T) {
+			t.Parallel()
+			var logs syncBuffer
+			ts := startWith(t, func(c *server.Config) { c.WriteTimeout = 300 * time.Millisecond; c.Heartbeat = time.Hour },
+				fanout.Options{Size: 16, Permanent: []string{server.DefaultTopic}},
+				slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			stuck, _, _ := rawGet(t, ts, "/events"+query, 4096)
+			defer stuck.Close()
+			eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
+			pad := strings.Repeat("x", 2<<10)
+			var last uint64
+			for n := range 200 {
+				ts.mustPostTo(t, "topic=t", fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
+				if n%20 == 0 {
+					if m := health(t, ts).EventsMissed; m < last {
+						t.Fatalf("events_missed went down: %d after %d", m, last)
+					} else {
+						last = m
+					}
+				}
+			}
+			eventually(t, "the stuck listener cut", func() bool { return ts.Listeners() == 0 })
+			h := health(t, ts)
+			if h.EventsMissed < last || h.EventsMissed == 0 || h.ListenersCut != 1 {
+				t.Fatalf("after the cut: events_missed %d (before %d), cut %d", h.EventsMissed, last, h.ListenersCut)
+			}
+			cut := regexp.MustCompile(`msg="listener cut".* missed=(\d+)`).FindStringSubmatch(logs.String())
+			if cut == nil || cut[1] == "0" {
+				t.Fatalf("the cut's log line: %v in\n%s", cut, logs.String())
 			}
 		})
 	}

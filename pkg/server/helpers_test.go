@@ -58,13 +58,14 @@ func start(tb testing.TB, configure func(*server.Config)) *testServer {
 	return startLogged(tb, configure, testLogHandler(tb))
 }
 
-// testRingOptions are the ring options of start and startLogged.
-var testRingOptions = fanout.Options{Size: 4096}
+// testRingOptions are the ring options of start and startLogged: the
+// application's.
+var testRingOptions = fanout.Options{Size: 4096, Permanent: []string{server.DefaultTopic}}
 
 // startBuffered is start with a ring of size frames.
 func startBuffered(tb testing.TB, size int, configure func(*server.Config)) *testServer {
 	tb.Helper()
-	return startWith(tb, configure, fanout.Options{Size: size}, testLogHandler(tb))
+	return startWith(tb, configure, fanout.Options{Size: size, Permanent: testRingOptions.Permanent}, testLogHandler(tb))
 }
 
 func testLogHandler(tb testing.TB) slog.Handler {
@@ -386,4 +387,22 @@ func rawGet(tb testing.TB, ts *testServer, target string, readBuffer int) (*net.
 	}
 	_ = conn.SetReadDeadline(time.Time{})
 	return conn, br, head.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	buf bytes.Buffer
+	mu  sync.Mutex
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -28,10 +28,12 @@ const (
 	spaceStream = 's'
 )
 
-// maxIDLen bounds an id's length; maxNameLen an event or topic name's.
+// maxSpacePrefix bounds the length of a space's prefix ("<kind><epoch>-":
+// 13 base-36 digits at most for 64 bits); maxNameLen an event or topic
+// name's.
 const (
-	maxIDLen   = 40
-	maxNameLen = 64
+	maxSpacePrefix = 1 + 13 + 1
+	maxNameLen     = 64
 )
 
 // idSpace is one space of ids. It is immutable.

@@ -96,15 +96,17 @@ func TestBuildDoesNotAllocate(t *testing.T) {
 		`{"session": "abc", "position": 12345, "nested": {"a": [1, 2, 3]}}`,
 		`{"user_ip": "x", "a": "b\"c"}`,
 	} {
-		dst := newFrameBuf(b.payloadSize(len(body)))
+		h := frameHead{event: []byte("a-rather-long-event-name"), topic: "a.topic"}
+		room := h.room()
+		dst := newFrameBuf(room, b.payloadSize(len(body)))
 		src := []byte(body)
 		sp := newRunSpace()
 		allocs := testing.AllocsPerRun(100, func() {
-			p, err := b.appendPayload(dst[:headroom], src, ip)
+			p, err := b.appendPayload(dst[:room], src, ip)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_ = finishFrame(p, sp, 1<<60, []byte("a-rather-long-event-name"))
+			_ = finishFrame(p, room, sp, 1<<60, h)
 		})
 		if allocs != 0 {
 			t.Errorf("build(%s): %v allocations, want 0", body, allocs)
@@ -113,24 +115,32 @@ func TestBuildDoesNotAllocate(t *testing.T) {
 }
 
 // TestFrameSizeIsEnough: the capacity newFrameBuf and payloadSize promise
-// holds the largest possible frame (the longest id, event name and address),
-// so building it never reallocates.
+// holds the largest possible frame (the longest id, event name, topic and
+// address), so building it never reallocates.
 func TestFrameSizeIsEnough(t *testing.T) {
 	b, _ := newEventBuilder("user_ip")
 	ip := netip.MustParseAddr("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
 	body := []byte(`{}`)
-	dst := newFrameBuf(b.payloadSize(len(body)))
+	h := frameHead{event: bytes.Repeat([]byte("e"), maxNameLen), topic: strings.Repeat("t", maxNameLen)}
+	if h.room() != maxFrameHead {
+		t.Fatalf("room %d, want maxFrameHead %d", h.room(), maxFrameHead)
+	}
+	dst := newFrameBuf(h.room(), b.payloadSize(len(body)))
 	p, err := b.appendPayload(dst, body, ip)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sp := newStreamSpace(math.MaxInt64, 1)
-	frame := finishFrame(p, sp, 1<<streamSeqBits-1, bytes.Repeat([]byte("e"), maxNameLen))
+	if len(sp.prefix) != maxSpacePrefix {
+		t.Fatalf("longest space prefix %q: %d bytes, want maxSpacePrefix %d", sp.prefix, len(sp.prefix), maxSpacePrefix)
+	}
+	frame := finishFrame(p, h.room(), sp, math.MaxUint64, h)
 	// No reallocation: the frame ends in dst's own array.
 	if full := dst[:cap(dst)]; len(p)+len(frameEnd) > len(full) || &frame[len(frame)-1] != &full[len(p)+len(frameEnd)-1] {
 		t.Fatalf("building reallocated: frame %q", frame)
 	}
-	want := "id: " + string(sp.prefix) + "281474976710655\nevent: " + strings.Repeat("e", maxNameLen) +
+	want := "id: " + string(sp.prefix) + "18446744073709551615\nevent: " + strings.Repeat("e", maxNameLen) +
+		"\ntopic: " + strings.Repeat("t", maxNameLen) +
 		"\ndata: {\"user_ip\":\"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff\"}\n\n"
 	if string(frame) != want {
 		t.Fatalf("frame %q, want %q", frame, want)
@@ -248,7 +258,7 @@ func (b *lockedBuffer) String() string {
 // request's URI, never carry a listen token.
 func TestFasthttpLogRedactsTokens(t *testing.T) {
 	var logs lockedBuffer
-	l := fasthttpLogger{slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l := fasthttpLogger{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	l.Printf("error when serving connection %q: %v", "GET /events?topic=a&token=s3cr3t&lastEventId=r1-2", "timeout")
 	if text := logs.String(); strings.Contains(text, "s3cr3t") || !strings.Contains(text, "token=REDACTED") {
 		t.Fatalf("log line: %s", text)

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httputil"
 	"strings"
@@ -124,5 +125,42 @@ func testLaggingListenerIsLoggedOnce(t *testing.T, streamer server.Streamer) {
 	}
 	if got := h.snapshot()["WARN listener lagged behind the buffer"]; got != 1 {
 		t.Errorf("lag logged %d times for %d gaps, want once", got, gaps)
+	}
+}
+
+// TestNoSecretInAnyLogLine: with tokens configured and debug logging, the
+// requests that make fasthttp quote their heads in its own log lines (a
+// malformed header line, say) leave no token, cookie or token parameter in
+// any line.
+func TestNoSecretInAnyLogLine(t *testing.T) {
+	t.Parallel()
+	const (
+		publish = "PUBL1SHs3cret"
+		listen  = "L1STENs3cret"
+		jwt     = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlcw"
+	)
+	var logs syncBuffer
+	ts := startLogged(t, func(c *server.Config) {
+		c.PublishTokens = []string{publish}
+		c.ListenTokens = []string{listen}
+	}, slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	for _, req := range []string{
+		"POST /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + publish + "\r\nbad header line\r\n\r\n",
+		"GET /events?a=1;token=" + listen + " HTTP/1.1\r\nHost: x\r\nCookie: dispatcher_token=" + listen + "\r\nno colon\r\n\r\n",
+		"GET /events?token=" + listen + "&x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + jwt + "\r\n\x01bad\r\n\r\n",
+		"GET /events?token=" + listen + " HTTP/1.1\r\nHost: x\r\nContent-Length: zz\r\n\r\n",
+	} {
+		c := dial(t, ts)
+		_, _ = c.Write([]byte(req))
+		_ = c.SetReadDeadline(time.Now().Add(waitFor))
+		_, _ = io.ReadAll(c) // the answer, then the close
+		_ = c.Close()
+	}
+	eventually(t, "fasthttp's lines logged", func() bool { return strings.Contains(logs.String(), "fasthttp") })
+	text := logs.String()
+	for _, secret := range []string{publish, listen, jwt} {
+		if strings.Contains(text, secret) {
+			t.Errorf("a log line holds %q:\n%s", secret, text)
+		}
 	}
 }

@@ -14,7 +14,8 @@ import (
 
 // TestNamedEvents: POST ?event=NAME gives the event's frame an "event: NAME"
 // line, between its id and its data; events posted without it have none
-// (their type is "message"); names combine with topics.
+// (their type is "message"); names combine with topics, whose "topic:" line
+// comes after the name.
 func TestNamedEvents(t *testing.T) {
 	t.Parallel()
 	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
@@ -28,7 +29,7 @@ func TestNamedEvents(t *testing.T) {
 		ts.mustPostTo(t, "", fmt.Sprintf(`{"plain":%d}`, i))
 	}
 	for i, name := range names {
-		frame := regexp.MustCompile(fmt.Sprintf(`^id: r[0-9a-z]+-[0-9]+\nevent: %s\ndata: \{"n":%d,"user_ip":"127\.0\.0\.1"\}\n\n$`,
+		frame := regexp.MustCompile(fmt.Sprintf(`^id: r[0-9a-z]+-[0-9]+\nevent: %s\ntopic: a\ndata: \{"n":%d,"user_ip":"127\.0\.0\.1"\}\n\n$`,
 			regexp.QuoteMeta(name), i))
 		for _, s := range []*sseStream{all, onA} {
 			if b := s.nextEvent(t); !frame.MatchString(b.raw) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/goccy/go-json/jsontext"
@@ -34,26 +35,9 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		s.refuse(ctx, reason, status, msg)
 		return
 	}
-	args := ctx.QueryArgs()
-	topic := args.Peek("topic")
-	switch {
-	case len(topic) == 0 && !args.Has("topic"):
-		topic = []byte(DefaultTopic)
-	case len(args.PeekMulti("topic")) > 1:
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, `one "topic" parameter per request`)
-		return
-	case !validTopic(topic):
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, errInvalidTopic.Error())
-		return
-	}
-	event := args.Peek("event")
-	if args.Has("event") && !validName(event) {
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, errInvalidEvent.Error())
-		return
-	}
-	if string(event) == "gap" {
-		// The service's own event: a producer must not be able to forge it.
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, `event name "gap" is reserved for the service`)
+	topic, event, err := publishParams(ctx.QueryArgs())
+	if err != nil {
+		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
 	batch := isNDJSON(ctx.Request.Header.ContentType())
@@ -67,26 +51,53 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		s.refuseBody(ctx, err, limit)
 		return
 	}
-	in := input{topic: string(topic), event: event, stamp: start.UnixNano()}
+	in := input{head: frameHead{event: event, topic: topic}, stamp: start.UnixNano()}
+	in.room = in.head.room()
 	if batch {
 		s.publishBatch(ctx, in, body)
 		return
 	}
-	buf := newFrameBuf(s.events.payloadSize(len(body)))
-	if in.payload, err = s.events.appendPayload(buf, body, s.clientIP(ctx)); err != nil {
+	seg := newFrameBuf(in.room, s.events.payloadSize(len(body)))
+	if seg, err = s.events.appendPayload(seg, body, s.clientIP(ctx)); err != nil {
 		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
 	if s.bridge != nil {
-		if err := s.publishShared(ctx, in); err != nil {
+		if err := s.publishShared(ctx, in, seg); err != nil {
 			s.refuseShared(ctx, err)
 			return
 		}
-	} else if err := s.publish(in); err != nil {
+	} else if err := s.publish(in, seg); err != nil {
 		s.refusePublish(ctx, err)
 		return
 	}
 	s.stats.accepted.Add(1)
+}
+
+// publishParams returns a POST's topic (DefaultTopic if none) and event name
+// (nil if none), validated: each at most once.
+func publishParams(args *fasthttp.Args) (topic string, event []byte, err error) {
+	topic = DefaultTopic
+	switch values := args.PeekMulti("topic"); {
+	case len(values) > 1:
+		return "", nil, errors.New(`one "topic" parameter per request`)
+	case len(values) == 1 && !validTopic(values[0]):
+		return "", nil, errInvalidTopic
+	case len(values) == 1:
+		topic = string(values[0])
+	}
+	switch values := args.PeekMulti("event"); {
+	case len(values) > 1:
+		return "", nil, errors.New(`one "event" parameter per request`)
+	case len(values) == 1 && !validName(values[0]):
+		return "", nil, errInvalidEvent
+	case len(values) == 1 && string(values[0]) == "gap":
+		// The service's own event: a producer must not be able to forge it.
+		return "", nil, errors.New(`event name "gap" is reserved for the service`)
+	case len(values) == 1:
+		event = values[0]
+	}
+	return topic, event, nil
 }
 
 // checkPublish decides, from the request head alone, whether a POST may go
@@ -131,21 +142,20 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, reason RejectReason, status in
 
 // input is an accepted POST on its way to the fan-out.
 type input struct {
-	topic   string
-	event   []byte
-	payload []byte // in a frame buffer (newFrameBuf)
-	stamp   int64  // when the POST arrived, Unix nanoseconds
+	head  frameHead
+	room  int   // head.room(): the room before each payload in its segment
+	stamp int64 // when the POST arrived, Unix nanoseconds
 }
 
 // publish puts one event into the fan-out: numbered by the ring, its frame
-// finished in place, committed.
-func (s *Server) publish(in input) error {
-	res, err := s.ring.Reserve(in.topic, 1)
+// finished in place in seg (room bytes, then the payload), committed.
+func (s *Server) publish(in input, seg []byte) error {
+	res, err := s.ring.Reserve(in.head.topic, 1)
 	if err != nil {
 		return err
 	}
 	sp := s.epoch.Load().space
-	s.ring.Commit(res, fanout.Message{Data: finishFrame(in.payload, sp, res.Seq(), in.event), Stamp: in.stamp})
+	s.ring.Commit(res, fanout.Message{Data: finishFrame(seg, in.room, sp, res.Seq(), in.head), Stamp: in.stamp})
 	return nil
 }
 
@@ -169,33 +179,17 @@ func (s *Server) refusePublish(ctx *fasthttp.RequestCtx, err error) {
 // nothing (every line is validated before any is published), in line order
 // and consecutively in the fan-out.
 func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
-	ip := s.clientIP(ctx)
-	var payloads [][]byte
-	for lineNo := 1; len(body) > 0; lineNo++ {
-		var line []byte
-		line, body, _ = bytes.Cut(body, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(bytes.TrimLeft(line, " \t\r")) == 0 {
-			continue
+	segs, status, msg := s.parseBatch(body, in.room, s.clientIP(ctx))
+	if status != 0 {
+		reason := RejectInvalid
+		if status == fasthttp.StatusRequestEntityTooLarge {
+			reason = RejectTooLarge
 		}
-		if len(line) > s.cfg.MaxBody {
-			s.reject(ctx, RejectTooLarge, fasthttp.StatusRequestEntityTooLarge,
-				fmt.Sprintf("line %d: larger than %d bytes; nothing was published", lineNo, s.cfg.MaxBody))
-			return
-		}
-		p, err := s.events.appendPayload(newFrameBuf(s.events.payloadSize(len(line))), line, ip)
-		if err != nil {
-			s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, fmt.Sprintf("line %d: %v; nothing was published", lineNo, err))
-			return
-		}
-		payloads = append(payloads, p)
-	}
-	if len(payloads) == 0 {
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, "empty batch")
+		s.reject(ctx, reason, status, msg)
 		return
 	}
 	if s.bridge != nil {
-		acked, err := s.publishSharedBatch(ctx, in, payloads)
+		acked, err := s.publishSharedBatch(ctx, in, segs)
 		s.stats.accepted.Add(uint64(acked))
 		if err != nil {
 			// The first acked events are stored (and will be broadcast);
@@ -209,20 +203,83 @@ func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 		ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, acked))
 		return
 	}
-	res, err := s.ring.Reserve(in.topic, len(payloads))
+	res, err := s.ring.Reserve(in.head.topic, len(segs))
 	if err != nil {
 		s.refusePublish(ctx, err)
 		return
 	}
 	sp := s.epoch.Load().space
-	msgs := make([]fanout.Message, len(payloads))
-	for i, p := range payloads {
-		msgs[i] = fanout.Message{Data: finishFrame(p, sp, res.Seq()+uint64(i), in.event), Stamp: in.stamp}
+	msgs := make([]fanout.Message, len(segs))
+	for i, seg := range segs {
+		msgs[i] = fanout.Message{Data: finishFrame(seg, in.room, sp, res.Seq()+uint64(i), in.head), Stamp: in.stamp}
 	}
 	s.ring.Commit(res, msgs...)
-	s.stats.accepted.Add(uint64(len(payloads)))
+	s.stats.accepted.Add(uint64(len(segs)))
 	ctx.SetContentType("application/json")
-	ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, len(payloads)))
+	ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, len(segs)))
+}
+
+// parseBatch validates and compacts every non-blank line of an NDJSON body
+// into one buffer sized from the body, each as a segment of room free bytes
+// and its payload, with capacity for the frame end after it. The working
+// memory of a batch is so a small multiple of its bytes, whatever the number
+// of events in it: one allocation, however many lines. On a refusal it
+// returns the status and the message.
+func (s *Server) parseBatch(body []byte, room int, ip netip.Addr) (segs [][]byte, status int, msg string) {
+	// First the lines and their sizes, so that a batch over the limits is
+	// refused before any work, and the buffer is allocated once.
+	var lines, size int
+	for lineNo, rest := 1, body; len(rest) > 0; lineNo++ {
+		var line []byte
+		line, rest = nextLine(rest)
+		if line == nil {
+			continue
+		}
+		if len(line) > s.cfg.MaxBody {
+			return nil, fasthttp.StatusRequestEntityTooLarge,
+				fmt.Sprintf("line %d: larger than %d bytes; nothing was published", lineNo, s.cfg.MaxBody)
+		}
+		if lines++; lines > s.maxBatchEvents {
+			return nil, fasthttp.StatusRequestEntityTooLarge,
+				fmt.Sprintf("batch of more than %d events (max-batch-events); nothing was published", s.maxBatchEvents)
+		}
+		size += room + s.events.payloadSize(len(line)) + len(frameEnd)
+	}
+	if lines == 0 {
+		return nil, fasthttp.StatusBadRequest, "empty batch"
+	}
+	buf := make([]byte, 0, size)
+	segs = make([][]byte, 0, lines)
+	for lineNo, rest := 1, body; len(rest) > 0; lineNo++ {
+		var line []byte
+		line, rest = nextLine(rest)
+		if line == nil {
+			continue
+		}
+		start := len(buf)
+		seg, err := s.events.appendPayload(buf[start:start+room], line, ip)
+		if err != nil {
+			return nil, fasthttp.StatusBadRequest, fmt.Sprintf("line %d: %v; nothing was published", lineNo, err)
+		}
+		if &seg[0] != &buf[:start+1][start] {
+			panic("server: an event's payload outgrew the size computed for it")
+		}
+		end := start + len(seg)
+		segs = append(segs, buf[start:end:end+len(frameEnd)])
+		buf = buf[:end+len(frameEnd)]
+	}
+	return segs, 0, ""
+}
+
+// nextLine returns the first line of an NDJSON body (without its CR LF or
+// LF), nil if it is blank, and the rest.
+func nextLine(body []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(body, []byte{'\n'})
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	if len(bytes.TrimLeft(line, " \t\r")) == 0 {
+		return nil, rest
+	}
+	return line, rest
 }
 
 // isNDJSON reports whether a Content-Type is newline-delimited JSON.

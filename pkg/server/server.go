@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,9 @@ import (
 // before the server and closes them after it.
 type Deps struct {
 	// Ring is the fan-out the server publishes to and streams from.
-	// Required.
+	// Required. Create it with DefaultTopic among Options.Permanent, so that
+	// producers creating topics can never make the default topic refuse
+	// events.
 	Ring *fanout.Ring
 	// Watcher tells streams that their listener went away; optional (without
 	// it, a stream notices at its next write).
@@ -100,6 +103,8 @@ type Server struct {
 	state         atomic.Int32
 	warned        warnLimiter
 	budget        *writeBudget
+	// maxBatchEvents is Config.MaxBatchEvents, or its default for the ring.
+	maxBatchEvents int
 	// testHook, when set by an internal test, runs at the start of every
 	// POST handler and of every stream, with its name: a way to make them
 	// panic.
@@ -151,6 +156,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.warned.log = s.log
+	s.maxBatchEvents = cfg.MaxBatchEvents
+	if s.maxBatchEvents == 0 {
+		s.maxBatchEvents = max(deps.Ring.Size()/4, 1)
+	}
 	s.budget = newWriteBudget(cfg.WriteBudget, cfg.Linger, deps.Ring.Size(), deps.Ring.Last)
 	if deps.Bridge != nil {
 		s.bridge = deps.Bridge
@@ -159,6 +168,10 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		s.epoch.Store(&epoch{space: newRunSpace()})
 	}
 	handler := s.routes()
+	logger := fasthttpLogger{log: s.log}
+	for _, tok := range slices.Concat(cfg.PublishTokens, cfg.ListenTokens) {
+		logger.secrets = append(logger.secrets, []byte(tok))
+	}
 	s.http = &fasthttp.Server{
 		Handler:      handler,
 		ErrorHandler: s.handleParseError,
@@ -178,7 +191,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{s.log},
+		Logger:                logger,
 	}
 	s.streamHTTP = &fasthttp.Server{
 		Handler:        handler,
@@ -194,7 +207,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		NoDefaultContentType:  true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
-		Logger:                fasthttpLogger{s.log},
+		Logger:                logger,
 	}
 	return s, nil
 }
@@ -226,15 +239,15 @@ func (s *Server) routes() fasthttp.RequestHandler {
 	r.PanicHandler = s.handlePanic
 	handler := r.Handler
 	return func(ctx *fasthttp.RequestCtx) {
-		if ambiguousLength(&ctx.Request.Header) {
-			// Both Transfer-Encoding and Content-Length: proxies in front
-			// may disagree on where the request ends (request smuggling).
+		if problem := framingProblem(&ctx.Request.Header); problem != "" {
+			// Proxies in front may disagree on where such a request ends
+			// (request smuggling): refuse it, and close.
 			drainOnClose(ctx.Conn())
 			ctx.SetConnectionClose()
 			if ctx.IsPost() {
 				s.stats.rejected[RejectMalformed].Add(1)
 			}
-			writeError(ctx, fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+			writeError(ctx, fasthttp.StatusBadRequest, problem)
 			return
 		}
 		if !s.cors.apply(ctx) {
@@ -277,19 +290,34 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	return status
 }
 
-// ambiguousLength reports whether a request has a chunked body and a
-// Content-Length header too.
-func ambiguousLength(h *fasthttp.RequestHeader) bool {
-	if h.ContentLength() != -1 {
-		return false
-	}
-	for _, line := range bytes.Split(h.RawHeaders(), []byte("\n")) {
-		name, _, ok := bytes.Cut(line, []byte{':'})
-		if ok && asciiEqualFold(bytes.TrimSpace(name), "content-length") && len(bytes.TrimSpace(name)) == len("content-length") {
-			return true
+// framingProblem says what is wrong with how a request's head frames its
+// body, "" if nothing: a Transfer-Encoding other than exactly "chunked"
+// (once), or one with a Content-Length too.
+func framingProblem(h *fasthttp.RequestHeader) string {
+	var te, cl int
+	var coding []byte
+	for line := range bytes.SplitSeq(h.RawHeaders(), []byte("\n")) {
+		name, value, ok := bytes.Cut(line, []byte{':'})
+		if !ok {
+			continue
+		}
+		switch name = bytes.TrimSpace(name); {
+		case len(name) == len("transfer-encoding") && asciiEqualFold(name, "transfer-encoding"):
+			te++
+			coding = bytes.TrimSpace(value)
+		case len(name) == len("content-length") && asciiEqualFold(name, "content-length"):
+			cl++
 		}
 	}
-	return false
+	switch {
+	case te == 0:
+		return ""
+	case te > 1 || len(coding) != len("chunked") || !asciiEqualFold(coding, "chunked"):
+		return `unsupported Transfer-Encoding: only "chunked" is accepted`
+	case cl > 0:
+		return "both Content-Length and Transfer-Encoding"
+	}
+	return ""
 }
 
 // isPublish reports whether a request head is POST /api/events.
@@ -429,10 +457,15 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // fasthttpLogger sends fasthttp's own messages to slog at debug level, with
-// the values of token query parameters in request URIs redacted.
-type fasthttpLogger struct{ log *slog.Logger }
+// every credential they may quote redacted (a request head it could not
+// parse is quoted whole): see auth.RedactText. secrets are the configured
+// tokens.
+type fasthttpLogger struct {
+	log     *slog.Logger
+	secrets [][]byte
+}
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
-	l.log.Debug("fasthttp", "message", auth.RedactedURI([]byte(msg)))
+	l.log.Debug("fasthttp", "message", auth.RedactText([]byte(msg), l.secrets...))
 }

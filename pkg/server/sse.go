@@ -21,8 +21,13 @@ import "strconv"
 //
 //	id: <id>\n
 //	event: <name>\n          (only for named events)
+//	topic: <topic>\n         (only for events on a topic other than "default")
 //	data: <compact JSON>\n
 //	\n
+//
+// "topic" is not a field the standard defines: EventSource ignores it (the
+// standard says to ignore unknown fields), and clients that read the stream
+// themselves (the viewer, the Go client) learn each event's topic from it.
 
 const (
 	// greeting opens every stream, flushed with the headers so that the
@@ -33,6 +38,7 @@ const (
 	heartbeat   = ": ping\n\n"
 	idPrefix    = "id: "
 	eventPrefix = "event: "
+	topicPrefix = "topic: "
 	dataPrefix  = "data: "
 	// frameEnd ends every block.
 	frameEnd = "\n\n"

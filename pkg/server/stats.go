@@ -141,6 +141,10 @@ type Stats struct {
 	Topics          int
 	Buffer          int
 	Panics          uint64
+	// ConsumeDropped counts events consumed from the shared stream that
+	// could not be put in this instance's fan-out (every topic listened to
+	// and the topic limit reached).
+	ConsumeDropped  uint64
 	Ready           bool
 	ShuttingDown    bool
 	RejectedTotal   uint64 // sum of EventsRejected
@@ -159,7 +163,8 @@ func (s *Server) Stats() Stats {
 		Topics:         s.ring.Topics(),
 		Buffer:         s.ring.Size(),
 		Panics:         s.stats.panics.Load(),
-		Ready:          s.state.Load() == stateServing,
+		ConsumeDropped: s.stats.consumeDropped.Load(),
+		Ready:          s.Ready(),
 		ShuttingDown:   s.state.Load() >= stateDraining,
 	}
 	for i := range st.EventsRejected {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +46,7 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusUnauthorized, "missing or invalid listen token")
 		return
 	}
-	topics, err := topicParams(ctx.QueryArgs())
+	topics, err := topicParams(ctx.QueryArgs(), s.cfg.MaxListenerTopics)
 	if err != nil {
 		s.stats.turnedAway[TurnAwayInvalid].Add(1)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
@@ -56,13 +58,9 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.handOver(ctx)
 		return
 	}
-	h := &ctx.Response.Header
-	h.SetContentType("text/event-stream")
-	h.Set(fasthttp.HeaderCacheControl, "no-cache")
-	h.Set(fasthttp.HeaderConnection, "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-
-	ip := s.peerIP(ctx)
+	// The client, through trusted proxies, as user_ip: a per-address limit
+	// must count it, not the proxy in front of many.
+	ip := s.clientIP(ctx)
 	if reason, ok := s.admit(ip); !ok {
 		s.turnAway(ctx, reason)
 		return
@@ -77,7 +75,13 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.turnAway(ctx, reason)
 		return
 	}
+	s.stats.connected.Add(1)
+	h := &ctx.Response.Header
+	h.SetContentType("text/event-stream")
+	h.Set(fasthttp.HeaderCacheControl, "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	if onStreamServer {
+		h.Set(fasthttp.HeaderConnection, "keep-alive")
 		// Take over the write deadline from fasthttp's WriteTimeout (which
 		// would otherwise end the stream WriteTimeout after it starts); the
 		// stream extends it as it writes.
@@ -91,6 +95,7 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		h.Set(fasthttp.HeaderConnection, "close")
 		h.SetContentLength(-2)
 	} else {
+		h.Set(fasthttp.HeaderConnection, "keep-alive")
 		h.SetContentLength(-1) // chunked
 	}
 	st.chunked = http11
@@ -120,16 +125,23 @@ func (s *Server) handOver(ctx *fasthttp.RequestCtx) {
 	})
 }
 
-// topicParams returns the topic query parameters, validated.
-func topicParams(args *fasthttp.Args) ([]string, error) {
+// topicParams returns the topic query parameters, validated, each once: at
+// most limit.
+func topicParams(args *fasthttp.Args, limit int) ([]string, error) {
 	values := args.PeekMulti("topic")
 	if len(values) == 0 {
 		return nil, nil
 	}
-	topics := make([]string, 0, len(values))
+	topics := make([]string, 0, min(len(values), limit))
 	for _, v := range values {
 		if !validTopic(v) {
 			return nil, errInvalidTopic
+		}
+		if slices.Contains(topics, string(v)) {
+			continue
+		}
+		if len(topics) == limit {
+			return nil, fmt.Errorf(`too many "topic" parameters: at most %d per listener (max-topics-per-listener)`, limit)
 		}
 		topics = append(topics, string(v))
 	}
@@ -156,7 +168,6 @@ func (s *Server) admit(ip netip.Addr) (TurnAwayReason, bool) {
 		s.stats.listeners.Add(-1)
 		return TurnAwayIPLimit, false
 	}
-	s.stats.connected.Add(1)
 	return 0, true
 }
 
@@ -174,10 +185,13 @@ var turnAwayComments = [numTurnAwayReasons]string{
 }
 
 // turnAway answers a listener that gets no stream: 200 with a retry hint,
-// never an error status (EventSource gives up for good on those, and these
-// conditions are temporary), and the end of the stream.
+// never an error status nor another content type (EventSource gives up for
+// good on those, and these conditions are temporary), and the end of the
+// stream.
 func (s *Server) turnAway(ctx *fasthttp.RequestCtx, reason TurnAwayReason) {
 	s.stats.turnedAway[reason].Add(1)
+	ctx.Response.Header.SetContentType("text/event-stream")
+	ctx.Response.Header.Set(fasthttp.HeaderCacheControl, "no-cache")
 	ctx.SetConnectionClose()
 	ctx.SetBody(appendTurnedAway(nil, turnAwayComments[reason], s.retryMillis()))
 }
@@ -215,9 +229,11 @@ type stream struct {
 	reg             hangup.Registration
 	delivered       atomic.Uint64
 	written         atomic.Uint64
+	cutAt           atomic.Int64 // Unix ns of the deadline set by cutNow; 0: not cut
 	missed          uint64
 	end             EndReason
 	ended           bool // end is set
+	writeFailed     bool // a flush failed: what is queued may be torn, the listener stuck
 	chunked         bool // a hijacked HTTP/1.1 stream: chunked framing
 	sampled         bool // its writes are timed for the fan-out latency histogram
 }

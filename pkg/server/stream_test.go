@@ -429,6 +429,7 @@ type healthBody struct {
 	ListenersTotal uint64 `json:"listeners_total"`
 	ListenersCut   uint64 `json:"listeners_cut"`
 	TurnedAway     uint64 `json:"listeners_turned_away"`
+	Topics         int    `json:"topics"`
 
 	Rejected     map[string]uint64 `json:"events_rejected_by_reason"`
 	TurnedAwayBy map[string]uint64 `json:"listeners_turned_away_by_reason"`
@@ -462,6 +463,7 @@ func testBurstAfterQuiet(t *testing.T, streamer server.Streamer) {
 	ts := start(t, withStreamer(streamer, func(c *server.Config) {
 		c.WriteTimeout = timeout
 		c.Heartbeat = time.Hour
+		c.MaxBatchEvents = 2000
 	}))
 	l := ts.listen(t)
 	ts.mustPost(t, `{"first":true}`)

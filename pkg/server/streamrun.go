@@ -37,9 +37,9 @@ func (st *stream) hijacked(hc net.Conn) {
 	s := st.srv
 	_ = hc                // the connection under it is st.conn, which fasthttp leaves to us (KeepHijackedConns)
 	if !s.tasks.start() { // shut down: the stream would end at once
+		st.setEnd(EndShutdown)
+		st.finish()
 		_ = st.conn.Close()
-		_ = st.sub.Close()
-		s.release(st.ip)
 		return
 	}
 	go func() {
@@ -48,7 +48,9 @@ func (st *stream) hijacked(hc net.Conn) {
 		w := newConnWriter(st.conn, st.head, st.chunked)
 		st.head = nil
 		st.run(w)
-		w.finish()
+		if !st.conn.abort.Load() {
+			w.finish()
+		}
 	}()
 }
 
@@ -56,6 +58,12 @@ func (st *stream) hijacked(hc net.Conn) {
 // each idle interval, and a retry hint when the stream ends by the service's
 // choice (shutdown, maximum age). It returns on the first write error, when
 // the peer hangs up, or when it is cut.
+//
+// The loop has one exit for everything that ends a stream from outside or
+// with time: each turn first looks at the stream's context (stopped,
+// hung up, cut at shutdown) and its age, before it reads, gathers and
+// writes, so that a stream that is always busy, or always behind, ends on
+// time too.
 func (st *stream) run(w sink) {
 	s := st.srv
 	defer st.finish()
@@ -70,6 +78,11 @@ func (st *stream) run(w sink) {
 		}
 	}()
 	st.watch()
+	if st.conn != nil && s.cfg.SendBuffer > 0 {
+		// What a listener that stops reading holds in the kernel until it
+		// is cut: the kernel's own sizing grows to megabytes.
+		_ = st.conn.SetWriteBuffer(s.cfg.SendBuffer)
+	}
 	s.streams.add(st)
 	s.log.Debug("listener connected", "remote", st.ip, "listeners", s.stats.listeners.Load())
 
@@ -79,7 +92,7 @@ func (st *stream) run(w sink) {
 		out = appendGap(out, st.resume.missed, st.resume.known)
 	}
 	_, _ = w.Write(out)
-	if st.flush(w, nil, 0, 0) != nil {
+	if st.flush(w, 0, 0, 0) != nil {
 		return
 	}
 	if st.resume.replay != nil && st.replayFromStream(w) != nil {
@@ -90,12 +103,15 @@ func (st *stream) run(w sink) {
 	}
 	var frames [batchSize]*fanout.Frame
 	for {
+		now := time.Now()
+		if st.over(now, w) {
+			return
+		}
 		// What fill writes may leave before the flush (a burst bigger than
 		// the buffer): the deadline must be ahead of it, even after a long
 		// quiet spell.
-		now := time.Now()
 		st.armDeadline(now)
-		batch, n, cut := st.fill(w, frames[:0])
+		stamp, n, cut := st.fill(w, frames[:0])
 		ready := n // what the stream found before gathering: the budget's measure of lag
 		// A busy stream (several events waiting, or it wrote within the
 		// gathering time) gathers for the time the write budget gives, so
@@ -112,7 +128,7 @@ func (st *stream) run(w sink) {
 		}
 		if n > 0 || cut {
 			st.delivered.Add(uint64(n))
-			if st.flush(w, batch, ready, n) != nil || cut {
+			if st.flush(w, stamp, ready, n) != nil || cut {
 				return
 			}
 			continue
@@ -123,8 +139,31 @@ func (st *stream) run(w sink) {
 	}
 }
 
+// over reports whether the stream must end now, before it writes anything
+// more, and ends it: it was stopped (the listener hung up, or the service cut
+// it at shutdown: then, if the listener still reads, it gets a retry hint on
+// a frame boundary), or it reached its maximum age (a retry hint).
+func (st *stream) over(now time.Time, w sink) bool {
+	if st.ctx.Err() != nil {
+		reason := st.causeReason()
+		st.setEnd(reason)
+		if reason == EndShutdown {
+			st.endWithRetry(w)
+		}
+		return true
+	}
+	if !st.ageEnd.IsZero() && !now.Before(st.ageEnd) {
+		st.setEnd(EndMaxAge)
+		st.endWithRetry(w)
+		return true
+	}
+	return false
+}
+
 // idle waits for frames until the next heartbeat or the end of the stream's
-// age, and writes what is due then. It returns false when the stream ends.
+// age, and writes the heartbeat when it is due. It returns false when the
+// stream ends (the ring closed: every frame was written, then a retry hint);
+// the other ends are the loop's (see over).
 func (st *stream) idle(w sink) bool {
 	s := st.srv
 	now := time.Now()
@@ -139,38 +178,33 @@ func (st *stream) idle(w sink) bool {
 		err = st.sub.Wait(context.Background(), wait)
 	}
 	switch {
-	case err == nil:
-		return true
 	case errors.Is(err, fanout.ErrTimeout):
-		if !st.ageEnd.IsZero() && !time.Now().Before(st.ageEnd) {
-			st.setEnd(EndMaxAge)
-			st.endWithRetry(w)
-			return false
+		if time.Since(st.lastFlush) < s.cfg.Heartbeat {
+			return true // the age is due: the loop ends the stream
 		}
 		_, _ = io.WriteString(w, heartbeat)
-		return st.flush(w, nil, 0, 0) == nil
+		return st.flush(w, 0, 0, 0) == nil
 	case errors.Is(err, fanout.ErrClosed):
 		st.setEnd(EndShutdown)
 		st.endWithRetry(w)
 		return false
-	default: // canceled: see the cause
-		st.setEnd(st.causeReason())
-		return false
 	}
+	return true // frames, or interrupted (the loop sees why)
 }
 
 // endWithRetry ends the stream on a complete frame: a retry hint.
 func (st *stream) endWithRetry(w sink) {
 	var buf [32]byte
 	_, _ = w.Write(appendRetry(buf[:0], st.srv.retryMillis()))
-	_ = st.flush(w, nil, 0, 0)
+	_ = st.flush(w, 0, 0, 0)
 }
 
 // fill writes every ready frame to w, reading them in batches of
-// cap(batch), and returns the first batch read (for latency sampling) and how
-// many frames it wrote. It reports cut when the listener lagged and the
-// policy is to cut it; the gap event is written either way.
-func (st *stream) fill(w sink, batch []*fanout.Frame) (first []*fanout.Frame, n int, cut bool) {
+// cap(batch), and returns the acceptance time of the first frame it wrote
+// (for latency sampling; 0 if none) and how many frames it wrote. It reports
+// cut when the listener lagged and the policy is to cut it; the gap event is
+// written either way.
+func (st *stream) fill(w sink, batch []*fanout.Frame) (stamp int64, n int, cut bool) {
 	for {
 		var missed uint64
 		batch, missed = st.sub.Read(batch[:0])
@@ -178,18 +212,18 @@ func (st *stream) fill(w sink, batch []*fanout.Frame) (first []*fanout.Frame, n 
 			var buf [48]byte
 			_, _ = w.Write(appendGap(buf[:0], missed, true))
 			if st.lagged(missed) {
-				return first, n, true
+				return stamp, n, true
 			}
 		}
 		for _, f := range batch {
 			_, _ = w.Write(f.Bytes())
 		}
 		if n == 0 && len(batch) > 0 {
-			first = batch
+			stamp = batch[0].Stamp()
 		}
 		n += len(batch)
 		if len(batch) < cap(batch) && missed == 0 {
-			return first, n, false
+			return stamp, n, false
 		}
 	}
 }
@@ -213,11 +247,11 @@ func (st *stream) lagged(missed uint64) bool {
 // flush sends what w holds, first pushing the connection's write deadline
 // forward (at most once per half timeout, so busy streams do not pay for it
 // on every flush). A listener that stops reading makes the connection's
-// write fail at the deadline. batch, when given, is the first batch of frames
-// written, whose acceptance time a sampled stream measures; frames is how
+// write fail at the deadline. stamp, when not 0, is the acceptance time of
+// the first frame written, which a sampled stream measures; frames is how
 // many event frames the write carries, ready how many of them were ready
 // before the stream gathered more, for the write budget.
-func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error {
+func (st *stream) flush(w sink, stamp int64, ready, frames int) error {
 	now := time.Now()
 	st.armDeadline(now)
 	st.lastFlush = now
@@ -225,14 +259,13 @@ func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error 
 	st.srv.budget.flushed(ready, frames)
 	err := w.Flush()
 	if err != nil {
+		st.writeFailed = true
 		st.setEnd(st.writeErrorReason(err))
 		return err
 	}
 	st.written.Add(uint64(n))
-	if st.sampled && len(batch) > 0 && st.srv.observeFanout != nil {
-		if stamp := batch[0].Stamp(); stamp > 0 {
-			st.srv.observeFanout(time.Since(time.Unix(0, stamp)))
-		}
+	if st.sampled && stamp > 0 && st.srv.observeFanout != nil {
+		st.srv.observeFanout(time.Since(time.Unix(0, stamp)))
 	}
 	return nil
 }
@@ -243,12 +276,18 @@ func (st *stream) flush(w sink, batch []*fanout.Frame, ready, frames int) error 
 // leave in several writes before the flush (a burst bigger than its
 // buffer), and a deadline set at a flush long ago, before a quiet spell,
 // would make the first of them fail as if the listener had stopped reading.
+// A stream being cut keeps the cut's deadline: nothing pushes it out.
 func (st *stream) armDeadline(now time.Time) {
-	if now.After(st.deadlineRefresh) {
-		timeout := st.srv.cfg.WriteTimeout
-		st.writeDeadline = now.Add(timeout)
-		_ = st.conn.SetWriteDeadline(st.writeDeadline)
-		st.deadlineRefresh = now.Add(timeout / 2)
+	if st.cutAt.Load() != 0 || !now.After(st.deadlineRefresh) {
+		return
+	}
+	timeout := st.srv.cfg.WriteTimeout
+	st.writeDeadline = now.Add(timeout)
+	_ = st.conn.SetWriteDeadline(st.writeDeadline)
+	st.deadlineRefresh = now.Add(timeout / 2)
+	if cut := st.cutAt.Load(); cut != 0 {
+		// Cut meanwhile: its deadline may have been set before ours.
+		_ = st.conn.SetWriteDeadline(time.Unix(0, cut))
 	}
 }
 
@@ -328,23 +367,41 @@ func (st *stream) stop(cause error) {
 	st.sub.Interrupt()
 }
 
-// cutNow makes a stream stop: its context is canceled, and a write blocked on
-// a listener that stopped reading fails at once.
+// cutGrace is how long a stream cut at shutdown may still take to write
+// what it is writing: a listener that reads gets it, and a retry hint, on a
+// frame boundary; one that does not read fails its write then.
+const cutGrace = 500 * time.Millisecond
+
+// cutNow makes a stream stop at shutdown: its context is canceled, and its
+// write deadline brought to at most cutGrace from now, for good.
 func (st *stream) cutNow() {
-	st.stop(errCutAtStop)
+	deadline := time.Now().Add(cutGrace)
+	st.cutAt.Store(deadline.UnixNano())
 	if st.conn != nil {
-		_ = st.conn.SetWriteDeadline(time.Now())
+		_ = st.conn.SetWriteDeadline(deadline)
 	}
+	st.stop(errCutAtStop)
 }
 
 // finish releases the listener: its subscription, its hang-up watch, its
-// slot in the listener counts.
+// slot in the listener counts. A stream the service ended is closed so that
+// the kernel keeps nothing for a listener that does not read: one whose
+// write failed (it stopped reading, or was still stuck at the cut) is reset,
+// which drops what is queued for it at once; another one (ended at its age,
+// at shutdown, or for lagging) gets the end of its stream and then, if it
+// does not close its side within drainTimeout, a reset too.
 func (st *stream) finish() {
 	s := st.srv
 	st.setEnd(EndGone)
 	st.cancel(nil)
 	if st.conn != nil {
 		st.conn.setCloseHook(nil)
+		switch {
+		case st.writeFailed || st.end == EndSlow:
+			st.conn.abortOnClose()
+		case st.end != EndGone && st.end != EndError:
+			st.conn.drain.Store(true)
+		}
 	}
 	if s.watcher != nil {
 		s.watcher.Remove(st.reg)
@@ -353,8 +410,10 @@ func (st *stream) finish() {
 	s.streams.remove(st)
 	s.stats.ended[st.end].Add(1)
 	s.release(st.ip)
+	// What it missed includes what it had lost without reading that far
+	// (counted by Close).
 	attrs := []any{"remote", st.ip, "reason", st.end.String(), "duration", time.Since(st.start).Round(time.Millisecond),
-		"missed", st.missed, "listeners", s.stats.listeners.Load()}
+		"missed", st.sub.Missed(), "listeners", s.stats.listeners.Load()}
 	if st.end.cut() {
 		s.warnCut("listener cut", attrs...)
 	} else {

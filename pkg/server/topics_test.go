@@ -211,18 +211,18 @@ func TestTopicNames(t *testing.T) {
 	}
 }
 
-// TestTopicLimit: with MaxTopics alive, a POST that would create another
-// topic gets a 503 JSON error and a listener that would gets 200, a retry
-// hint within [Retry, 2*Retry] and the end of its stream, while existing
-// topics keep working; once a topic has been idle (no listener, no event)
-// it is released and a new one can be created.
+// TestTopicLimit: with MaxTopics alive, all listened to, a POST that would
+// create another topic gets a 503 JSON error and a listener that would gets
+// 200, a retry hint within [Retry, 2*Retry] and the end of its stream, while
+// existing topics and the default one keep working; once a topic has no
+// listener, a new one takes its place at once.
 func TestTopicLimit(t *testing.T) {
 	t.Parallel()
 	const retry = time.Second
 	ts := startWith(t, func(c *server.Config) {
 		c.Heartbeat = time.Hour
 		c.Retry = retry
-	}, fanout.Options{Size: 64, MaxTopics: 2, TopicIdle: 200 * time.Millisecond}, testLogHandler(t))
+	}, fanout.Options{Size: 64, MaxTopics: 2, Permanent: []string{server.DefaultTopic}}, testLogHandler(t))
 	// Listeners hold both topics alive: the janitor releases neither.
 	onA, onB := ts.open(t, "topic=a"), ts.open(t, "topic=b")
 	onA.greeting(t)
@@ -240,23 +240,30 @@ func TestTopicLimit(t *testing.T) {
 			t.Fatalf("%s over the topic limit: got %+v, want a retry hint within [%v, %v] and the end", query, rest, retry, 2*retry)
 		}
 	}
-	// Existing topics, and listeners to every topic, are not affected.
+	// Every attempt is counted once: as given a stream, or turned away.
+	if h := health(t, ts); h.ListenersTotal != 2 || h.TurnedAwayBy["topics"] != 2 {
+		t.Fatalf("listeners_total %d, turned away for topics %d; want 2 and 2", h.ListenersTotal, h.TurnedAwayBy["topics"])
+	}
+	// Existing topics, the default topic, and listeners to every topic,
+	// are not affected.
 	all := ts.open(t, "")
 	all.greeting(t)
 	ts.mustPostTo(t, "topic=a", `{"n":3}`)
-	for _, s := range []*sseStream{onA, all} {
-		if b := s.nextEvent(t); eventN(t, b) != 3 {
-			t.Fatalf("got %q, want event 3", b.raw)
+	ts.mustPostTo(t, "", `{"n":4}`)
+	for _, want := range []int{3, 4} {
+		if b := all.nextEvent(t); eventN(t, b) != want {
+			t.Fatalf("got %q, want event %d", b.raw, want)
 		}
 	}
-	// Once nobody listens, a and b are idle: they are released.
+	if b := onA.nextEvent(t); eventN(t, b) != 3 {
+		t.Fatalf("got %q, want event 3", b.raw)
+	}
+	// Once a topic has no listener, a new one takes its place.
 	onA.close()
-	onB.close()
-	eventually(t, "a topic released", func() bool {
-		return ts.postTo(t, "topic=c", "application/json", `{"n":4}`).status == http.StatusOK
-	})
-	if b := all.nextEvent(t); eventN(t, b) != 4 {
-		t.Fatalf("got %q, want event 4", b.raw)
+	eventually(t, "the listener of a gone", func() bool { return ts.Listeners() == 2 })
+	ts.mustPostTo(t, "topic=c", `{"n":5}`)
+	if b := all.nextEvent(t); eventN(t, b) != 5 {
+		t.Fatalf("got %q, want event 5", b.raw)
 	}
 }
 
@@ -348,4 +355,51 @@ func TestLaggingTopicListenerIsToldExactlyWhatItMissed(t *testing.T) {
 	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
 	r := sseclient.NewReader(httputil.NewChunkedReader(br))
 	readAccountedFor(t, r, events)
+}
+
+// TestProducersCannotFillTopics: producers posting to many new topics (a
+// thousand, and more than the table holds) never make the default topic
+// refuse events, nor a listener's new topic refuse it: topics without
+// listeners make room at once.
+func TestProducersCannotFillTopics(t *testing.T) {
+	t.Parallel()
+	ts := startWith(t, func(c *server.Config) { c.Heartbeat = time.Hour },
+		fanout.Options{Size: 256, MaxTopics: 10, Permanent: []string{server.DefaultTopic}}, testLogHandler(t))
+	held := ts.open(t, "topic=held")
+	held.greeting(t)
+	for i := range 1000 {
+		ts.mustPostTo(t, fmt.Sprintf("topic=flood.%d", i), `{"n":0}`)
+	}
+	ts.mustPostTo(t, "", `{"n":1}`)
+	ts.mustPostTo(t, "topic=held", `{"n":2}`)
+	late := ts.open(t, "topic=late")
+	late.greeting(t)
+	ts.mustPostTo(t, "topic=late", `{"n":3}`)
+	if b := held.nextEvent(t); eventN(t, b) != 2 {
+		t.Fatalf("held: got %q, want event 2", b.raw)
+	}
+	if b := late.nextEvent(t); eventN(t, b) != 3 {
+		t.Fatalf("late: got %q, want event 3", b.raw)
+	}
+	if h := health(t, ts); h.Topics > 11 || h.TurnedAway != 0 || h.EventsRejected != 0 {
+		t.Fatalf("topics %d, turned away %d, rejected %d", h.Topics, h.TurnedAway, h.EventsRejected)
+	}
+}
+
+// TestTopicsPerListener: a listener may ask for at most
+// MaxListenerTopics topics (each counted once); past it, 400 naming the
+// limit.
+func TestTopicsPerListener(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.MaxListenerTopics = 3 })
+	ok := ts.open(t, "topic=a&topic=b&topic=c&topic=a")
+	ok.greeting(t)
+	resp, err := ts.client.Get(ts.url + "/events?topic=a&topic=b&topic=c&topic=d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	checkError(t, response{status: resp.StatusCode, header: resp.Header, body: string(body)},
+		http.StatusBadRequest, "max-topics-per-listener")
 }

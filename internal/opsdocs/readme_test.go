@@ -1,0 +1,82 @@
+package opsdocs_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// quickStartCommands returns the README's Quick start commands: the fenced
+// bash block after "With the service running".
+func quickStartCommands(t *testing.T) string {
+	t.Helper()
+	readme := string(readFile(t, "README.md"))
+	_, after, ok := strings.Cut(readme, "With the service running")
+	if !ok {
+		t.Fatal(`README.md: no "With the service running"`)
+	}
+	_, block, ok := strings.Cut(after, "```bash\n")
+	if !ok {
+		t.Fatal("README.md: no bash block after \"With the service running\"")
+	}
+	block, _, ok = strings.Cut(block, "```")
+	if !ok {
+		t.Fatal("README.md: the Quick start block does not end")
+	}
+	return block
+}
+
+// TestReadmeQuickStart runs the README's Quick start commands, in order, as
+// someone pastes them into bash, against the service running in-process
+// (localhost:8080 becomes its address): the listener must show the greeting
+// and the posted event, and /health must answer with "PONG".
+func TestReadmeQuickStart(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("curl"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("curl is not installed")
+		}
+		t.Skip("curl is not installed")
+	}
+	commands := quickStartCommands(t)
+	addr := startService(t)
+	script := strings.ReplaceAll(commands, "localhost:8080", addr)
+	if script == commands {
+		t.Fatalf("the Quick start commands do not use localhost:8080:\n%s", commands)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-c", script)
+	home := t.TempDir() // no ~/.curlrc or ~/.netrc of the machine's
+	cmd.Dir = home
+	cmd.Env = append(os.Environ(), "HOME="+home, "CURL_HOME="+home)
+	// The listener runs in the background: on a timeout, end the whole group.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	// What a terminal shows; curl's progress meters, which it writes to
+	// stderr only when its output is not a terminal, kept apart.
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := cmd.Run()
+	text := out.String()
+	if err != nil {
+		t.Fatalf("the Quick start commands: %v\n%s\n--- output:\n%s\n--- stderr:\n%s", err, script, text, &stderr)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^: connected\nretry: \d+\n\n`),
+		regexp.MustCompile(`(?m)^id: \S+\ndata: \{"msg":"data","timestamp":"\d+","user_ip":"127\.0\.0\.1"\}\n\n`),
+		regexp.MustCompile(`\{"message":"PONG",`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("the output lacks %s\n--- commands:\n%s\n--- output:\n%s", want, script, text)
+		}
+	}
+}
