@@ -184,3 +184,24 @@ func TestMissedIncludesClosedSubscribersLosses(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseCountsNoLossBeforeASkippedFrame: a subscriber to a topic, lapped
+// while its client gets the frames another way (SkipThrough), is closed:
+// the frames it lost come before one its client has, so they are no loss,
+// and Close counts none, as a Read would have.
+func TestCloseCountsNoLossBeforeASkippedFrame(t *testing.T) {
+	t.Parallel()
+	for _, read := range []bool{true, false} {
+		r := newRing(t, fanout.Options{Size: 4})
+		sub := subscribe(t, r, "a")
+		sub.SkipThrough(6)         // its client has up to 6 (keys are the sequence numbers)
+		publishOn(t, r, "a", 1, 8) // the ring holds 5 .. 8: 1 .. 4 lost
+		if read {
+			expectRead(t, "after the lap", sub, []string{"7", "8"}, 0)
+		}
+		_ = sub.Close()
+		if sub.Missed() != 0 || r.Missed() != 0 {
+			t.Errorf("read before Close %v: Missed: subscriber %d, ring %d; want 0", read, sub.Missed(), r.Missed())
+		}
+	}
+}

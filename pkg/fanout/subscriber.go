@@ -321,10 +321,10 @@ func (s *Subscriber) Behind() uint64 {
 }
 
 // Close releases the subscriber. What it had lost without reading that far,
-// the frames for it already overwritten ahead of its position, is added to
-// Missed (of the subscriber and of the ring): a subscriber stuck writing and
-// then closed is accounted for what it missed. It is idempotent and returns
-// nil.
+// the frames for it already overwritten ahead of its position (but those a
+// Read would pass over, see SkipThrough), is added to Missed (of the
+// subscriber and of the ring): a subscriber stuck writing and then closed is
+// accounted for what it missed. It is idempotent and returns nil.
 func (s *Subscriber) Close() error {
 	if s.closed {
 		return nil
@@ -364,7 +364,9 @@ func (s *Subscriber) lost() uint64 {
 		return oldest - s.next
 	}
 	// Per topic: the frames between the last one read and the first one
-	// still held (or the last one counted, if none is held).
+	// still held (or the last one counted, if none is held), unless its
+	// client has that one (SkipThrough), and so the frames before it too:
+	// Read passes those over without counting them.
 	var n uint64
 	first := make([]uint64, len(s.topics))
 	for seq := oldest; seq <= v; seq++ {
@@ -374,6 +376,9 @@ func (s *Subscriber) lost() uint64 {
 		}
 		if _, k := s.wants(f); k >= 0 && first[k] == 0 {
 			first[k] = f.tseq
+			if f.key <= s.skip {
+				first[k] = s.last[k] + 1 // none lost
+			}
 		}
 	}
 	for k, t := range s.topics {
