@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -224,6 +225,25 @@ func TestAbortUnpinsTopic(t *testing.T) {
 			t.Fatalf("a new topic once the aborted one is released: %v", err)
 		}
 	})
+}
+
+// TestAbortLetsAFullTableMakeRoom: a topic pinned by an outstanding
+// reservation is not evicted to make room for a new topic; once the
+// reservation is aborted, it is.
+func TestAbortLetsAFullTableMakeRoom(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 8, MaxTopics: 1})
+	res := reserveOn(t, r, "failed")
+	if _, err := r.Publish("another", nil); !errors.Is(err, fanout.ErrTooManyTopics) {
+		t.Fatalf("a new topic with the only one pinned: %v, want ErrTooManyTopics", err)
+	}
+	r.Abort(res)
+	if _, err := r.Publish("another", nil); err != nil {
+		t.Fatalf("a new topic once the reservation is aborted: %v", err)
+	}
+	if got := r.Topics(); got != 1 {
+		t.Fatalf("Topics: %d, want 1", got)
+	}
 }
 
 // TestLappedAbortedNumbersAreCounted: the documented exception. A
