@@ -22,7 +22,10 @@ var (
 	// before a frame is ready.
 	ErrTimeout = errors.New("fanout: wait timed out")
 	// ErrTooManyTopics is returned by [Ring.Reserve] and the Subscribe
-	// methods when a new topic would exceed Options.MaxTopics.
+	// methods when a new topic would exceed Options.MaxTopics and no topic
+	// can make room: every one alive has a subscriber or a publisher
+	// between Reserve and the end of its Commit or Abort (permanent topics
+	// aside, which are not counted).
 	ErrTooManyTopics = errors.New("fanout: too many topics")
 	// ErrInterrupted is returned by [Subscriber.Wait] after
 	// [Subscriber.Interrupt].
@@ -210,10 +213,10 @@ func (res Reservation) Len() int { return res.n }
 // takes no lock on the common path (an existing topic) and does not allocate
 // there; its cost does not depend on the number of subscribers or topics. The
 // reservation must then be committed with Commit, or given up with Abort,
-// promptly: subscribers do not read past it until it is. It returns
-// ErrClosed after Close and
-// ErrTooManyTopics when the topic is new and Options.MaxTopics are alive. It
-// panics if n < 1.
+// promptly: subscribers do not read past it until it is. When the topic is
+// new and Options.MaxTopics are alive, it takes the place of one without
+// subscribers (see Topic). It returns ErrClosed after Close and
+// ErrTooManyTopics when no topic can make room. It panics if n < 1.
 func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
 	if n < 1 {
 		panic("fanout: Reserve of fewer than one frame")

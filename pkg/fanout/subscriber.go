@@ -36,8 +36,9 @@ type Subscriber struct {
 // Subscribe returns a subscriber that receives the frames published from now
 // on: on the named topics (created if needed) and broadcast frames, or on
 // every topic when none is named. The subscriber must be closed when no
-// longer needed. It returns ErrClosed after Close and ErrTooManyTopics when a
-// named topic is new and Options.MaxTopics are alive.
+// longer needed. A new topic takes the place of one without subscribers when
+// Options.MaxTopics are alive (see Topic). It returns ErrClosed after Close
+// and ErrTooManyTopics when a named topic is new and no topic can make room.
 func (r *Ring) Subscribe(topics ...string) (*Subscriber, error) {
 	s, err := r.newSubscriber(topics)
 	if err != nil {

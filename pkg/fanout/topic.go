@@ -26,8 +26,8 @@ type Topic struct {
 	// holder only; read by the janitor, the eviction clock and by
 	// subscribers holding the sequencer role (then it matches visible).
 	count atomic.Uint64
-	// pins counts publishers between Reserve and the end of Commit; a
-	// pinned topic is not released.
+	// pins counts publishers between Reserve and the end of Commit or
+	// Abort; a pinned topic is not released.
 	pins atomic.Int64
 
 	// Guarded by registry.mu.
@@ -68,8 +68,8 @@ func (t *Topic) unpin() { t.pins.Add(-1) }
 // them (marking them), and releases the first other one. So producers that
 // fill the table with topics nobody listens to never lock out listeners, nor
 // each other: a full table refuses a new topic only when every topic in it
-// has a subscriber (or a publisher in the middle of a Commit). Each creation
-// costs O(1) amortized: the hand moves on from where it stopped.
+// has a subscriber (or a publisher in the middle of a Commit or Abort). Each
+// creation costs O(1) amortized: the hand moves on from where it stopped.
 type registry struct {
 	byName sync.Map // string -> *Topic
 	mu     sync.Mutex
