@@ -10,61 +10,102 @@ package fanout
 // of that it restates, from the package's documentation, when frames become
 // visible, which frames each subscriber reads, what it is told it missed,
 // where SubscribeAfter starts and with which status, how topics are created,
-// pinned and released, and what Ring.Missed, Subscribers and Topics return.
+// pinned, evicted to make room and released (permanent ones never), what a
+// subscriber had lost when it is closed, and what Ring.Missed, Subscribers
+// and Topics return.
+//
+// A subscriber to some topics accounts for each topic's frames from its
+// start: what it is told it missed at a frame of the topic is how many of
+// the topic's frames that became visible (the sequencer numbered them)
+// come between the last one it read or passed over, or its start, and this
+// one. Which topic a full table evicts is the ring's clock's business: the
+// model checks that it is one without subscribers nor pins, and that the
+// table refuses a new topic only when there is none.
 //
 // Run more seeds, or one seed, with
 //
 //	go test -run TestModel ./pkg/fanout -args -model.seeds=5000
 //	go test -run TestModel ./pkg/fanout -args -model.seed=1234 -model.trace
 //
-// Mutations tried by hand, each reverted (go test ./pkg/fanout, with and
-// without -race, less the concurrency tests; the first failing seed and
-// step as of the commit that added this note; FuzzRing's seeds are its
-// corpus):
+// Mutations tried, each reverted (go test ./pkg/fanout; the first failing
+// seed and step as of the commit that updated this note; FuzzRing's seeds
+// are its corpus: the scripts, then four runs of random choices):
 //
-//   - Read's lap branch resumes at oldest+1: TestModel (seed 0, step 12),
-//     TestStalledSubscriberMissedCount, TestLapOnlyHurtsTheLaggard,
-//     TestTopicMissedCountIsExact, the tests of lap_test.go and more.
-//   - Read's lap branch no longer stops a batch that has frames: TestModel
-//     (seed 0, step 330), a FuzzRing seed, TestLapReportedBeforeTheFramesAfterIt.
+//   - Read's lap branch resumes at oldest+1: TestModel (seed 0, step 15),
+//     FuzzRing's "lap over a reservation", TestStalledSubscriberMissedCount,
+//     TestLapOnlyHurtsTheLaggard, TestTopicMissedCountIsExact, the tests of
+//     lap_test.go and more.
+//   - Read's lap branch no longer stops a batch that has frames (Bug 2):
+//     TestModel (seed 0, step 114), TestLapReportedBeforeTheFramesAfterIt.
 //   - store without its old.seq > f.seq check (a late commit moves its slot
-//     backwards): TestModel (seed 0, step 11: the slot), FuzzRing's "lap
-//     over a reservation", TestReservationLappedWhileSubscribersKeepUp (a
-//     resumed subscriber reads 3, 4, 5, 3, 4, 5...).
+//     backwards): TestModel (seed 0, step 14: the slot), FuzzRing's "lap
+//     over a reservation", TestReservationLappedWhileSubscribersKeepUp.
 //   - advance without its lapped branch (the newer frame taken for the
-//     number's own): TestModel (seed 0, step 10: a topic's count), FuzzRing's
+//     number's own): TestModel (seed 0, step 6: a topic's count), FuzzRing's
 //     "lap over a reservation", TestReservationLappedWhileSubscribers*.
 //   - advance stopping at a lapped number as if it were in flight: Publish
 //     spins in sequence (committedAfter sees work that advance refuses), so
 //     TestModel and the lap tests hang: caught by the test timeout only.
-//   - advance jumping to oldest(head)-1 again (the bug fixed before this
-//     test): TestModel (seed 0, step 261: visible), and the panic of
-//     TestSequencerLappedWithReservationsInFlight.
+//   - advance jumping to oldest(head)-1 again (Bug 1): TestModel (seed 0,
+//     step 169: a topic's count), TestSequencerLappedWithReservationsInFlight,
+//     TestLappedNumberDoesNotHideLaterTopicMisses.
 //   - the sequencer failing to number every 7th frame in its topic:
-//     TestModel (seed 0, step 10), FuzzRing, TestTopicMissedCountIsExact...
+//     TestModel (seed 0, step 13), FuzzRing, TestTopicMissedCountIsExact...
 //   - a topic miss counted only past a gap of two (tseq > last+2): TestModel
-//     (seed 0, step 386), FuzzRing seeds, TestSkipThroughIsNotAMiss.
+//     (seed 0, step 24), FuzzRing seeds, TestSkipThroughIsNotAMiss.
 //   - a topic miss no longer stopping a batch that has frames: TestModel
-//     (seed 1, step 402), a FuzzRing seed, TestTopicMissedCountIsExact.
-//   - SkipThrough no longer moving a topic's reference: TestModel (seed 17,
-//     step 226), TestSkipThroughIsNotAMiss; the fuzzer in about 6,000 runs.
+//     (seed 0, step 76), FuzzRing seeds, TestTopicMissedCountIsExact.
+//   - SkipThrough no longer moving a topic's reference (Bug 3): TestModel
+//     (seed 0, step 173), TestSkipThroughIsNotAMiss,
+//     TestCloseCountsNoLossBeforeASkippedFrame.
+//   - Subscribe taking no bearings (s.last left at 0): TestModel (seed 0,
+//     step 48), FuzzRing's "a full table makes room",
+//     TestTopicMissesCountedBeforeFirstFrame.
+//   - place not taking off the frames from the start on: TestModel (seed 0,
+//     step 378), FuzzRing seeds, TestResumedTopicMissesExact.
 //   - Abort not unpinning its topic: TestModel (seed 0, step 58), FuzzRing,
-//     TestAbortUnpinsTopic.
+//     TestAbortUnpinsTopic, TestAbortLetsAFullTableMakeRoom.
 //   - SubscribeAfter's search probing frameAt(mid), fillers and all:
-//     TestModel (seed 2, step 145), TestResumeAcrossAbortedNumbers; the
-//     fuzzer in about 1,000 runs.
-//   - ResumeNewer only from two above the newest key: TestModel (seed 1,
-//     step 137), FuzzRing seeds, TestSubscribeAfter.
-//   - Close not keeping a laggard's loss in Ring.Missed: TestModel (seed 0,
-//     step 156), FuzzRing seeds, TestMissedKeepsAClosedLaggardsLoss.
-//   - Ring.lost counting a subscriber whose frame is not overwritten yet:
-//     TestModel (seed 0, step 202), FuzzRing seeds,
+//     TestModel (seed 2, step 143), TestResumeAcrossAbortedNumbers.
+//   - ResumeNewer only from two above the newest key: TestModel (seed 0,
+//     step 293), FuzzRing seeds, TestSubscribeAfter.
+//   - Close counting no loss: TestModel (seed 0, step 20), FuzzRing seeds,
+//     TestMissedIncludesClosedSubscribersLosses.
+//   - shard.drop not adding a closed subscriber's loss to the ring's count:
+//     TestModel (seed 0, step 24), FuzzRing seeds,
+//     TestMissedIncludesClosedSubscribersLosses.
+//   - Ring.Missed counting below oldest(head), frames not overwritten yet:
+//     TestModel (seed 0, step 5), FuzzRing seeds,
 //     TestMissedCountsOverwrittenFramesOnly.
+//   - Close's lost, for a subscriber to every topic, counting below
+//     oldest(head): TestModel (seed 0, step 142), FuzzRing seeds.
+//   - Close's lost, for a subscriber to some topics, ignoring the first
+//     frame still held: TestModel (seed 0, step 154), FuzzRing seeds,
+//     TestMissedIncludesClosedSubscribersLosses.
+//   - Close's lost counting the frames before one SkipThrough passes over:
+//     TestModel (seed 88, step 102), TestCloseCountsNoLossBeforeASkippedFrame.
 //   - releaseIdle releasing after one idle sweep instead of two: TestModel
-//     (seed 0, step 21), FuzzRing's "topics refused, kept and released".
+//     (seed 0, step 23), FuzzRing's "topics refused, kept and released".
+//   - evict releasing a topic with subscribers: TestModel (seed 2, step
+//     68), FuzzRing's "topics refused, kept and released",
+//     TestFullTableMakesRoom.
+//   - release ignoring pins: TestModel (seed 2, step 19), FuzzRing's
+//     "topics refused, kept and released", TestAbortUnpinsTopic,
+//     TestAbortLetsAFullTableMakeRoom.
+//   - evict never making room: TestModel (seed 2, step 16), FuzzRing's "a
+//     full table makes room", TestFullTableMakesRoom,
+//     TestAbortLetsAFullTableMakeRoom.
+//   - evict making one turn of the clock only (a topic with recent frames
+//     is then never taken): TestModel (seed 2, step 19), FuzzRing's "a full
+//     table makes room", TestFullTableMakesRoom.
+//   - permanent topics counted against MaxTopics: TestModel (seed 0, step
+//     9), FuzzRing's "a full table makes room", TestFullTableMakesRoom.
 //   - wants no longer excluding aborted numbers: nothing fails, rightly: a
 //     filler's key, 0, is never above SkipThrough's, so Read passes it over
 //     anyway (an equivalent mutant; the explicit check stays, for clarity).
+//   - Ring.Missed without missedHigh: nothing fails, rightly here: from one
+//     goroutine Missed is exact and never goes down; missedHigh is for a
+//     subscriber that reads or closes while Missed walks the shards.
 
 import (
 	"cmp"
@@ -490,11 +531,15 @@ func (m *model) create(name string, later []string) (*mTopic, error) {
 func (m *model) evict(later []string) error {
 	var may, gone []*mTopic
 	for _, t := range m.topics {
-		if !t.permanent && t.subs == 0 && t.pins == 0 {
+		evictable := !t.permanent && t.subs == 0 && t.pins == 0
+		if evictable {
 			may = append(may, t)
-			if m.ring.topics.get(t.name) != t.real {
-				gone = append(gone, t)
+		}
+		if m.ring.topics.get(t.name) != t.real {
+			if !evictable {
+				m.fail("topic %q evicted, with %d subscribers, %d pins, permanent %v", t.name, t.subs, t.pins, t.permanent)
 			}
+			gone = append(gone, t)
 		}
 	}
 	if len(may) == 0 {
