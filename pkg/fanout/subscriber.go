@@ -331,8 +331,10 @@ func (s *Subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
-	lost := s.lost()
-	s.total += lost
+	var lost uint64
+	if !s.all {
+		lost = s.lost()
+	}
 	for i := range s.sleepers {
 		s.sleepers[i].set.remove(&s.sleepers[i])
 	}
@@ -342,7 +344,10 @@ func (s *Subscriber) Close() error {
 	for _, t := range s.topics {
 		s.ring.topics.unsubscribe(t)
 	}
-	s.ring.shards[s.shard].drop(s, lost)
+	// A subscriber to every topic is counted behind by Ring.Missed while it
+	// is in its shard: what it lost is counted as it leaves the shard,
+	// under the same lock, from a visible position no older than Missed's.
+	s.total += s.ring.shards[s.shard].drop(s, lost)
 	s.ring.subscribers.Add(-1)
 	return nil
 }
@@ -361,10 +366,7 @@ func (s *Subscriber) lost() uint64 {
 	if s.next >= oldest {
 		return 0
 	}
-	if s.all {
-		return oldest - s.next
-	}
-	// Per topic: the frames between the last one read and the first one
+	// Per topic (a subscriber to every topic is counted by shard.drop): the frames between the last one read and the first one
 	// still held (or the last one counted, if none is held), unless its
 	// client has that one (SkipThrough), and so the frames before it too:
 	// Read passes those over without counting them.

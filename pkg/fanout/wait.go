@@ -164,10 +164,17 @@ func (sh *shard) add(s *Subscriber) {
 }
 
 // drop removes s and adds what it lost to the ring's missed count, in one
-// critical section: Ring.Missed, which walks the shard under its lock, sees
-// the frames s lost either ahead of s or in the count.
-func (sh *shard) drop(s *Subscriber, lost uint64) {
+// critical section, and returns what it lost: lost for a subscriber to some
+// topics, and for a subscriber to every topic the frames overwritten ahead of
+// it now. Ring.Missed, which walks the shard under its lock, sees those
+// frames either ahead of s or in the count.
+func (sh *shard) drop(s *Subscriber, lost uint64) uint64 {
 	sh.mu.Lock()
+	if s.all {
+		if oldest := s.ring.oldest(s.ring.visible.Load()); s.next < oldest {
+			lost = oldest - s.next
+		}
+	}
 	if lost > 0 {
 		s.ring.missed.Add(lost)
 	}
@@ -178,6 +185,7 @@ func (sh *shard) drop(s *Subscriber, lost uint64) {
 	sh.subs[last] = nil
 	sh.subs = sh.subs[:last]
 	sh.mu.Unlock()
+	return lost
 }
 
 // wakeAll sends every live subscriber of the shard a wake-up.
