@@ -145,8 +145,20 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		return nil
 	})
 	fs.DurationVar(&c.Linger, "linger", c.Linger, "the longest a busy stream gathers events before writing them (0: always write at once)")
-	fs.IntVar(&c.WriteBudget, "write-budget", c.WriteBudget,
-		"write calls per second all streams may make; past it busy streams gather longer, up to -linger (0: no budget; the default is 40,000 per CPU)")
+	fs.Func("write-budget", "how long busy streams gather events before writing them (up to -linger): auto "+
+		"(as the machine's spare CPU allows), a number of write calls per second for all streams, or 0 (never: always write at once) (default auto)",
+		func(v string) error {
+			if v == "auto" {
+				c.WriteBudget = server.AutoWriteBudget
+				return nil
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return fmt.Errorf("want auto, 0 or a positive number, got %q", v)
+			}
+			c.WriteBudget = n
+			return nil
+		})
 	fs.DurationVar(&c.Retry, "retry", c.Retry, "reconnection delay suggested to listeners (plus up to 100% jitter)")
 	fs.DurationVar(&st.shutdownTimeout, "shutdown-timeout", st.shutdownTimeout,
 		"how long a graceful shutdown may take at most (it usually takes about a second)")

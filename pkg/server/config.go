@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"runtime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -104,10 +103,13 @@ type Config struct {
 	// Linger is the longest a busy stream gathers events before it writes
 	// them (see WriteBudget). 0: streams always write at once.
 	Linger time.Duration
-	// WriteBudget is how many write calls per second the streams may make
-	// in all: when busy streams would make more, each gathers events longer
-	// and writes bigger batches (up to Linger). A stream that is not busy
-	// (it found one event after a pause) writes at once. 0: no budget.
+	// WriteBudget decides how long busy streams gather events before they
+	// write them (up to Linger): AutoWriteBudget (the default) as the
+	// machine's spare CPU allows (they gather longer when it is short, less
+	// when it is not, see budget.go); a positive number, so that the streams
+	// make at most about that many write calls per second in all; 0: never
+	// (every stream writes at once). A stream that is not busy (it found one
+	// event after a pause) writes at once whatever the budget.
 	WriteBudget int
 	// Retry is the reconnection delay suggested to listeners; each gets
 	// Retry plus up to 100% random jitter.
@@ -150,7 +152,7 @@ func DefaultConfig() Config {
 		HeaderTimeout:     10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		Linger:            50 * time.Millisecond,
-		WriteBudget:       DefaultWriteBudget(),
+		WriteBudget:       AutoWriteBudget,
 		Retry:             2 * time.Second,
 		Replay:            true,
 		DrainGrace:        time.Second,
@@ -166,12 +168,6 @@ const (
 	// how it was sized.
 	DefaultSendBuffer = 64 << 10
 )
-
-// DefaultWriteBudget returns the default write budget: 40,000 write calls
-// per second per CPU the process may use. A loopback write costs about
-// 10 µs of CPU (MEASURED.md), so that leaves more than half the CPU to
-// everything else.
-func DefaultWriteBudget() int { return 40_000 * runtime.GOMAXPROCS(0) }
 
 // DefaultTrustedProxies returns the loopback ranges: a reverse proxy on the
 // same host. Proxies elsewhere must be listed explicitly: trusting a range
@@ -217,8 +213,8 @@ func (c *Config) Validate() error {
 		return bad("idle-timeout", "must be positive, got %v", c.IdleTimeout)
 	case c.Linger < 0 || c.Linger > time.Second:
 		return bad("linger", "must be between 0 and 1s, got %v", c.Linger)
-	case c.WriteBudget < 0:
-		return bad("write-budget", "must not be negative, got %d", c.WriteBudget)
+	case c.WriteBudget < AutoWriteBudget:
+		return bad("write-budget", "must be auto, 0 or a positive number, got %d", c.WriteBudget)
 	case c.Retry <= 0:
 		return bad("retry", "must be positive, got %v", c.Retry)
 	case c.MaxStreamAge < 0:

@@ -160,7 +160,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	if s.maxBatchEvents == 0 {
 		s.maxBatchEvents = max(deps.Ring.Size()/4, 1)
 	}
-	s.budget = newWriteBudget(cfg.WriteBudget, cfg.Linger, deps.Ring.Size(), deps.Ring.Last)
+	s.budget = newWriteBudget(cfg.WriteBudget, cfg.Linger, deps.Ring.Size(), deps.Ring.Last, new(cpuLoad).sample)
 	if deps.Bridge != nil {
 		s.bridge = deps.Bridge
 		s.epoch.Store(&epoch{space: newRunSpace()}) // replaced by the stream's once known

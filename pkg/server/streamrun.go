@@ -118,7 +118,7 @@ func (st *stream) run(w sink) {
 		// that write calls stay within what the machine affords (see
 		// budget.go); a stream that found one event after a pause writes it
 		// at once.
-		if n > 0 && !cut && s.cfg.WriteBudget > 0 {
+		if n > 0 && !cut && s.cfg.WriteBudget != 0 {
 			if gather := s.budget.gatherTime(now); gather > 0 && (n > 1 || now.Sub(st.lastFlush) < gather) {
 				time.Sleep(gather)
 				var more int
