@@ -67,13 +67,13 @@ func drainOnClose(c net.Conn) {
 }
 
 // asConn returns the service's conn under c: c itself, or the connection a
-// replayConn or a fasthttp hijacked connection wraps.
+// handoffConn or a fasthttp hijacked connection wraps.
 func asConn(c net.Conn) (*conn, bool) {
 	for {
 		switch v := c.(type) {
 		case *conn:
 			return v, true
-		case *replayConn:
+		case *handoffConn:
 			return v.conn, true
 		case interface{ UnsafeConn() net.Conn }:
 			c = v.UnsafeConn()
@@ -189,36 +189,39 @@ func (d *drainSet) stop() {
 	d.wg.Wait()
 }
 
-// replayConn hands a listener's connection to the stream server: its reads
-// return the request the service already read (replayed), then io.EOF, so
-// the stream server serves exactly that request and never reads the socket;
-// everything else is the connection's.
-type replayConn struct {
+// handoffConn hands a listener's connection and its admitted stream to the
+// stream server (see handOver): its reads return a minimal request (the
+// stream server must parse one to call its handler), then io.EOF, so the
+// stream server never reads the socket; everything else is the
+// connection's.
+type handoffConn struct {
 	*conn
-	replay []byte
+	stream  *stream // taken by the stream server's handler
+	request []byte
 }
 
-func (c *replayConn) Read(p []byte) (int, error) {
-	if len(c.replay) == 0 {
-		c.replay = nil
+// handoffRequest is what a handoffConn's reads return.
+var handoffRequest = []byte("GET /events HTTP/1.1\r\nHost: stream\r\n\r\n")
+
+func (c *handoffConn) Read(p []byte) (int, error) {
+	if len(c.request) == 0 {
 		return 0, io.EOF
 	}
-	n := copy(p, c.replay)
-	c.replay = c.replay[n:]
+	n := copy(p, c.request)
+	c.request = c.request[n:]
 	return n, nil
 }
 
 // chanListener is a net.Listener whose connections are handed to it by the
 // service (push) rather than accepted from the network.
 type chanListener struct {
-	addr  net.Addr
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
 }
 
-func newChanListener(addr net.Addr) *chanListener {
-	return &chanListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+func newChanListener() *chanListener {
+	return &chanListener{conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
 // push hands c to whoever accepts; it returns false, and c is not taken,
@@ -246,4 +249,11 @@ func (l *chanListener) Close() error {
 	return nil
 }
 
-func (l *chanListener) Addr() net.Addr { return l.addr }
+// Addr returns a placeholder: connections come from handOver, not from an
+// address.
+func (l *chanListener) Addr() net.Addr { return chanAddr{} }
+
+type chanAddr struct{}
+
+func (chanAddr) Network() string { return "handover" }
+func (chanAddr) String() string  { return "handover" }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"io"
 	"net"
 	"sync"
 )
@@ -16,9 +17,13 @@ import (
 // back by the flush, so an idle listener holds none: its memory is its
 // goroutine and its state, not a write buffer.
 type connWriter struct {
-	c       net.Conn
-	buf     *[]byte // nil between flushes
-	head    []byte  // the response head, sent with the first write
+	c    net.Conn
+	buf  *[]byte // nil between flushes
+	head []byte  // the response head, sent with the first write
+	// via, when set, takes the first write's data instead of c: fasthttp's
+	// chunked body writer, which frames it and sends it with the response
+	// head (see streamBody).
+	via     io.Writer
 	err     error
 	chunked bool
 }
@@ -102,6 +107,12 @@ func (w *connWriter) Flush() error {
 func (w *connWriter) send() {
 	b := *w.buf
 	out := b[chunkRoom:]
+	if w.via != nil {
+		_, w.err = w.via.Write(out)
+		w.via = nil
+		*w.buf = b[:chunkRoom]
+		return
+	}
 	if w.chunked {
 		// "<size in hex>\r\n" right before the data, "\r\n" after it.
 		var size [chunkRoom]byte
@@ -122,8 +133,11 @@ func (w *connWriter) send() {
 	*w.buf = b[:chunkRoom]
 }
 
-// release gives the buffer back to the pool.
+// release gives the buffer back to the pool, if it holds one.
 func (w *connWriter) release() {
+	if w.buf == nil {
+		return
+	}
 	if cap(*w.buf) <= maxPooledBuf {
 		*w.buf = (*w.buf)[:0]
 		writeBufs.Put(w.buf)
@@ -133,9 +147,7 @@ func (w *connWriter) release() {
 
 // finish ends a chunked body with the last chunk, if nothing failed.
 func (w *connWriter) finish() {
-	if w.buf != nil {
-		w.release()
-	}
+	w.release()
 	if w.chunked && w.err == nil && w.head == nil {
 		_, w.err = w.c.Write([]byte("0\r\n\r\n"))
 	}

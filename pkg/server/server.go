@@ -98,6 +98,9 @@ type Server struct {
 	tasks         tasks
 	drains        drainSet
 	served        sync.WaitGroup // the stream server's Serve
+	lifecycle     sync.Mutex     // orders Serve's start and Shutdown's start
+	serving       bool           // Serve started serving; guarded by lifecycle
+	shutdown      bool           // Shutdown began; guarded by lifecycle
 	cfg           Config
 	stats         stats
 	state         atomic.Int32
@@ -156,6 +159,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		return nil, err
 	}
 	s.warned.log = s.log
+	s.streamLn = newChanListener()
 	s.maxBatchEvents = cfg.MaxBatchEvents
 	if s.maxBatchEvents == 0 {
 		s.maxBatchEvents = max(deps.Ring.Size()/4, 1)
@@ -194,14 +198,15 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		Logger:                logger,
 	}
 	s.streamHTTP = &fasthttp.Server{
-		Handler:        handler,
-		ErrorHandler:   s.handleParseError,
-		ReadBufferSize: cfg.MaxHeaderBytes,
-		WriteTimeout:   cfg.WriteTimeout,
-		// A stream's chunks are at most 4 KiB (fasthttp copies the stream
-		// through a 4 KiB buffer); with room for the chunk's size line and
-		// CRLF, a full chunk goes out in one write instead of two.
-		WriteBufferSize:       4096 + 32,
+		Handler:      s.serveHandedOver,
+		ErrorHandler: s.handleParseError,
+		// It parses one request per connection, the few bytes of a
+		// handoffConn; its write buffer only ever holds the response head
+		// and the stream's first chunk (streamBody writes the rest on the
+		// connection): the stream's idle memory.
+		ReadBufferSize:        512,
+		WriteBufferSize:       512,
+		WriteTimeout:          cfg.WriteTimeout,
 		ReduceMemoryUsage:     true,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -330,20 +335,32 @@ func isPublish(h *fasthttp.RequestHeader) bool {
 }
 
 // Serve accepts connections on ln until Shutdown, and marks the service ready.
-// It returns nil after a shutdown and the listener's error otherwise.
+// It returns nil after a shutdown and the listener's error otherwise. Serve
+// and Shutdown may be called in either order, also concurrently: a Serve
+// called after Shutdown has begun closes ln and returns nil at once, as
+// net/http's does (after Drain alone, Serve serves, answering as a draining
+// service does).
 func (s *Server) Serve(ln net.Listener) error {
-	s.streamLn = newChanListener(ln.Addr())
+	s.lifecycle.Lock()
+	if s.shutdown {
+		s.lifecycle.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	// Running out of descriptors must not end Serve: fasthttp treats any
+	// accept error but a timeout as fatal, so temporary ones are retried
+	// below it, with a back-off.
+	accepts := netguard.NewListener(ln, netguard.Options{Logger: s.log})
+	s.accepts.Store(accepts)
+	s.serving = true
 	s.served.Add(1)
 	go func() {
 		defer s.served.Done()
 		_ = s.streamHTTP.Serve(s.streamLn) // returns once streamLn is closed
 	}()
 	s.state.CompareAndSwap(stateStarting, stateServing)
-	// Running out of descriptors must not end Serve: fasthttp treats any
-	// accept error but a timeout as fatal, so temporary ones are retried
-	// below it, with a back-off.
-	accepts := netguard.NewListener(ln, netguard.Options{Logger: s.log})
-	s.accepts.Store(accepts)
+	s.lifecycle.Unlock()
+
 	err := s.http.Serve(connListener{Listener: accepts, drains: &s.drains})
 	if s.state.Load() < stateDraining {
 		// The listener failed on its own: stop the stream server too.
@@ -378,18 +395,30 @@ func (s *Server) Drain() {
 // (connections still open were then closed).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.Drain()
-	s.waitGrace(ctx)
+	s.lifecycle.Lock()
+	s.shutdown = true // a Serve from now on returns at once
+	serving := s.serving
+	s.lifecycle.Unlock()
+	if serving {
+		s.waitGrace(ctx)
+	}
 	s.streams.each(func(st *stream) { st.cutNow() })
 	var errs []error
 	if err := s.http.ShutdownWithContext(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("shutdown: %w", err))
 	}
-	if s.streamLn != nil {
+	if l := s.accepts.Load(); l != nil {
+		// fasthttp's shutdown closes the listeners it knows of: one that
+		// Serve had not handed to it yet is closed here, so that Serve
+		// returns.
+		_ = l.Close()
+	}
+	if serving {
 		if err := s.streamHTTP.ShutdownWithContext(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("stream server shutdown: %w", err))
 		}
-		_ = s.streamLn.Close()
 	}
+	_ = s.streamLn.Close()
 	select {
 	case <-s.tasks.stop():
 	case <-ctx.Done():

@@ -20,25 +20,16 @@ import (
 
 // handleEvents is GET /events: one Server-Sent Events stream per listener.
 //
-// With the default streamer, the producer-facing server hands the listener's
-// connection to the stream server (see Server), which calls this handler
-// again for the same request and streams with SetBodyStreamWriter. With the
-// hijack streamer, and for HTTP/1.0 listeners, the stream is written on the
-// hijacked connection by the service itself.
+// The listener is checked (token, topics), admitted (limits) and subscribed
+// here, on the producer-facing server. With the default streamer, its
+// connection and its stream are then handed over to the stream server (see
+// Server and handOver), whose response writes the stream through fasthttp's
+// own response path. With the hijack streamer, and for HTTP/1.0 listeners,
+// the stream is written on the hijacked connection by the service itself.
 //
 // Everything the stream needs from the request is read here: fasthttp forbids
 // touching the RequestCtx once the stream runs.
 func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
-	_, onStreamServer := ctx.Conn().(*replayConn)
-	if onStreamServer {
-		// The stream server serves one request per connection: whatever the
-		// answer, the connection closes after it, and the client is told.
-		defer func() {
-			if !ctx.Response.IsBodyStream() {
-				ctx.SetConnectionClose()
-			}
-		}()
-	}
 	http11 := ctx.Request.Header.IsHTTP11()
 	if !s.listenAllowed(ctx) {
 		s.stats.turnedAway[TurnAwayUnauthorized].Add(1)
@@ -50,12 +41,6 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	if err != nil {
 		s.stats.turnedAway[TurnAwayInvalid].Add(1)
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
-		return
-	}
-	if !onStreamServer && s.cfg.Streamer == StreamWriter && http11 {
-		// Refusals above are answered here, on a connection that stays
-		// open; a stream is handed over.
-		s.handOver(ctx)
 		return
 	}
 	// The client, through trusted proxies, as user_ip: a per-address limit
@@ -80,13 +65,8 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	h.SetContentType("text/event-stream")
 	h.Set(fasthttp.HeaderCacheControl, "no-cache")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
-	if onStreamServer {
-		h.Set(fasthttp.HeaderConnection, "keep-alive")
-		// Take over the write deadline from fasthttp's WriteTimeout (which
-		// would otherwise end the stream WriteTimeout after it starts); the
-		// stream extends it as it writes.
-		_ = ctx.SetWriteDeadline(st.start.Add(s.cfg.WriteTimeout))
-		ctx.SetBodyStreamWriter(st.runWriter)
+	if s.cfg.Streamer == StreamWriter && http11 {
+		s.handOver(ctx, st)
 		return
 	}
 	if !http11 {
@@ -104,25 +84,52 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	ctx.Hijack(st.hijacked)
 }
 
-// handOver passes a listener's connection, with its request, to the stream
-// server. The producer-facing server reads request bodies as streams (so that
-// memory follows what a client sends, not what it announces) and therefore
-// keeps a read buffer for as long as a connection is served; the stream
-// server does not read bodies, releases its read buffer once the request is
-// parsed, and never reads the connection again.
-func (s *Server) handOver(ctx *fasthttp.RequestCtx) {
-	replay := ctx.Request.Header.AppendBytes(nil)
+// handOver passes an admitted listener's connection, with its stream, to the
+// stream server. The producer-facing server reads request bodies as streams
+// (so that memory follows what a client sends, not what it announces) and
+// therefore keeps a read buffer for as long as a connection is served; the
+// stream server does not read bodies, releases its read buffer once it has
+// parsed the one tiny request it is given (handoffConn), and never reads the
+// connection again. The stream's response headers (CORS ones included) go
+// with it.
+func (s *Server) handOver(ctx *fasthttp.RequestCtx, st *stream) {
+	st.header = new(fasthttp.ResponseHeader)
+	ctx.Response.Header.CopyTo(st.header)
 	ctx.HijackSetNoResponse(true)
 	ctx.Hijack(func(hc net.Conn) {
 		c, ok := asConn(hc)
-		if !ok {
+		if !ok || !s.streamLn.push(&handoffConn{conn: c, stream: st, request: handoffRequest}) {
+			// The stream server is shut down (or the connection is not
+			// ours): the listener gets the end of its stream.
+			st.setEnd(EndShutdown)
+			st.finish()
 			_ = hc.Close()
-			return
-		}
-		if !s.streamLn.push(&replayConn{conn: c, replay: replay}) {
-			_ = c.Close() // the stream server is shut down
 		}
 	})
+}
+
+// serveHandedOver is the stream server's handler: it writes the stream of a
+// listener handed over by handOver, through fasthttp's response path: the
+// stream is the response's body, a streamBody, which fasthttp consumes with
+// WriteTo on the connection's own goroutine (no pipe, no second goroutine).
+func (s *Server) serveHandedOver(ctx *fasthttp.RequestCtx) {
+	hc, ok := ctx.Conn().(*handoffConn)
+	if !ok || hc.stream == nil {
+		ctx.SetConnectionClose()
+		writeError(ctx, fasthttp.StatusInternalServerError, "not a stream handed over")
+		return
+	}
+	st := hc.stream
+	hc.stream = nil
+	st.header.CopyTo(&ctx.Response.Header)
+	st.header = nil
+	h := &ctx.Response.Header
+	h.Set(fasthttp.HeaderConnection, "keep-alive")
+	// Take over the write deadline from fasthttp's WriteTimeout (which would
+	// otherwise end the stream WriteTimeout after it starts); the stream
+	// extends it as it writes.
+	_ = ctx.SetWriteDeadline(st.start.Add(s.cfg.WriteTimeout))
+	ctx.SetBodyStream(&streamBody{st: st}, -1)
 }
 
 // topicParams returns the topic query parameters, validated, each once: at
@@ -224,7 +231,8 @@ type stream struct {
 	srv             *Server
 	sub             *fanout.Subscriber
 	resume          resumePlan
-	head            []byte // the response head, for a hijacked stream
+	head            []byte                   // the response head, for a hijacked stream
+	header          *fasthttp.ResponseHeader // the response header, for a stream handed over
 	ip              netip.Addr
 	reg             hangup.Registration
 	delivered       atomic.Uint64
@@ -247,6 +255,13 @@ var streamCount atomic.Uint64
 // gave one.
 func (s *Server) newStream(ctx *fasthttp.RequestCtx, ip netip.Addr, topics []string) (*stream, error) {
 	c, _ := asConn(ctx.Conn())
+	return s.openStream(c, ip, lastEventID(ctx), topics)
+}
+
+// openStream is newStream once the request is read: the listener's
+// connection (nil in tests that give the stream a sink of their own), its
+// address, the id it resumes after (nil: none) and its topics.
+func (s *Server) openStream(c *conn, ip netip.Addr, lastID []byte, topics []string) (*stream, error) {
 	st := &stream{
 		srv:     s,
 		conn:    c,
@@ -260,7 +275,7 @@ func (s *Server) newStream(ctx *fasthttp.RequestCtx, ip netip.Addr, topics []str
 		st.ageEnd = st.start.Add(age*4/5 + rand.N(age/5+1)) //nolint:gosec // jitter, not a secret
 	}
 	var err error
-	st.sub, st.resume, err = s.subscribe(lastEventID(ctx), topics)
+	st.sub, st.resume, err = s.subscribe(lastID, topics)
 	if err != nil {
 		return nil, err
 	}

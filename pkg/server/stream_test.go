@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"runtime"
@@ -17,6 +19,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
@@ -488,5 +491,87 @@ func testBurstAfterQuiet(t *testing.T, streamer server.Streamer) {
 	}
 	if h := health(t, ts); h.ListenersCut != 0 || ts.Listeners() != 1 {
 		t.Fatalf("listeners_cut %d, listeners %d: the reading listener was cut", h.ListenersCut, ts.Listeners())
+	}
+}
+
+// TestServeAndShutdownInEitherOrder: a Serve called after Shutdown returns
+// at once (closing its listener), and a Shutdown that starts while Serve is
+// starting never leaves Serve running.
+func TestServeAndShutdownInEitherOrder(t *testing.T) {
+	t.Parallel()
+	newServer := func() *server.Server {
+		cfg := server.DefaultConfig()
+		ring := fanout.New(fanout.Options{Size: 16})
+		t.Cleanup(func() { _ = ring.Close() })
+		srv, err := server.New(&cfg, server.Deps{Ring: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv
+	}
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	t.Run("shutdown first", func(t *testing.T) {
+		srv := newServer()
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		ln := listen()
+		if err := srv.Serve(ln); err != nil {
+			t.Fatalf("Serve after Shutdown: %v, want nil at once", err)
+		}
+		if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Fatal("the listener given to Serve after Shutdown is still open")
+		}
+	})
+	t.Run("concurrently", func(t *testing.T) {
+		for range 50 {
+			srv := newServer()
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(listen()) }()
+			ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+			_ = srv.Shutdown(ctx)
+			cancel()
+			select {
+			case err := <-served:
+				if err != nil {
+					t.Fatalf("Serve: %v", err)
+				}
+			case <-time.After(waitFor):
+				t.Fatal("Serve still running after Shutdown returned")
+			}
+		}
+	})
+}
+
+// TestOneContinueForAListener: a listener's request that expects
+// "100 Continue" gets it once, whatever the streamer (the stream was handed
+// over with its request to a second server that answered it again).
+func TestOneContinueForAListener(t *testing.T) { bothStreamers(t, testOneContinue) }
+
+func testOneContinue(t *testing.T, streamer server.Streamer) {
+	t.Parallel()
+	ts := start(t, withStreamer(streamer, nil))
+	c := dial(t, ts)
+	_, _ = io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n")
+	br := bufio.NewReader(c)
+	var head strings.Builder
+	for !strings.Contains(head.String(), ": connected") {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading: %v after %q", err, head.String())
+		}
+		head.WriteString(line)
+	}
+	if n := strings.Count(head.String(), "100 Continue"); n > 1 {
+		t.Fatalf("%d \"100 Continue\" answers:\n%s", n, head.String())
+	}
+	if !strings.Contains(head.String(), "200 OK") {
+		t.Fatalf("no stream:\n%s", head.String())
 	}
 }

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -17,19 +16,57 @@ import (
 // keeps reading until nothing is ready before it flushes.
 const batchSize = 64
 
-// sink is where a stream's bytes go: fasthttp's stream writer (a bufio.Writer
-// over its pipe) or the service's own writer on a hijacked connection. Writes
-// are buffered; Flush sends them.
+// sink is where a stream's bytes go: a connWriter, on the connection
+// itself. Writes are buffered; Flush sends them.
 type sink interface {
 	io.Writer
 	Flush() error
 	Buffered() int
 }
 
-// runWriter is the stream writer given to fasthttp's SetBodyStreamWriter.
-func (st *stream) runWriter(w *bufio.Writer) {
-	st.run(w)
+// streamBody is a stream as the body of the stream server's response:
+// fasthttp consumes it with WriteTo (it implements fasthttp.BodyWriterTo), on
+// the connection's own goroutine, after writing the response head.
+//
+// WriteTo runs the stream. Its first write (the greeting) goes through w,
+// fasthttp's chunked body writer, which sends it as one chunk with the
+// response head, in one write call; the stream's later batches are written
+// on the connection by a connWriter, one chunk of at most maxChunk bytes per
+// write call, as the hijack streamer does. fasthttp's own writer would cut
+// a batch bigger than its buffer into three writes (the buffer, the rest,
+// the chunk's CRLF), and a buffer big enough for the batches would be held
+// by every idle listener. Both write the same chunked framing in order:
+// fasthttp flushes each chunk before Write returns, so nothing of its own is
+// pending when the stream writes on the connection, and it writes the last
+// chunk after WriteTo returns.
+type streamBody struct{ st *stream }
+
+// Read is never called: SupportsBodyWriteTo says to call WriteTo.
+func (b *streamBody) Read([]byte) (int, error) {
+	return 0, errors.New("server: a stream body is written, not read")
 }
+
+// SupportsBodyWriteTo tells fasthttp to consume the body with WriteTo.
+func (b *streamBody) SupportsBodyWriteTo() bool { return true }
+
+// WriteTo runs the stream, with its first write through w. It returns what
+// it wrote, and an error if the stream could not be written to the end.
+func (b *streamBody) WriteTo(w io.Writer) (int64, error) {
+	st := b.st
+	cw := newConnWriter(st.conn, nil, true)
+	cw.via = w
+	st.run(cw)
+	cw.release()
+	var err error
+	if st.writeFailed || st.conn.abort.Load() {
+		err = errStreamCut
+	}
+	return int64(st.written.Load()), err
+}
+
+// errStreamCut makes fasthttp abandon a stream's response: no last chunk is
+// written on a connection that is being reset.
+var errStreamCut = errors.New("server: stream cut")
 
 // hijacked runs the stream on the hijacked connection, in a goroutine of its
 // own so that fasthttp releases the request at once.
@@ -283,8 +320,11 @@ func (st *stream) armDeadline(now time.Time) {
 	}
 	timeout := st.srv.cfg.WriteTimeout
 	st.writeDeadline = now.Add(timeout)
-	_ = st.conn.SetWriteDeadline(st.writeDeadline)
 	st.deadlineRefresh = now.Add(timeout / 2)
+	if st.conn == nil {
+		return
+	}
+	_ = st.conn.SetWriteDeadline(st.writeDeadline)
 	if cut := st.cutAt.Load(); cut != 0 {
 		// Cut meanwhile: its deadline may have been set before ours.
 		_ = st.conn.SetWriteDeadline(time.Unix(0, cut))
