@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -13,17 +14,24 @@ import (
 // of the machine's CPU time that was not idle since the previous sample,
 // from /proc/stat (every process counts: it is what the machine has to
 // spare), or, where /proc/stat cannot be read, this process's own CPU time
-// over the CPUs it may use. It is used by one goroutine at a time (the
-// budget's sampler); a sample costs a file read.
+// over the CPUs it may use. It is safe for concurrent use; a sample costs a
+// file read.
 type cpuLoad struct {
+	mu          sync.Mutex
 	busy, total uint64 // /proc/stat's jiffies at the previous sample
 	cpu         time.Duration
 	at          time.Time // the previous sample of the process's CPU time
 }
 
 // sample returns the busy share since the previous call (0 to 1), negative
-// for the first call or when nothing can be measured.
+// for the first call, when nothing can be measured, or when another sample
+// is being taken (a budget window can end while the previous one's sampler
+// is still reading).
 func (l *cpuLoad) sample() float64 {
+	if !l.mu.TryLock() {
+		return -1
+	}
+	defer l.mu.Unlock()
 	if busy, total, ok := readProcStat(); ok {
 		share := -1.0
 		if l.total > 0 && total > l.total {
