@@ -22,7 +22,9 @@ type Grant struct {
 }
 
 // NewGrant returns a Grant for subject with the given publish and subscribe
-// patterns. Duplicate patterns are kept once; the slices are copied.
+// patterns, as Verify builds it from a token's claims; it is for the server
+// to give the holders of other credentials (a static token) a Grant, and
+// for tests. Duplicate patterns are kept once; the slices are copied.
 //
 // It returns an error wrapping [ErrInvalidPattern] that names the list and
 // the position ("publish[1]"), not the pattern, when a pattern is not
