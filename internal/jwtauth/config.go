@@ -9,6 +9,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -22,17 +24,39 @@ const (
 	// MinSecretLen is the shortest HMAC secret Validate accepts, in bytes:
 	// the output size of SHA-256 (RFC 7518, section 3.2).
 	MinSecretLen = 32
-	// MinRSABits is the smallest RSA modulus accepted.
+	// MinRSABits is the smallest RSA modulus accepted, from the PEM file or
+	// from the JWKS.
 	MinRSABits = 2048
+	// DefaultJWKSRefresh is the JWKS refresh interval used when
+	// Config.JWKSRefresh is zero.
+	DefaultJWKSRefresh = 5 * time.Minute
+	// MinJWKSRefresh is the shortest JWKS refresh interval Validate
+	// accepts, so that the service does not hammer the key server.
+	MinJWKSRefresh = time.Second
+	// DefaultJWKSRefreshLimit is the least time between two refreshes of
+	// the JWKS caused by tokens with an unknown "kid", when
+	// Config.JWKSRefreshLimit is zero.
+	DefaultJWKSRefreshLimit = 30 * time.Second
+	// DefaultJWKSTimeout bounds one fetch of the JWKS when
+	// Config.JWKSTimeout is zero.
+	DefaultJWKSTimeout = 5 * time.Second
+	// MaxJWKSBytes is the largest JWKS document read; a larger one fails
+	// the refresh, and the keys already known stay in use.
+	MaxJWKSBytes = 1 << 20
 )
 
-// Config configures a [Verifier]. Exactly one key source is set: Secret or
-// PublicKeyPEM. The zero values of the other fields select the defaults
-// above.
+// Config configures a [Verifier]. Exactly one key source is set: Secret,
+// PublicKeyPEM or JWKSURL. The zero values of the other fields select the
+// defaults above.
 type Config struct {
 	// Now is the clock used for "exp", "nbf" and "iat"; nil means
 	// time.Now. Tests inject their own.
 	Now func() time.Time
+	// JWKSURL is the address of a JWK Set (RFC 7517) whose keys sign the
+	// tokens: https, or http to a loopback address only. Tokens may use
+	// RS*, PS*, ES* and EdDSA, each with a key of its kind; HMAC keys in
+	// the set are not used. Keys with "use": "enc" are ignored.
+	JWKSURL string
 	// Issuer, when set, is the "iss" a token must carry.
 	Issuer string
 	// Audience, when set, must be one of the token's "aud".
@@ -52,23 +76,36 @@ type Config struct {
 	// "iat": a token is accepted until exp+Leeway. Zero means
 	// DefaultLeeway; at most MaxLeeway.
 	Leeway time.Duration
+	// JWKSRefresh is how often the JWKS is fetched again (zero:
+	// DefaultJWKSRefresh; at least MinJWKSRefresh).
+	JWKSRefresh time.Duration
+	// JWKSRefreshLimit is the least time between two fetches caused by
+	// tokens that name a key id the set does not hold (zero:
+	// DefaultJWKSRefreshLimit). A token with an unknown "kid" that comes
+	// sooner is refused (ErrUnknownKey) without a fetch, so that invalid
+	// tokens cannot make the service flood the key server.
+	JWKSRefreshLimit time.Duration
+	// JWKSTimeout bounds one fetch of the JWKS, and so how long Verify
+	// may block on a token with an unknown "kid" (zero:
+	// DefaultJWKSTimeout).
+	JWKSTimeout time.Duration
 }
 
 // Enabled reports whether c names a key source, that is whether signed
 // tokens are to be verified at all. A server builds a [Verifier] only for
 // an enabled Config.
 func (c *Config) Enabled() bool {
-	return len(c.Secret) > 0 || len(c.PublicKeyPEM) > 0
+	return len(c.Secret) > 0 || len(c.PublicKeyPEM) > 0 || c.JWKSURL != ""
 }
 
 // Validate checks c. A Config that is not [Enabled] and sets nothing else
 // that needs a key (Issuer, Audience) is valid: signed tokens are off.
 // Otherwise exactly one key source must be set, and be usable. The error
 // wraps [ErrInvalidConfig] and names the setting by its flag name
-// (jwt-secret, jwt-public-key, jwt-issuer, jwt-audience, jwt-leeway); it
-// never holds the secret.
+// (jwt-secret, jwt-public-key, jwt-jwks-url, jwt-issuer, jwt-audience,
+// jwt-leeway, ...); it never holds the secret.
 //
-// Validate parses the PEM key.
+// Validate parses the PEM key; it does not fetch the JWKS.
 func (c *Config) Validate() error {
 	_, err := c.check()
 	return err
@@ -82,25 +119,29 @@ const (
 	keyRSA
 	keyECDSA
 	keyEd25519
+	keyJWKS
 )
 
 // check validates c and returns the parsed public key (nil unless
 // PublicKeyPEM is set).
 func (c *Config) check() (any, error) {
-	sources := make([]string, 0, 2)
+	sources := make([]string, 0, 3)
 	if len(c.Secret) > 0 {
 		sources = append(sources, "jwt-secret")
 	}
 	if len(c.PublicKeyPEM) > 0 {
 		sources = append(sources, "jwt-public-key")
 	}
+	if c.JWKSURL != "" {
+		sources = append(sources, "jwt-jwks-url")
+	}
 	switch {
 	case len(sources) > 1:
 		return nil, bad(strings.Join(sources, ", "), "set only one key source")
 	case len(sources) == 0 && c.Issuer != "":
-		return nil, bad("jwt-issuer", "set without a key (jwt-secret or jwt-public-key)")
+		return nil, bad("jwt-issuer", "set without a key (jwt-secret, jwt-public-key or jwt-jwks-url)")
 	case len(sources) == 0 && c.Audience != "":
-		return nil, bad("jwt-audience", "set without a key (jwt-secret or jwt-public-key)")
+		return nil, bad("jwt-audience", "set without a key (jwt-secret, jwt-public-key or jwt-jwks-url)")
 	}
 	var key any
 	switch {
@@ -113,6 +154,10 @@ func (c *Config) check() (any, error) {
 		if key, err = parsePublicKey(c.PublicKeyPEM); err != nil {
 			return nil, bad("jwt-public-key", "%v", err)
 		}
+	case c.JWKSURL != "":
+		if err := checkJWKSURL(c.JWKSURL); err != nil {
+			return nil, bad("jwt-jwks-url", "%v", err)
+		}
 	}
 	if strings.ContainsAny(c.Issuer, "\x00\r\n") {
 		return nil, bad("jwt-issuer", "contains a control character")
@@ -120,8 +165,15 @@ func (c *Config) check() (any, error) {
 	if strings.ContainsAny(c.Audience, "\x00\r\n") {
 		return nil, bad("jwt-audience", "contains a control character")
 	}
-	if c.Leeway < 0 || c.Leeway > MaxLeeway {
+	switch {
+	case c.Leeway < 0 || c.Leeway > MaxLeeway:
 		return nil, bad("jwt-leeway", "must be between 0 and %v, got %v", MaxLeeway, c.Leeway)
+	case c.JWKSRefresh != 0 && c.JWKSRefresh < MinJWKSRefresh:
+		return nil, bad("jwt-jwks-refresh", "must be at least %v, got %v", MinJWKSRefresh, c.JWKSRefresh)
+	case c.JWKSRefreshLimit < 0:
+		return nil, bad("jwt-jwks-refresh-limit", "must not be negative, got %v", c.JWKSRefreshLimit)
+	case c.JWKSTimeout < 0:
+		return nil, bad("jwt-jwks-timeout", "must not be negative, got %v", c.JWKSTimeout)
 	}
 	return key, nil
 }
@@ -137,6 +189,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
+	}
+	if c.JWKSRefresh == 0 {
+		c.JWKSRefresh = DefaultJWKSRefresh
+	}
+	if c.JWKSRefreshLimit == 0 {
+		c.JWKSRefreshLimit = DefaultJWKSRefreshLimit
+	}
+	if c.JWKSTimeout == 0 {
+		c.JWKSTimeout = DefaultJWKSTimeout
 	}
 	return c
 }
@@ -216,4 +277,39 @@ func ecdsaAlg(c elliptic.Curve) string {
 		return "ES512"
 	}
 	return ""
+}
+
+// checkJWKSURL accepts an absolute https URL, or an http one whose host is
+// a loopback address: keys fetched in clear text from elsewhere could be
+// replaced on the way.
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errors.New("not a URL")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return errors.New("want an absolute URL with a host")
+	}
+	if u.User != nil {
+		return errors.New("credentials in the URL are not supported")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if isLoopback(u.Hostname()) {
+			return nil
+		}
+		return errors.New("plain http only to a loopback address: use https")
+	default:
+		return fmt.Errorf("scheme %q: want https", u.Scheme)
+	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -147,17 +147,19 @@ func raw(header, payload string, sig []byte) string {
 	return enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(sig)
 }
 
-// newVerifier builds a verifier on clock (a new one at t0 when nil).
+// newVerifier builds a verifier on clock (a new one at t0 when nil) and
+// closes it at the end of the test.
 func newVerifier(tb testing.TB, cfg jwtauth.Config, clock *fakeClock) *jwtauth.Verifier {
 	tb.Helper()
 	if clock == nil {
 		clock = newClock()
 	}
 	cfg.Now = clock.Now
-	v, err := jwtauth.New(cfg)
+	v, err := jwtauth.New(cfg, nil)
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
+	tb.Cleanup(v.Close)
 	return v
 }
 

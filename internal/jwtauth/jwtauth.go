@@ -3,9 +3,11 @@
 // (or topic patterns) a listener may subscribe to.
 //
 // A [Verifier] is built from a [Config] that names exactly one key source: a
-// shared HMAC secret (HS256, HS384, HS512) or a public key in a PEM file
-// (RSA: RS256/384/512 and PS256/384/512; ECDSA: ES256, ES384 or ES512, the
-// one that matches the curve; Ed25519: EdDSA). Only the algorithms
+// shared HMAC secret (HS256, HS384, HS512), a public key in a PEM file (RSA:
+// RS256/384/512 and PS256/384/512; ECDSA: ES256, ES384 or ES512, the one that
+// matches the curve; Ed25519: EdDSA), or a JWKS endpoint, fetched at start,
+// refreshed periodically and, rate-limited, when a token names a key id it
+// does not know, so that keys rotate without a restart. Only the algorithms
 // of the configured key are accepted: "alg": "none", and tokens whose
 // algorithm belongs to another kind of key (an HS256 token signed with the
 // bytes of the configured public key, the classic algorithm-confusion
@@ -50,6 +52,11 @@ var (
 	// configured key accepts: "none", an unknown algorithm, or the
 	// algorithm of another kind of key.
 	ErrAlgorithm = errors.New("jwtauth: signing algorithm not accepted")
+	// ErrUnknownKey is returned when no configured key can check the
+	// token: with a JWKS, the "kid" is unknown even after a refresh (or a
+	// refresh was not allowed yet), or the key is unusable (an RSA key of
+	// fewer than 2048 bits, a key for encryption).
+	ErrUnknownKey = errors.New("jwtauth: unknown signing key")
 	// ErrInvalidSignature is returned for a token whose signature does not
 	// match its content and the key.
 	ErrInvalidSignature = errors.New("jwtauth: invalid signature")
@@ -82,14 +89,14 @@ var (
 	ErrNotGranted = errors.New("jwtauth: topic not granted")
 	// ErrInvalidConfig is wrapped by the errors of [Config.Validate] and
 	// [New], which name the setting (jwt-secret, jwt-public-key,
-	// jwt-issuer, jwt-audience, ...).
+	// jwt-jwks-url, jwt-issuer, jwt-audience, ...).
 	ErrInvalidConfig = errors.New("jwtauth: invalid configuration")
 )
 
 // tokenErrors are the errors a token can be refused with, most specific
 // first: the first one an error matches gives its error_description.
 var tokenErrors = []error{
-	ErrMalformed, ErrAlgorithm, ErrInvalidSignature,
+	ErrMalformed, ErrAlgorithm, ErrUnknownKey, ErrInvalidSignature,
 	ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrWrongIssuer,
 	ErrWrongAudience, ErrInvalidPattern, ErrInvalidClaims, ErrInvalidToken,
 }

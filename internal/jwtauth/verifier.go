@@ -1,14 +1,18 @@
 package jwtauth
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
+	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -18,48 +22,67 @@ const MaxTokenLen = 8 << 10
 
 // Algorithms accepted for each kind of key.
 var (
-	hmacAlgs = []string{"HS256", "HS384", "HS512"}
-	rsaAlgs  = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+	hmacAlgs  = []string{"HS256", "HS384", "HS512"}
+	rsaAlgs   = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+	ecdsaAlgs = []string{"ES256", "ES384", "ES512"}
+	jwksAlgs  = slices.Concat(rsaAlgs, ecdsaAlgs, []string{"EdDSA"})
 )
 
 // Reasons the key function refuses a token, mapped to the sentinels.
 var (
 	errAlgorithm = errors.New("algorithm does not fit the key")
+	errNoKey     = errors.New("no usable key")
 	errCrit      = errors.New("critical header parameters are not supported")
 )
 
 // Verifier verifies tokens and turns them into grants. It is safe for
-// concurrent use. Build one with [New].
+// concurrent use. Build one with [New]; call Close when done with it.
 type Verifier struct {
 	now      func() time.Time
 	parser   *jwt.Parser
 	keyfunc  jwt.Keyfunc
-	key      any // the secret ([]byte) or the public key
+	key      any // the secret ([]byte) or the public key; nil with a JWKS
+	jwks     *jwks
+	cancel   context.CancelFunc
 	issuer   string
 	audience string
 	methods  []string
+	close    sync.Once
 }
 
 // New validates cfg ([Config.Validate]) and returns a Verifier for it. cfg
-// must be [Config.Enabled].
-func New(cfg Config) (*Verifier, error) {
+// must be [Config.Enabled]. log receives the failures of JWKS refreshes
+// (nil: discarded); it never receives a token.
+//
+// With a JWKS, New fetches it before returning, which blocks for up to
+// cfg.JWKSTimeout; if that fetch fails, New logs it and still returns a
+// Verifier, which refuses every token (ErrUnknownKey) until a refresh
+// succeeds: the next periodic one, or one caused by a token's unknown
+// "kid". New then starts a goroutine that refreshes the set every
+// cfg.JWKSRefresh until Close.
+func New(cfg Config, log *slog.Logger) (*Verifier, error) {
 	key, err := cfg.check()
 	if err != nil {
 		return nil, err
 	}
 	if !cfg.Enabled() {
-		return nil, bad("jwt-secret, jwt-public-key", "none is set: a verifier needs a key")
+		return nil, bad("jwt-secret, jwt-public-key, jwt-jwks-url", "none is set: a verifier needs a key")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
 	cfg = cfg.withDefaults()
 	v := &Verifier{
 		now:      cfg.Now,
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
+		cancel:   func() {},
 	}
-	if len(cfg.Secret) > 0 {
+	switch {
+	case len(cfg.Secret) > 0:
 		v.key = slices.Clone(cfg.Secret)
 		v.methods = hmacAlgs
-	} else {
+	case key != nil:
 		v.key = key
 		switch k := key.(type) {
 		case *rsa.PublicKey:
@@ -69,6 +92,16 @@ func New(cfg Config) (*Verifier, error) {
 		case ed25519.PublicKey:
 			v.methods = []string{"EdDSA"}
 		}
+	default:
+		ctx, cancel := context.WithCancel(context.Background())
+		v.cancel = cancel
+		j, err := newJWKS(ctx, &cfg, log)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		v.jwks = j
+		v.methods = jwksAlgs
 	}
 	v.keyfunc = v.lookupKey
 	opts := []jwt.ParserOption{
@@ -86,6 +119,20 @@ func New(cfg Config) (*Verifier, error) {
 	}
 	v.parser = jwt.NewParser(opts...)
 	return v, nil
+}
+
+// Close stops the JWKS refresh goroutine, if any: it ends as soon as it
+// sees the cancellation, aborting a fetch under way, and so does a refresh
+// that a Verify is waiting for. Close does not block. Verify keeps working
+// after Close with the keys it has, without refreshing them. Close is
+// idempotent and safe for concurrent use.
+func (v *Verifier) Close() {
+	v.close.Do(func() {
+		v.cancel()
+		if v.jwks != nil {
+			v.jwks.close()
+		}
+	})
 }
 
 // Algorithms returns the "alg" values the verifier accepts, for logs. The
@@ -107,7 +154,8 @@ type claims struct {
 // holds the token or its claims.
 //
 // Verify costs a signature check and a few dozen allocations. It is safe
-// for concurrent use and does not block.
+// for concurrent use. With a JWKS, a token whose "kid" is unknown may make
+// it block while the set is fetched again, up to Config.JWKSTimeout.
 func (v *Verifier) Verify(token string) (*Grant, error) {
 	if token == "" {
 		return nil, ErrNoToken
@@ -143,10 +191,40 @@ func (v *Verifier) lookupKey(tok *jwt.Token) (any, error) {
 	if _, ok := tok.Header["crit"]; ok {
 		return nil, errCrit
 	}
-	if !fits(tok.Method.Alg(), v.key) {
+	alg := tok.Method.Alg()
+	if v.jwks == nil {
+		if !fits(alg, v.key) {
+			return nil, errAlgorithm
+		}
+		return v.key, nil
+	}
+	key, err := v.jwks.keyfunc(tok)
+	if err != nil {
+		if errors.Is(err, jwkset.ErrKeyNotFound) {
+			return nil, errNoKey
+		}
+		return nil, fmt.Errorf("%w: %w", errNoKey, err)
+	}
+	if set, ok := key.(jwt.VerificationKeySet); ok {
+		// No "kid": every key of the set that fits the algorithm.
+		fit := set.Keys[:0:0]
+		for _, k := range set.Keys {
+			if fits(alg, k) {
+				fit = append(fit, k)
+			}
+		}
+		if len(fit) == 0 {
+			return nil, errNoKey
+		}
+		return jwt.VerificationKeySet{Keys: fit}, nil
+	}
+	if !fits(alg, key) {
+		if _, err := kindOf(key); err != nil {
+			return nil, errNoKey // a weak RSA key, an HMAC key in the set
+		}
 		return nil, errAlgorithm
 	}
-	return v.key, nil
+	return key, nil
 }
 
 // fits reports whether alg is an algorithm of key's kind, and key is one
@@ -178,6 +256,8 @@ func (v *Verifier) mapError(tok *jwt.Token, c *claims, err error) error {
 		return fmt.Errorf("%w: %w", ErrMalformed, errCrit)
 	case errors.Is(err, errAlgorithm):
 		return ErrAlgorithm
+	case errors.Is(err, errNoKey):
+		return ErrUnknownKey
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return ErrMalformed
 	case tok != nil && (tok.Method == nil || !slices.Contains(v.methods, tok.Method.Alg())):
@@ -187,6 +267,8 @@ func (v *Verifier) mapError(tok *jwt.Token, c *claims, err error) error {
 		return ErrAlgorithm
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return ErrInvalidSignature
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return ErrUnknownKey
 	// Claims are validated only once the signature is good.
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return ErrExpired

@@ -460,7 +460,7 @@ func TestWWWAuthenticate(t *testing.T) {
 	// Every sentinel's description is a valid RFC 6750 error_description
 	// (%x20-21 / %x23-5B / %x5D-7E) and names the reason.
 	for _, e := range []error{
-		jwtauth.ErrMalformed, jwtauth.ErrAlgorithm, jwtauth.ErrInvalidSignature,
+		jwtauth.ErrMalformed, jwtauth.ErrAlgorithm, jwtauth.ErrUnknownKey, jwtauth.ErrInvalidSignature,
 		jwtauth.ErrExpired, jwtauth.ErrNotYetValid, jwtauth.ErrIssuedInFuture, jwtauth.ErrWrongIssuer,
 		jwtauth.ErrWrongAudience, jwtauth.ErrInvalidPattern, jwtauth.ErrInvalidClaims, jwtauth.ErrInvalidToken,
 	} {
