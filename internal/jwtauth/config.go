@@ -43,14 +43,20 @@ const (
 	// MaxJWKSBytes is the largest JWKS document read; a larger one fails
 	// the refresh, and the keys already known stay in use.
 	MaxJWKSBytes = 1 << 20
+	// DefaultCacheSize is the number of verified tokens cached when
+	// Config.CacheSize is zero.
+	DefaultCacheSize = 4096
+	// DefaultCacheTTL is the longest a verified token stays cached when
+	// Config.CacheTTL is zero.
+	DefaultCacheTTL = time.Minute
 )
 
 // Config configures a [Verifier]. Exactly one key source is set: Secret,
 // PublicKeyPEM or JWKSURL. The zero values of the other fields select the
 // defaults above.
 type Config struct {
-	// Now is the clock used for "exp", "nbf" and "iat"; nil means
-	// time.Now. Tests inject their own.
+	// Now is the clock used for "exp", "nbf", "iat" and the cache; nil
+	// means time.Now. Tests inject their own.
 	Now func() time.Time
 	// JWKSURL is the address of a JWK Set (RFC 7517) whose keys sign the
 	// tokens: https, or http to a loopback address only. Tokens may use
@@ -89,6 +95,12 @@ type Config struct {
 	// may block on a token with an unknown "kid" (zero:
 	// DefaultJWKSTimeout).
 	JWKSTimeout time.Duration
+	// CacheTTL is the longest a verified token stays cached (zero:
+	// DefaultCacheTTL); an entry never outlives the token's "exp".
+	CacheTTL time.Duration
+	// CacheSize is the number of verified tokens cached (zero:
+	// DefaultCacheSize; negative: no cache).
+	CacheSize int
 }
 
 // Enabled reports whether c names a key source, that is whether signed
@@ -174,6 +186,8 @@ func (c *Config) check() (any, error) {
 		return nil, bad("jwt-jwks-refresh-limit", "must not be negative, got %v", c.JWKSRefreshLimit)
 	case c.JWKSTimeout < 0:
 		return nil, bad("jwt-jwks-timeout", "must not be negative, got %v", c.JWKSTimeout)
+	case c.CacheTTL < 0:
+		return nil, bad("jwt-cache-ttl", "must not be negative, got %v", c.CacheTTL)
 	}
 	return key, nil
 }
@@ -198,6 +212,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.JWKSTimeout == 0 {
 		c.JWKSTimeout = DefaultJWKSTimeout
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.CacheTTL == 0 {
+		c.CacheTTL = DefaultCacheTTL
 	}
 	return c
 }

@@ -69,6 +69,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "refresh too often", setting: "jwt-jwks-refresh", cfg: jwtauth.Config{JWKSURL: "https://x/", JWKSRefresh: time.Millisecond}},
 		{name: "negative refresh limit", setting: "jwt-jwks-refresh-limit", cfg: jwtauth.Config{JWKSURL: "https://x/", JWKSRefreshLimit: -1}},
 		{name: "negative timeout", setting: "jwt-jwks-timeout", cfg: jwtauth.Config{JWKSURL: "https://x/", JWKSTimeout: -1}},
+		{name: "negative cache TTL", setting: "jwt-cache-ttl", cfg: jwtauth.Config{Secret: secret, CacheTTL: -1}},
 		{name: "line break in issuer", setting: "jwt-issuer", cfg: jwtauth.Config{Secret: secret, Issuer: "a\nb"}},
 		{name: "line break in audience", setting: "jwt-audience", cfg: jwtauth.Config{Secret: secret, Audience: "a\rb"}},
 	} {

@@ -9,8 +9,10 @@ import (
 // Grant is what a verified token allows: the topics its holder may publish
 // on and subscribe to, as lists of topic patterns.
 //
-// A Grant is immutable and safe for concurrent use; callers must not
-// modify its fields. The nil *Grant grants nothing.
+// A Grant is immutable and safe for concurrent use: [Verifier.Verify]
+// returns the same *Grant to every caller that presents the same token
+// while it is cached, so callers must not modify its fields. The nil
+// *Grant grants nothing.
 type Grant struct {
 	// Expires is the token's "exp", or the zero Time when it has none.
 	Expires time.Time

@@ -20,7 +20,7 @@ import (
 
 // jwks is a JWK Set fetched over HTTP: keyfunc's key function over
 // jwkset's HTTP storage, whose keys land in a storage that notices when
-// a refresh removes or replaces one (gen).
+// a refresh removes or replaces one.
 type jwks struct {
 	keyfunc   jwt.Keyfunc
 	transport *http.Transport
@@ -103,7 +103,8 @@ func (j *jwks) changed(removed bool) {
 
 // trackedStore is the in-memory storage of the fetched keys. A refresh
 // replaces all keys at once (KeyReplaceAll); trackedStore compares the new
-// set with the old and reports whether a key was removed or replaced.
+// set with the old and reports whether a key was removed or replaced, so
+// that tokens verified with it are no longer taken from the cache.
 type trackedStore struct {
 	*jwkset.MemoryJWKSet
 	changed func(removed bool)

@@ -172,8 +172,9 @@ func es256(tb testing.TB, kid string, k *ecdsa.PrivateKey) string {
 }
 
 // Keys rotate without a restart: a token signed with a new kid is accepted
-// once the unknown kid has made the verifier fetch the set again, and a key
-// removed from the set stops being accepted.
+// once the unknown kid has made the verifier fetch the set again, cached
+// tokens stay cached while their key stays, and a key removed from the set
+// stops being accepted, cached or not.
 func TestJWKSRotation(t *testing.T) {
 	t.Parallel()
 	srv := newJWKSServer(t, rsaJWK("k1", &rsaKey().PublicKey))
@@ -183,7 +184,7 @@ func TestJWKSRotation(t *testing.T) {
 		t.Fatalf("New fetched the set %d times (%d refreshes), want once", srv.hits(), v.JWKSRefreshes())
 	}
 	t1 := rs256(t, "k1", rsaKey())
-	accept(t, v, t1)
+	g1 := accept(t, v, t1)
 
 	// k2 is added: its first token makes the verifier fetch the set.
 	srv.set(rsaJWK("k1", &rsaKey().PublicKey), ecJWK("k2", &p256Key().PublicKey))
@@ -192,14 +193,16 @@ func TestJWKSRotation(t *testing.T) {
 	if srv.hits() != 2 || v.KeyGeneration() != 0 {
 		t.Fatalf("after k2's first token: %d fetches, key generation %d; want 2, 0", srv.hits(), v.KeyGeneration())
 	}
-	accept(t, v, t2) // a known key now: no fetch
-	accept(t, v, t1)
+	accept(t, v, t2) // cached now: no fetch
+	if accept(t, v, t1) != g1 {
+		t.Error("adding a key dropped the cached tokens of the others")
+	}
 	if srv.hits() != 2 {
 		t.Fatalf("%d fetches for known keys", srv.hits())
 	}
 
 	// k1 is removed; the next fetch (here caused by another unknown kid)
-	// drops it.
+	// drops it, and its cached tokens with it.
 	srv.set(ecJWK("k2", &p256Key().PublicKey))
 	refuse(t, v, es256(t, "k3", p256Key2()), jwtauth.ErrUnknownKey)
 	if srv.hits() != 3 || v.KeyGeneration() != 1 {
@@ -258,7 +261,7 @@ func TestJWKSPeriodicRefresh(t *testing.T) {
 	if v.KeyGeneration() != 1 {
 		t.Errorf("key generation %d, want 1", v.KeyGeneration())
 	}
-	refuse(t, v, t1, jwtauth.ErrUnknownKey) // its key is gone
+	refuse(t, v, t1, jwtauth.ErrUnknownKey) // cached, but its key is gone
 	accept(t, v, sign(t, jwt.SigningMethodEdDSA, edKey(), claims(), "kid", "k2"))
 }
 
@@ -354,7 +357,7 @@ func TestJWKSTooLarge(t *testing.T) {
 		t.Errorf("logs: %s", logs.String())
 	}
 	other := claims()
-	other["sub"] = "user-2" // k1 is still known
+	other["sub"] = "user-2" // a token not cached: k1 is still known
 	accept(t, v, sign(t, jwt.SigningMethodRS256, rsaKey(), other, "kid", "k1"))
 }
 

@@ -26,6 +26,10 @@
 // segment) and the last segment may be ">" (one or more trailing segments).
 // See [ValidPattern], [Match], [Grant.CanPublish] and [Grant.CanSubscribe].
 //
+// Verified tokens are cached, keyed by their SHA-256 digest, so that a
+// producer that sends the same token with every POST pays for one signature
+// check, not one per request.
+//
 // Errors are the sentinel errors below (possibly wrapped with a detail that
 // names a position, never a value); none of them ever contains the token or
 // anything read from it. [WWWAuthenticate] turns one into the RFC 6750

@@ -5,12 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
@@ -43,10 +45,12 @@ type Verifier struct {
 	keyfunc  jwt.Keyfunc
 	key      any // the secret ([]byte) or the public key; nil with a JWKS
 	jwks     *jwks
+	cache    *cache
 	cancel   context.CancelFunc
 	issuer   string
 	audience string
 	methods  []string
+	ttl      time.Duration
 	close    sync.Once
 }
 
@@ -76,6 +80,7 @@ func New(cfg Config, log *slog.Logger) (*Verifier, error) {
 		now:      cfg.Now,
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
+		ttl:      cfg.CacheTTL,
 		cancel:   func() {},
 	}
 	switch {
@@ -118,6 +123,9 @@ func New(cfg Config, log *slog.Logger) (*Verifier, error) {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	v.parser = jwt.NewParser(opts...)
+	if cfg.CacheSize > 0 {
+		v.cache = newCache(cfg.CacheSize)
+	}
 	return v, nil
 }
 
@@ -153,15 +161,35 @@ type claims struct {
 // ([ErrNoToken] for "", [ErrExpired], [ErrInvalidSignature], ...); it never
 // holds the token or its claims.
 //
-// Verify costs a signature check and a few dozen allocations. It is safe
-// for concurrent use. With a JWKS, a token whose "kid" is unknown may make
-// it block while the set is fetched again, up to Config.JWKSTimeout.
+// A token verified before, and still cached, costs a SHA-256 of the token
+// and a map lookup under a read lock, with no allocation; the returned
+// *Grant is then shared with the other callers that presented it, and must
+// not be modified. A token not cached costs a signature check and a few
+// dozen allocations. Verify is safe for concurrent use. With a JWKS, a
+// token whose "kid" is unknown may make it block while the set is fetched
+// again, up to Config.JWKSTimeout.
 func (v *Verifier) Verify(token string) (*Grant, error) {
 	if token == "" {
 		return nil, ErrNoToken
 	}
 	if len(token) > MaxTokenLen {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxTokenLen)
+	}
+	now := v.now()
+	var (
+		digest [sha256.Size]byte
+		gen    uint64
+	)
+	if v.cache != nil {
+		// The generation is read before verifying: a key removed while the
+		// token is being verified leaves its entry stale, not fresh.
+		gen = v.generation()
+		// Sum256 only reads its argument: the token's bytes need no copy
+		// (which would cost an allocation for any real token).
+		digest = sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+		if g := v.cache.get(&digest, now.UnixNano(), gen); g != nil {
+			return g, nil
+		}
 	}
 	var c claims
 	tok, err := v.parser.ParseWithClaims(token, &c, v.keyfunc)
@@ -180,7 +208,23 @@ func (v *Verifier) Verify(token string) (*Grant, error) {
 			return nil, err
 		}
 	}
+	if v.cache != nil {
+		until := now.Add(v.ttl)
+		if !g.Expires.IsZero() && g.Expires.Before(until) {
+			until = g.Expires
+		}
+		v.cache.put(&digest, g, until.UnixNano(), gen)
+	}
 	return g, nil
+}
+
+// generation changes whenever a key that signed cached tokens may have
+// gone: only a JWKS refresh that removes or replaces a key changes it.
+func (v *Verifier) generation() uint64 {
+	if v.jwks == nil {
+		return 0
+	}
+	return v.jwks.gen.Load()
 }
 
 // lookupKey is the jwt.Keyfunc: it returns the key that checks tok, once
