@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // Grant is what a verified token allows: the topics its holder may publish
@@ -30,7 +32,7 @@ type Grant struct {
 //
 // It returns an error wrapping [ErrInvalidPattern] that names the list and
 // the position ("publish[1]"), not the pattern, when a pattern is not
-// valid ([ValidPattern]).
+// valid ([topic.ValidPattern]).
 func NewGrant(subject string, expires time.Time, publish, subscribe []string) (*Grant, error) {
 	pub, err := patterns("publish", publish)
 	if err != nil {
@@ -48,7 +50,7 @@ func NewGrant(subject string, expires time.Time, publish, subscribe []string) (*
 func patterns(list string, ps []string) ([]string, error) {
 	var out []string
 	for i, p := range ps {
-		if !ValidPattern(p) {
+		if !topic.ValidPattern(p) {
 			return nil, fmt.Errorf("%w: %s[%d]", ErrInvalidPattern, list, i)
 		}
 		if !slices.Contains(out, p) {
@@ -65,12 +67,12 @@ func patterns(list string, ps []string) ([]string, error) {
 // by a pattern ("default", "*" or ">").
 //
 // CanPublish is safe for concurrent use and does not allocate.
-func (g *Grant) CanPublish(topic string) bool {
-	if g == nil || !validTopic(topic) {
+func (g *Grant) CanPublish(name string) bool {
+	if g == nil || !topic.Valid(name) {
 		return false
 	}
 	for _, p := range g.publish {
-		if match(p, topic) {
+		if topic.Match(p, name) {
 			return true
 		}
 	}
@@ -78,14 +80,14 @@ func (g *Grant) CanPublish(topic string) bool {
 }
 
 // CanSubscribe reports whether the grant allows subscribing to
-// topicOrPattern: a valid topic name or pattern ([ValidPattern]) every
+// topicOrPattern: a valid topic name or pattern ([topic.ValidPattern]) every
 // topic of which one of the granted subscribe patterns matches. Granted
 // "player.>" allows "player.a", "player.*" and "player.a.>"; granted
 // "player.*" allows "player.a" and "player.*" but not "player.>" nor
 // "player.a.b"; granted "*" allows any single-segment topic. Patterns
 // granted together count together: "a.*" and "a.*.>" allow "a.>". An
 // invalid topicOrPattern is refused like any other: a server that answers
-// 400 to those checks [ValidPattern] first.
+// 400 to those checks [topic.ValidPattern] first.
 //
 // CanSubscribe is safe for concurrent use. For a topic name, or a pattern
 // granted as such, it does not allocate; for another pattern it allocates
@@ -93,24 +95,19 @@ func (g *Grant) CanPublish(topic string) bool {
 // proportional to the number of granted patterns times the number of
 // segments of the longest pattern.
 func (g *Grant) CanSubscribe(topicOrPattern string) bool {
-	if g == nil || len(g.subscribe) == 0 || !ValidPattern(topicOrPattern) {
+	if g == nil || len(g.subscribe) == 0 || !topic.ValidPattern(topicOrPattern) {
 		return false
 	}
-	if validTopic(topicOrPattern) {
+	if topic.Valid(topicOrPattern) {
 		// A single topic: one granted pattern must match it.
 		for _, p := range g.subscribe {
-			if match(p, topicOrPattern) {
+			if topic.Match(p, topicOrPattern) {
 				return true
 			}
 		}
 		return false
 	}
-	for _, p := range g.subscribe {
-		if p == topicOrPattern || p == AnyTail {
-			return true // the common cases, without allocating
-		}
-	}
-	return covers(g.subscribe, topicOrPattern)
+	return topic.Covers(g.subscribe, topicOrPattern)
 }
 
 // SubscribePatterns returns the granted subscribe patterns, each once, in

@@ -24,7 +24,7 @@
 // rules: a pattern is a topic name (1 to 64 characters from A-Z a-z 0-9 . _ -,
 // dots separating non-empty segments) where a segment may be "*" (exactly one
 // segment) and the last segment may be ">" (one or more trailing segments).
-// See [ValidPattern], [Match], [Grant.CanPublish] and [Grant.CanSubscribe].
+// See package topic, [Grant.CanPublish] and [Grant.CanSubscribe].
 //
 // Verified tokens are cached, keyed by their SHA-256 digest, so that a
 // producer that sends the same token with every POST pays for one signature
@@ -79,7 +79,7 @@ var (
 	// token's "aud" does not list it, or is missing.
 	ErrWrongAudience = errors.New("jwtauth: wrong audience")
 	// ErrInvalidPattern is returned for a token whose "pillarbox" claim
-	// holds a topic pattern that [ValidPattern] refuses. The wrapping
+	// holds a topic pattern that topic.ValidPattern refuses. The wrapping
 	// error names the list and the position ("subscribe[2]").
 	ErrInvalidPattern = errors.New("jwtauth: invalid topic pattern")
 	// ErrInvalidClaims is returned for a token whose registered claims

@@ -120,16 +120,6 @@ func validName(b []byte) bool {
 	return true
 }
 
-// validTopic reports whether b is a valid topic name: at most 64 characters
-// from [A-Za-z0-9._-], dots separating non-empty segments (a topic maps to
-// NATS subject tokens, which cannot be empty).
-func validTopic(b []byte) bool {
-	if !validName(b) || b[0] == '.' || b[len(b)-1] == '.' {
-		return false
-	}
-	return !bytes.Contains(b, []byte(".."))
-}
-
 func nameChar(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-'
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // DefaultTopic is the topic of events posted without a topic parameter.
@@ -76,15 +77,15 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 
 // publishParams returns a POST's topic (DefaultTopic if none) and event name
 // (nil if none), validated: each at most once.
-func publishParams(args *fasthttp.Args) (topic string, event []byte, err error) {
-	topic = DefaultTopic
+func publishParams(args *fasthttp.Args) (name string, event []byte, err error) {
+	name = DefaultTopic
 	switch values := args.PeekMulti("topic"); {
 	case len(values) > 1:
 		return "", nil, errors.New(`one "topic" parameter per request`)
-	case len(values) == 1 && !validTopic(values[0]):
+	case len(values) == 1 && !topic.Valid(string(values[0])):
 		return "", nil, errInvalidTopic
 	case len(values) == 1:
-		topic = string(values[0])
+		name = string(values[0])
 	}
 	switch values := args.PeekMulti("event"); {
 	case len(values) > 1:
@@ -97,7 +98,7 @@ func publishParams(args *fasthttp.Args) (topic string, event []byte, err error) 
 	case len(values) == 1:
 		event = values[0]
 	}
-	return topic, event, nil
+	return name, event, nil
 }
 
 // checkPublish decides, from the request head alone, whether a POST may go

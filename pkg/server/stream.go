@@ -16,6 +16,7 @@ import (
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // handleEvents is GET /events: one Server-Sent Events stream per listener.
@@ -141,7 +142,7 @@ func topicParams(args *fasthttp.Args, limit int) ([]string, error) {
 	}
 	topics := make([]string, 0, min(len(values), limit))
 	for _, v := range values {
-		if !validTopic(v) {
+		if !topic.Valid(string(v)) {
 			return nil, errInvalidTopic
 		}
 		if slices.Contains(topics, string(v)) {

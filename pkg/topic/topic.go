@@ -1,10 +1,23 @@
-package jwtauth
+// Package topic is the naming of the service's topics and topic patterns.
+//
+// A topic is 1 to 64 bytes of dot-separated, non-empty segments of
+// A-Z a-z 0-9 _ - ("player", "video.play"): topics map to NATS subject
+// tokens. A pattern is a topic where a segment may be "*" (exactly one
+// segment) and the last segment may be ">" (one or more trailing segments),
+// as in NATS subjects: "player.*" matches "player.a"; "player.>" matches
+// "player.a" and "player.a.b"; ">" matches every topic.
+//
+// Listeners ask for topics or patterns; signed tokens grant them
+// (Covers says whether granted patterns cover a requested one).
+//
+// Every function is safe for concurrent use and does not allocate, but
+// Covers.
+package topic
 
 import "strings"
 
-// MaxPatternLen is the longest topic or topic pattern, in bytes: the
-// longest topic name the server accepts.
-const MaxPatternLen = 64
+// MaxLen is the longest topic or topic pattern, in bytes.
+const MaxLen = 64
 
 // Wildcard segments of a topic pattern, as in NATS subjects.
 const (
@@ -17,19 +30,34 @@ const (
 )
 
 // ValidPattern reports whether p is a valid topic pattern: 1 to
-// [MaxPatternLen] bytes, dot-separated non-empty segments, each either a
+// [MaxLen] bytes, dot-separated non-empty segments, each either a
 // run of A-Z a-z 0-9 _ - or [AnySegment], the last one possibly [AnyTail].
 // Every valid topic name is a valid pattern that matches only itself.
 //
 // ValidPattern is safe for concurrent use and does not allocate.
 func ValidPattern(p string) bool { return valid(p, true) }
 
-// validTopic reports whether t is a valid topic name: a pattern without
-// wildcards, as pkg/server's validTopic and natsbridge.ValidTopic accept.
-func validTopic(t string) bool { return valid(t, false) }
+// Valid reports whether t is a valid topic name: a pattern without
+// wildcards.
+func Valid(t string) bool { return valid(t, false) }
+
+// IsPattern reports whether a valid pattern has wildcards (a valid pattern
+// without any is a topic name, which matches only itself).
+func IsPattern(p string) bool {
+	for {
+		seg, rest, more := cutSegment(p)
+		if seg == AnySegment || seg == AnyTail {
+			return true
+		}
+		if !more {
+			return false
+		}
+		p = rest
+	}
+}
 
 func valid(s string, wildcards bool) bool {
-	if s == "" || len(s) > MaxPatternLen {
+	if s == "" || len(s) > MaxLen {
 		return false
 	}
 	for {
@@ -79,7 +107,7 @@ func cutSegment(s string) (seg, rest string, more bool) {
 //
 // Match is safe for concurrent use and does not allocate.
 func Match(pattern, topic string) bool {
-	return ValidPattern(pattern) && validTopic(topic) && match(pattern, topic)
+	return ValidPattern(pattern) && Valid(topic) && match(pattern, topic)
 }
 
 // match is Match for a valid pattern and a valid topic.
@@ -100,8 +128,20 @@ func match(pattern, topic string) bool {
 	}
 }
 
-// covers reports whether every topic that the valid pattern req matches is
-// matched by at least one of the valid patterns in granted.
+// Covers reports whether every topic that the valid pattern req matches is
+// matched by at least one of the valid patterns in granted. It allocates a
+// little (a slice per segment of req), and takes time proportional to the
+// number of granted patterns times the number of segments of the longest.
+func Covers(granted []string, req string) bool {
+	for _, g := range granted {
+		if g == req || g == AnyTail {
+			return true // the common cases, without allocating
+		}
+	}
+	return covers(granted, req)
+}
+
+// covers is Covers without its shortcuts.
 //
 // It considers topics of any length: the service's 64-byte limit on topic
 // names is ignored, which can only make covers refuse a request that the
