@@ -55,35 +55,13 @@ func (r *Ring) SubscribeAfter(key uint64, topics ...string) (*Subscriber, Resume
 	if err != nil {
 		return nil, Resume{}, err
 	}
-	r.hold()
-	next, res := r.locate(key)
-	s.place(next)
-	s.start(next)
-	r.unhold()
+	var res Resume
+	s.bearings(func(uint64) uint64 {
+		var next uint64
+		next, res = r.locate(key)
+		return next
+	})
 	return s, res, nil
-}
-
-// place sets, for a subscriber to some topics that starts at next, the
-// position of its last frame before next among each topic's frames: the
-// topic's count, minus its frames from next on. The caller holds the
-// sequencer role. Exact unless the ring turns over while it looks (the
-// subscriber is then lapped at once, and may be told of a few frames of its
-// topics fewer than it missed).
-func (s *Subscriber) place(next uint64) {
-	if s.all {
-		return
-	}
-	r := s.ring
-	for k, t := range s.topics {
-		s.last[k] = t.count.Load()
-	}
-	for seq := next; seq <= r.visible.Load(); seq++ {
-		if f := r.frameAt(seq); f != nil {
-			if _, k := s.wants(f); k >= 0 {
-				s.last[k]--
-			}
-		}
-	}
 }
 
 // locate returns the sequence number to start at to read the frames whose key

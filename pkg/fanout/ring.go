@@ -127,11 +127,14 @@ type Ring struct {
 	mask   uint64
 	opts   Options
 
-	subscribers atomic.Int64  // live subscribers
-	missed      atomic.Uint64 // frames missed, counted by subscribers as they read or close
-	missedHigh  atomic.Uint64 // the largest value Missed returned: it never goes back
-	closed      atomic.Bool
-	closeOnce   sync.Once
+	subscribers atomic.Int64 // live subscribers
+	// patternSleepers counts the subscribers asleep on a pattern: while it
+	// is 0, a frame's topic's patterns cost one load to the sequencer.
+	patternSleepers atomic.Int32
+	missed          atomic.Uint64 // frames missed, counted by subscribers as they read or close
+	missedHigh      atomic.Uint64 // the largest value Missed returned: it never goes back
+	closed          atomic.Bool
+	closeOnce       sync.Once
 }
 
 // New returns a ring configured by opts and starts its goroutines (one per

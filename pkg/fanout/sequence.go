@@ -110,7 +110,8 @@ func (r *Ring) advance() {
 	r.visible.Store(v)
 	r.root.wake(r)
 	if broadcast {
-		r.topics.each(func(t *Topic) { t.wake(r) })
+		r.topics.each(func(t *Topic) { t.wakeSets(r) })
+		r.topics.eachPattern(func(p *Topic) { p.wakeSets(r) })
 		return
 	}
 	for seq := start + 1; seq <= v; seq++ {

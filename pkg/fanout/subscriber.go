@@ -2,8 +2,11 @@ package fanout
 
 import (
 	"context"
+	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // Subscriber reads the frames of one [Ring], in sequence order, from the
@@ -15,9 +18,16 @@ import (
 // goroutine, cancel the context given to Wait, or call Interrupt.
 type Subscriber struct {
 	ring     *Ring
-	topics   []*Topic  // nil: every topic
-	last     []uint64  // per topic: Frame.tseq of the last frame before next
-	sleepers []sleeper // one per topic, or one in the root topic
+	topics   []*Topic // the topics it named; with patterns nil: every topic
+	last     []uint64 // per topic: Frame.tseq of the last frame before next
+	patterns []*Topic // the patterns it named
+	// plast is, per topic one of its patterns matches, Frame.tseq of the
+	// last frame before next; a topic created after the subscriber took its
+	// bearings (gen > since) is absent until its first frame: it had none
+	// before.
+	plast    map[*Topic]*uint64
+	since    uint64    // the registry's generation at its bearings
+	sleepers []sleeper // one per topic and pattern, or one in the root topic
 	wake     chan struct{}
 	timer    *time.Timer // Wait's timeout, created on first use and reused
 	// pos mirrors next for Ring.Missed, stored at the end of each Read.
@@ -35,24 +45,74 @@ type Subscriber struct {
 
 // Subscribe returns a subscriber that receives the frames published from now
 // on: on the named topics (created if needed) and broadcast frames, or on
-// every topic when none is named. The subscriber must be closed when no
-// longer needed. A new topic takes the place of one without subscribers when
-// Options.MaxTopics are alive (see Topic). It returns ErrClosed after Close
-// and ErrTooManyTopics when a named topic is new and no topic can make room.
+// every topic when none is named. A name that is a topic pattern (package
+// topic: a valid pattern with a wildcard, "player.*" or "video.>") names
+// every topic it matches, existing or created later. The subscriber must be
+// closed when no longer needed. A new topic takes the place of one without
+// subscribers when Options.MaxTopics are alive (see Topic). It returns
+// ErrClosed after Close and ErrTooManyTopics when a named topic is new and
+// no topic can make room.
 func (r *Ring) Subscribe(topics ...string) (*Subscriber, error) {
 	s, err := r.newSubscriber(topics)
 	if err != nil {
 		return nil, err
 	}
-	// Take the bearings with the sequencer role held: every frame of its
-	// topics counted so far is one before its start.
+	s.bearings(func(v uint64) uint64 { return v + 1 })
+	return s, nil
+}
+
+// bearings positions s where start says, given the last visible sequence
+// number, and takes its bearings with the sequencer role held (and, for a
+// subscriber to patterns, the registry's lock, so that no topic is created
+// meanwhile): every frame of its topics counted so far, but those at or after
+// its start, is one before its start. It makes s live.
+func (s *Subscriber) bearings(start func(visible uint64) uint64) {
+	r := s.ring
+	if len(s.patterns) > 0 {
+		r.topics.mu.Lock()
+		defer r.topics.mu.Unlock()
+		s.since = r.topics.gen
+	}
 	r.hold()
+	defer r.unhold()
+	v := r.visible.Load()
+	next := start(v)
 	for k, t := range s.topics {
 		s.last[k] = t.count.Load()
 	}
-	s.start(r.visible.Load() + 1)
-	r.unhold()
-	return s, nil
+	if len(s.patterns) > 0 {
+		s.plast = make(map[*Topic]*uint64)
+		r.topics.each(func(t *Topic) {
+			if s.matches(t.name) {
+				n := t.count.Load()
+				s.plast[t] = &n
+			}
+		})
+	}
+	// Frames of its topics from next on are not before its start. (Exact
+	// unless the ring turns over while it looks: the subscriber is then
+	// lapped at once, and may be told of a few frames of its topics fewer
+	// than it missed.)
+	for seq := next; seq <= v; seq++ {
+		if f := r.frameAt(seq); f != nil {
+			if want, k := s.wants(f); want {
+				if p := s.lastOf(f.topic, k); p != nil && *p > 0 {
+					*p--
+				}
+			}
+		}
+	}
+	s.start(next)
+}
+
+// matches reports whether one of s's patterns matches the topic name.
+func (s *Subscriber) matches(name string) bool {
+	for _, p := range s.patterns {
+		if topic.Match(p.name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *Ring) newSubscriber(topics []string) (*Subscriber, error) {
@@ -65,26 +125,39 @@ func (r *Ring) newSubscriber(topics []string) (*Subscriber, error) {
 		s.sleepers = []sleeper{{sub: s, set: &r.root.sets[i], idx: -1}}
 		return s, nil
 	}
-	s.topics = make([]*Topic, 0, len(topics))
 	for _, name := range topics {
+		if isPattern(name) {
+			if !slices.ContainsFunc(s.patterns, func(p *Topic) bool { return p.name == name }) {
+				s.patterns = append(s.patterns, r.topics.subscribePattern(r, name))
+			}
+			continue
+		}
 		if s.index(name) >= 0 {
 			continue // named twice
 		}
 		t, err := r.topics.subscribe(r, name)
 		if err != nil {
-			for _, t := range s.topics {
-				r.topics.unsubscribe(t)
-			}
+			s.unsubscribe()
 			return nil, err
 		}
 		s.topics = append(s.topics, t)
 	}
 	s.last = make([]uint64, len(s.topics))
-	s.sleepers = make([]sleeper, len(s.topics))
-	for k, t := range s.topics {
-		s.sleepers[k] = sleeper{sub: s, set: &t.sets[i], idx: -1}
+	s.sleepers = make([]sleeper, 0, len(s.topics)+len(s.patterns))
+	for _, t := range slices.Concat(s.topics, s.patterns) {
+		s.sleepers = append(s.sleepers, sleeper{sub: s, set: &t.sets[i], idx: -1})
 	}
 	return s, nil
+}
+
+// isPattern reports whether a topic name a subscriber gives is a pattern.
+func isPattern(name string) bool { return topic.ValidPattern(name) && topic.IsPattern(name) }
+
+// unsubscribe removes s from its topics and patterns.
+func (s *Subscriber) unsubscribe() {
+	for _, t := range slices.Concat(s.topics, s.patterns) {
+		s.ring.topics.unsubscribe(t)
+	}
 }
 
 // start positions the subscriber and makes it live. For a subscriber to some
@@ -108,9 +181,15 @@ func (s *Subscriber) index(name string) int {
 	return -1
 }
 
-// wants returns whether s receives f, and the index of f's topic in s.topics
-// when f's topic is the very topic s subscribed to (frames of a released
-// topic of the same name have none: -1). Nobody receives an aborted number.
+// viaPattern is the index wants gives a frame s receives because one of its
+// patterns matches the frame's topic.
+const viaPattern = -2
+
+// wants returns whether s receives f, and how it counts what it misses of
+// f's topic: the index of f's topic in s.topics when f's topic is the very
+// topic s subscribed to, viaPattern when one of s's patterns matched it, -1
+// when it does not count (every topic; a released topic of the same name).
+// Nobody receives an aborted number.
 func (s *Subscriber) wants(f *Frame) (want bool, k int) {
 	if f.aborted() {
 		return false, -1
@@ -123,10 +202,41 @@ func (s *Subscriber) wants(f *Frame) (want bool, k int) {
 			return true, k
 		}
 	}
+	if len(s.patterns) > 0 {
+		if ps := f.topic.patterns.Load(); ps != nil {
+			for _, p := range *ps {
+				if slices.Contains(s.patterns, p) {
+					return true, viaPattern
+				}
+			}
+		}
+	}
 	if f.topic.released.Load() {
-		return s.index(f.topic.name) >= 0, -1
+		return s.index(f.topic.name) >= 0 || s.matches(f.topic.name), -1
 	}
 	return false, -1
+}
+
+// lastOf returns where s keeps the position of the last frame of topic t
+// before next, for a frame wants gave k for; nil when s does not count t's
+// misses (a topic its pattern matches that was released before it started:
+// its frames reach s only if they were in flight, uncounted).
+func (s *Subscriber) lastOf(t *Topic, k int) *uint64 {
+	switch {
+	case k >= 0:
+		return &s.last[k]
+	case k != viaPattern:
+		return nil
+	}
+	p, ok := s.plast[t]
+	if !ok {
+		if t.gen <= s.since {
+			return nil
+		}
+		p = new(uint64) // created after s started: none before
+		s.plast[t] = p
+	}
+	return p
 }
 
 // Read appends to dst the frames ready for this subscriber, in sequence
@@ -173,23 +283,24 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 			s.next++
 			continue
 		}
+		last := s.lastOf(f.topic, k)
 		if f.key <= s.skip {
 			// The client has it: the topic's next frame must not count it
 			// as missed.
-			if k >= 0 {
-				s.last[k] = f.tseq
+			if last != nil {
+				*last = f.tseq
 			}
 			s.next++
 			continue
 		}
-		if k >= 0 {
-			if last := s.last[k]; f.tseq > last+1 {
+		if last != nil {
+			if f.tseq > *last+1 {
 				if len(dst) > 0 {
 					break // report the miss before this frame, at the next Read
 				}
-				missed += f.tseq - last - 1
+				missed += f.tseq - *last - 1
 			}
-			s.last[k] = f.tseq
+			*last = f.tseq
 		}
 		dst = append(dst, f)
 		s.next++
@@ -341,9 +452,7 @@ func (s *Subscriber) Close() error {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	for _, t := range s.topics {
-		s.ring.topics.unsubscribe(t)
-	}
+	s.unsubscribe()
 	// A subscriber to every topic is counted behind by Ring.Missed while it
 	// is in its shard: what it lost is counted as it leaves the shard,
 	// under the same lock, from a visible position no older than Missed's.
@@ -366,32 +475,52 @@ func (s *Subscriber) lost() uint64 {
 	if s.next >= oldest {
 		return 0
 	}
-	// Per topic (a subscriber to every topic is counted by shard.drop): the frames between the last one read and the first one
-	// still held (or the last one counted, if none is held), unless its
-	// client has that one (SkipThrough), and so the frames before it too:
-	// Read passes those over without counting them.
-	var n uint64
-	first := make([]uint64, len(s.topics))
+	// Per topic (a subscriber to every topic is counted by shard.drop): the
+	// frames between the last one read and the first one still held (or the
+	// last one counted, if none is held), unless its client has that one
+	// (SkipThrough), and so the frames before it too: Read passes those over
+	// without counting them.
+	first := make(map[*uint64]uint64)
 	for seq := oldest; seq <= v; seq++ {
 		f := r.frameAt(seq)
 		if f == nil {
 			continue // overwritten since: lost too, whatever its topic
 		}
-		if _, k := s.wants(f); k >= 0 && first[k] == 0 {
-			first[k] = f.tseq
-			if f.key <= s.skip {
-				first[k] = s.last[k] + 1 // none lost
+		want, k := s.wants(f)
+		if !want {
+			continue
+		}
+		if last := s.lastOf(f.topic, k); last != nil {
+			if _, ok := first[last]; !ok {
+				first[last] = f.tseq
+				if f.key <= s.skip {
+					first[last] = *last + 1 // none lost
+				}
 			}
 		}
 	}
+	var n uint64
+	count := func(t *Topic, last *uint64) {
+		if last == nil {
+			return
+		}
+		end, ok := first[last]
+		if !ok {
+			end = t.count.Load() + 1
+		}
+		if end > *last+1 {
+			n += end - *last - 1
+		}
+	}
 	for k, t := range s.topics {
-		end := t.count.Load() + 1
-		if first[k] != 0 {
-			end = first[k]
-		}
-		if end > s.last[k]+1 {
-			n += end - s.last[k] - 1
-		}
+		count(t, &s.last[k])
+	}
+	if len(s.patterns) > 0 {
+		r.topics.each(func(t *Topic) {
+			if s.matches(t.name) {
+				count(t, s.lastOf(t, viaPattern))
+			}
+		})
 	}
 	return n
 }

@@ -1,9 +1,12 @@
 package fanout
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // Topic is a named stream of frames within a [Ring]. Subscribers choose the
@@ -18,9 +21,29 @@ import (
 // registry.evict); frames still in the ring keep a released topic's name, and
 // subscribers to that name receive them. The topics named in
 // Options.Permanent are never released.
+//
+// A subscriber may also name a topic pattern (package topic: "player.*",
+// "video.>"): it then receives the frames of every topic the pattern
+// matches, existing or created later. A pattern has wait sets as a topic
+// has (a Topic with pattern set), and each topic lists the live patterns
+// that match it, so that a frame wakes the subscribers of its topic and of
+// its topic's patterns, and nobody else.
 type Topic struct {
 	name string
 	sets []waitSet // one per shard: the subscribers asleep on this topic
+	// patterns are the live patterns that match this topic (nil for a
+	// pattern): replaced whole, under registry.mu, when one is added or
+	// removed; read lock-free by the sequencer and by subscribers.
+	patterns atomic.Pointer[[]*Topic]
+	// gen is the registry's creation count when the topic was created:
+	// subscribers to patterns tell topics created after they started by it.
+	// Immutable.
+	gen uint64
+	// pattern is set for a pattern's wait sets: no frame is published on it.
+	pattern bool
+	// patternSleepers, for a pattern, is the ring's count of sleepers on
+	// every pattern, which sleeping on this one changes too.
+	patternSleepers *atomic.Int32
 	// count is how many of the topic's frames the sequencer has made
 	// visible; the last one's Frame.tseq. Written by the sequencer role's
 	// holder only; read by the janitor, the eviction clock and by
@@ -71,10 +94,12 @@ func (t *Topic) unpin() { t.pins.Add(-1) }
 // has a subscriber (or a publisher in the middle of a Commit or Abort). Each
 // creation costs O(1) amortized: the hand moves on from where it stopped.
 type registry struct {
-	byName sync.Map // string -> *Topic
-	mu     sync.Mutex
-	list   []*Topic // guarded by mu; Topic.pos is the index here
-	hand   int      // the eviction clock's position in list; guarded by mu
+	byName   sync.Map // string -> *Topic
+	patterns sync.Map // pattern text -> *Topic (with pattern set); written under mu
+	mu       sync.Mutex
+	list     []*Topic // guarded by mu; Topic.pos is the index here
+	hand     int      // the eviction clock's position in list; guarded by mu
+	gen      uint64   // topics created so far; guarded by mu
 }
 
 func (g *registry) get(name string) *Topic {
@@ -106,8 +131,77 @@ func (g *registry) addPermanent(r *Ring, name string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.get(name) == nil {
-		g.byName.Store(name, newTopic(name, len(r.shards)))
+		g.byName.Store(name, g.newTopic(r, name))
 	}
+}
+
+// newTopic returns a new topic with its generation and the live patterns
+// that match it. The caller holds mu, and stores it in byName.
+func (g *registry) newTopic(r *Ring, name string) *Topic {
+	g.gen++
+	t := newTopic(name, len(r.shards))
+	t.gen = g.gen
+	var ps []*Topic
+	g.patterns.Range(func(_, v any) bool {
+		if p := v.(*Topic); topic.Match(p.name, name) { //nolint:forcetypeassert // only *Topic is stored
+			ps = append(ps, p)
+		}
+		return true
+	})
+	if ps != nil {
+		t.patterns.Store(&ps)
+	}
+	return t
+}
+
+// eachPattern calls fn for every live pattern.
+func (g *registry) eachPattern(fn func(*Topic)) {
+	g.patterns.Range(func(_, v any) bool {
+		fn(v.(*Topic)) //nolint:forcetypeassert // only *Topic is stored
+		return true
+	})
+}
+
+// subscribePattern returns the live pattern of that text, created if needed
+// (and added to the patterns of every live topic it matches), with one more
+// subscriber. Patterns are not counted against Options.MaxTopics: they hold
+// no frame, and live only while subscribed.
+func (g *registry) subscribePattern(r *Ring, text string) *Topic {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var p *Topic
+	if v, ok := g.patterns.Load(text); ok {
+		p = v.(*Topic) //nolint:forcetypeassert // only *Topic is stored
+	} else {
+		p = newTopic(text, len(r.shards))
+		p.pattern = true
+		p.patternSleepers = &r.patternSleepers
+		g.patterns.Store(text, p)
+		g.each(func(t *Topic) {
+			if topic.Match(text, t.name) {
+				t.setPatterns(append(t.patternList(), p))
+			}
+		})
+	}
+	p.subs++
+	return p
+}
+
+// patternList returns a copy of t's patterns.
+func (t *Topic) patternList() []*Topic {
+	if ps := t.patterns.Load(); ps != nil {
+		return slices.Clone(*ps)
+	}
+	return nil
+}
+
+// setPatterns replaces t's patterns (nil for none).
+func (t *Topic) setPatterns(ps []*Topic) {
+	if len(ps) == 0 {
+		t.patterns.Store(nil)
+		return
+	}
+	t.patterns.Store(&ps)
 }
 
 // pin returns the live topic of that name, created if needed, pinned against
@@ -137,11 +231,20 @@ func (g *registry) subscribe(r *Ring, name string) (*Topic, error) {
 	return g.create(r, name, true)
 }
 
-// unsubscribe removes a subscriber from t.
+// unsubscribe removes a subscriber from t, a topic or a pattern; a pattern
+// left without subscribers is removed.
 func (g *registry) unsubscribe(t *Topic) {
 	g.mu.Lock()
-	t.subs--
-	g.mu.Unlock()
+	defer g.mu.Unlock()
+	if t.subs--; t.subs > 0 || !t.pattern {
+		return
+	}
+	g.patterns.Delete(t.name)
+	g.each(func(u *Topic) {
+		if ps := u.patterns.Load(); ps != nil && slices.Contains(*ps, t) {
+			u.setPatterns(slices.DeleteFunc(u.patternList(), func(p *Topic) bool { return p == t }))
+		}
+	})
 }
 
 // create returns the topic of that name, creating it if it does not exist
@@ -155,7 +258,7 @@ func (g *registry) create(r *Ring, name string, sub bool) (*Topic, error) {
 		if len(g.list) >= r.opts.MaxTopics && !g.evict() {
 			return nil, ErrTooManyTopics
 		}
-		t = newTopic(name, len(r.shards))
+		t = g.newTopic(r, name)
 		t.pos = len(g.list)
 		g.list = append(g.list, t)
 		g.byName.Store(name, t)

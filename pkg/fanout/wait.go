@@ -68,7 +68,7 @@ func (ws *waitSet) sleep(sl *sleeper) {
 		sl.idx = len(ws.sleepers)
 		ws.sleepers = append(ws.sleepers, sl)
 		ws.sleeping.Store(int32(len(ws.sleepers)))
-		ws.topic.sleeping.Add(1)
+		ws.topic.addSleepers(1)
 	}
 	ws.mu.Unlock()
 }
@@ -86,7 +86,7 @@ func (ws *waitSet) remove(sl *sleeper) {
 		ws.sleepers = ws.sleepers[:last]
 		sl.idx = -1
 		ws.sleeping.Store(int32(last))
-		ws.topic.sleeping.Add(-1)
+		ws.topic.addSleepers(-1)
 	}
 	ws.mu.Unlock()
 }
@@ -105,16 +105,38 @@ func (ws *waitSet) wakeAll() {
 		ws.sleepers[i] = nil
 	}
 	if n := len(ws.sleepers); n > 0 {
-		ws.topic.sleeping.Add(-int32(n))
+		ws.topic.addSleepers(-int32(n))
 	}
 	ws.sleepers = ws.sleepers[:0]
 	ws.sleeping.Store(0)
 	ws.mu.Unlock()
 }
 
-// wake queues every wait set of t that has sleepers to its shard's
-// goroutine. It never blocks.
+// addSleepers counts n more sleepers (n < 0: fewer) on t, and, for a
+// pattern, on every pattern of the ring.
+func (t *Topic) addSleepers(n int32) {
+	t.sleeping.Add(n)
+	if t.patternSleepers != nil {
+		t.patternSleepers.Add(n)
+	}
+}
+
+// wake queues every wait set of t, and of the patterns that match it, that
+// has sleepers to its shard's goroutine. It never blocks. While no
+// subscriber to a pattern sleeps, the patterns cost one load, however many
+// match t.
 func (t *Topic) wake(r *Ring) {
+	t.wakeSets(r)
+	if ps := t.patterns.Load(); ps != nil && r.patternSleepers.Load() > 0 {
+		for _, p := range *ps {
+			p.wakeSets(r)
+		}
+	}
+}
+
+// wakeSets queues every wait set of t that has sleepers to its shard's
+// goroutine.
+func (t *Topic) wakeSets(r *Ring) {
 	if t.sleeping.Load() == 0 {
 		return
 	}
