@@ -19,17 +19,25 @@ import (
 
 // scripted serves the viewer with a stand-in for the service whose /events
 // stream sends what the test writes, so a test can send what the service
-// sends only in rare conditions (gap events), or not yet (ids, named events),
-// and see which URL the page asked for.
+// sends only in rare conditions (gap events) or never (odd line endings,
+// fields split between writes), and see what the page asked for.
 type scripted struct {
 	srv      *fasthttp.Server
 	served   chan error
-	requests chan url.Values // the query of each /events request
+	requests chan request // each /events request
 	addr     string
 
 	mu      sync.Mutex
-	current chan string   // frames for the newest stream
-	stop    chan struct{} // closed to end the newest stream
+	current chan string   // frames for the newest stream; "" ends it
+	stop    chan struct{} // closed to end the newest stream at once
+}
+
+// request is what the page sent to /events.
+type request struct {
+	query       url.Values
+	auth        string // Authorization
+	lastEventID string // Last-Event-ID
+	accept      string
 }
 
 func startScripted(tb testing.TB) *scripted {
@@ -38,7 +46,7 @@ func startScripted(tb testing.TB) *scripted {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &scripted{addr: ln.Addr().String(), served: make(chan error, 1), requests: make(chan url.Values, 16)}
+	s := &scripted{addr: ln.Addr().String(), served: make(chan error, 1), requests: make(chan request, 16)}
 	// NoDefaultDate: the Date header needs a process-wide goroutine that
 	// never stops, which goleak would report.
 	s.srv = &fasthttp.Server{Handler: s.handle, CloseOnShutdown: true, NoDefaultDate: true}
@@ -71,7 +79,9 @@ func (s *scripted) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"message":"PONG","listeners":7,"events_accepted":12345}`)
 	case "/events":
 		q, _ := url.ParseQuery(string(ctx.QueryArgs().QueryString()))
-		s.requests <- q
+		h := &ctx.Request.Header
+		req := request{query: q, auth: string(h.Peek("Authorization")), lastEventID: string(h.Peek("Last-Event-ID")),
+			accept: string(h.Peek("Accept"))}
 		frames, stop := make(chan string, 4096), make(chan struct{})
 		s.mu.Lock()
 		if s.stop != nil {
@@ -79,6 +89,7 @@ func (s *scripted) handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.current, s.stop = frames, stop
 		s.mu.Unlock()
+		s.requests <- req // after current is set: frames the test sends next go to this stream
 		ctx.SetContentType("text/event-stream")
 		ctx.Response.Header.Set("Cache-Control", "no-cache")
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -89,6 +100,9 @@ func (s *scripted) handle(ctx *fasthttp.RequestCtx) {
 				}
 				select {
 				case f := <-frames:
+					if f == "" {
+						return
+					}
 					_, _ = w.WriteString(f)
 				case <-stop:
 					return
@@ -100,30 +114,42 @@ func (s *scripted) handle(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// send writes frames, verbatim, to the newest stream.
+// send writes frames, verbatim, to the newest stream, each flushed on its
+// own.
 func (s *scripted) send(frames ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, f := range frames {
-		s.current <- f
+		if f != "" {
+			s.current <- f
+		}
 	}
 }
 
-// request returns the query of the next /events request.
-func (s *scripted) request(tb testing.TB) url.Values {
+// end ends the newest stream after what was sent to it.
+func (s *scripted) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.current <- ""
+}
+
+// request returns the next /events request.
+func (s *scripted) request(tb testing.TB) request {
 	tb.Helper()
 	select {
-	case q := <-s.requests:
-		return q
+	case r := <-s.requests:
+		return r
 	case <-time.After(waitFor):
 		tb.Fatalf("no /events request within %v", waitFor)
-		return nil
+		return request{}
 	}
 }
 
 // TestViewerShowsEveryKindOfEvent checks what the page makes of the stream:
-// the token and topics it asks for, ids, named and gap events, exact JSON,
-// the bound on the list, the service's counters, and the phone layout.
+// the token and topics it asks for, the stream format read by the page
+// (line endings, chunks, comments, odd fields, incomplete events), the ids it
+// resumes from, named and gap events, exact JSON, the bound on the list, the
+// service's counters, and the phone layout.
 func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	s := startScripted(t)
 	ctx := browsertest.New(t)
@@ -132,8 +158,9 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	t.Log("step: the page's token and topic go to /events")
 	do(t, ctx, chromedp.Navigate(s.url()+"/?token=s3cret&topic=alpha"))
 	until(t, ctx, waitFor, "state open", stateIs("open"))
-	if q := s.request(t); q.Get("token") != "s3cret" || fmt.Sprint(q["topic"]) != "[alpha]" {
-		t.Errorf("/events query: got %v, want token=s3cret and topic=alpha", q)
+	if r := s.request(t); r.auth != "Bearer s3cret" || r.query.Has("token") || fmt.Sprint(r.query["topic"]) != "[alpha]" ||
+		r.lastEventID != "" || r.accept != "text/event-stream" {
+		t.Errorf("/events request: got %+v, want the token as a bearer token (not in the URL), topic=alpha, no Last-Event-ID", r)
 	}
 
 	t.Log("step: ids, exact numbers and escapes")
@@ -161,12 +188,51 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	until(t, ctx, waitFor, "the folded node", `document.querySelector('#events .json .node .node').classList.contains('collapsed')
 		&& document.querySelector('#events .json .node .node > .kids').offsetParent === null`)
 
+	t.Log("step: the stream format, as the WHATWG standard reads it")
+	{
+		s.send("retry: 100\n\n", // reconnect soon after the stream ends
+			"id: 8\r\ndata: {\"crlf\":1}\r\n\r\n",
+			"id: 9\rdata: {\"cr\":1}\r\r",
+			": a comment\n", "unknown: field\nidentity: 3\n\n", // a block without data dispatches nothing
+			"id: 10\r", "\ndata: {\"split\":", "1}\r", "\n\r", "\n", // a CRLF split between chunks is one line end
+			"data: {\"multi\":\ndata:[1,\ndata\ndata: 2]}\n\n", // data lines joined with LF; "data" alone adds an empty line
+			"id: bad\x00id\ndata: {\"nul\":1}\n\n",             // an id with NUL is ignored
+		)
+		until(t, ctx, waitFor, "the events", shown(`{"crlf":1}`)+" && "+shown(`{"cr":1}`)+" && "+shown(`{"split":1}`)+
+			" && "+shown(`{"nul":1}`)+` && document.querySelectorAll('#events .event').length === 6`)
+		es := entries(t, ctx)
+		if want := "{\"multi\":\n[1,\n\n2]}"; !strings.Contains(es[1].Text, want) {
+			t.Errorf("multi-line data: got %q, want %q", es[1].Text, want)
+		}
+		if strings.Contains(es[0].Text, "bad") {
+			t.Errorf("an id with NUL was taken: %q", es[0].Text)
+		}
+
+		t.Log("step: an incomplete event at the end is dropped; the page resumes from the last id")
+		s.send("id: 99\ndata: {\"partial\":1}\n")
+		s.end()
+		until(t, ctx, waitFor, "state reconnecting", stateIs("reconnecting"))
+		if r := s.request(t); r.lastEventID != "10" || r.auth != "Bearer s3cret" || fmt.Sprint(r.query["topic"]) != "[alpha]" {
+			t.Errorf("reconnection: got %+v, want Last-Event-ID: 10, the token and the topic", r)
+		}
+		until(t, ctx, waitFor, "state open", stateIs("open"))
+	}
+
 	t.Log("step: gap events")
 	s.send("event: gap\ndata: {\"missed\":3}\n\n", "event: gap\ndata: {\"missed\":null}\n\n")
 	until(t, ctx, waitFor, "two gap entries", `document.querySelectorAll('#events .event.gap').length === 2`)
 	if es := entries(t, ctx); !strings.Contains(es[0].Text, "missed events (number unknown)") || !strings.Contains(es[1].Text, "missed 3 events") {
 		t.Errorf("gap entries: %+v", es[:2])
 	}
+	if strings.Contains(fmt.Sprint(entries(t, ctx)), `"partial"`) {
+		t.Error("the incomplete event was shown")
+	}
+	// A gap has no id: the page still resumes from the last event's.
+	s.end()
+	if r := s.request(t); r.lastEventID != "10" {
+		t.Errorf("reconnection after a gap: Last-Event-ID %q, want 10", r.lastEventID)
+	}
+	until(t, ctx, waitFor, "state open", stateIs("open"))
 
 	t.Log("step: named events, once their name is listened to")
 	s.send("event: start\ndata: {\"named\":1}\n\n", "data: {\"sync\":1}\n\n")
@@ -183,8 +249,8 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 
 	t.Log("step: changing the topics reconnects")
 	setInput(t, ctx, "topics", "b, c")
-	if q := s.request(t); q.Get("token") != "s3cret" || fmt.Sprint(q["topic"]) != "[b c]" {
-		t.Errorf("/events query after the change: got %v, want token=s3cret and topic=b, topic=c", q)
+	if r := s.request(t); r.auth != "Bearer s3cret" || fmt.Sprint(r.query["topic"]) != "[b c]" || r.lastEventID != "" {
+		t.Errorf("/events request after the change: got %+v, want the token, topic=b, topic=c and no Last-Event-ID (new topics start afresh)", r)
 	}
 	until(t, ctx, waitFor, "state open", stateIs("open"))
 	loc, err := chromedp.Run(ctx, chromedp.Location())
@@ -204,9 +270,9 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 		t.Errorf("after the burst: %d entries, first %q; want at most 300, newest first", len(es), es[0].Text)
 	}
 	until(t, ctx, waitFor, "the busy note", `document.querySelector('#note').textContent.includes('only the newest events are drawn')`)
-	// 1 + 2 gaps + 1 sync + 2 named + 1 sync, then the burst: named events
-	// nobody listens to never reach the page.
-	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1007'`)
+	// 6 + 2 gaps + 1 sync + 2 named + 1 sync, then the burst: named events
+	// nobody listens to are not counted.
+	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1012'`)
 
 	t.Log("step: the service's counters")
 	until(t, ctx, waitFor, "counters from /health", `document.querySelector('#listeners').textContent === '7'
