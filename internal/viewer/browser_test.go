@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,10 @@ import (
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/browsertest"
 )
+
+// idTooltip is the tooltip of an event's row: its id, as the service makes
+// them.
+var idTooltip = regexp.MustCompile(`^id r[0-9a-z]+-[0-9]+$`)
 
 // shownWithin is how soon an event POSTed to the service must be on the
 // page: the viewer is live. Every other wait is waitFor.
@@ -39,12 +44,40 @@ func TestViewerAgainstTheService(t *testing.T) {
 		post(t, c, svc, `{"test":"first","marker":"m-first"}`)
 		until(t, ctx, shownWithin, "the POSTed event on the page", shown("m-first"))
 		es := entries(t, ctx)
-		if len(es) != 1 || es[0].Class != "event" || !strings.Contains(es[0].Text, "message") ||
-			!strings.Contains(es[0].Text, `"user_ip":"127.0.0.1"`) {
-			t.Errorf("entries: got %+v, want one message with the enriched JSON", es)
+		if len(es) != 1 || es[0].Class != "event" || es[0].Name != "message" || es[0].Topic != "default" ||
+			!strings.Contains(es[0].Text, `"user_ip":"127.0.0.1"`) || !idTooltip.MatchString(es[0].Title) {
+			t.Errorf("entries: got %+v, want one message on the default topic with the enriched JSON, its id in the tooltip", es)
 		}
 		until(t, ctx, waitFor, "the service's counters", `document.querySelector('#listeners').textContent === '1'
 			&& document.querySelector('#accepted').textContent === '1'`)
+	}
+
+	t.Log("step: each event's topic and name")
+	{
+		postTo(t, c, svc, "topic=player&event=start", `{"marker":"m-player-start"}`)
+		postTo(t, c, svc, "topic=ads.video&event=impression", `{"marker":"m-ads-impression"}`)
+		postTo(t, c, svc, "event=stop", `{"marker":"m-default-stop"}`)
+		postTo(t, c, svc, "topic=player", `{"marker":"m-player-message"}`)
+		until(t, ctx, waitFor, "the four events", shown("m-player-message"))
+		es := entries(t, ctx)
+		for i, want := range []entry{{Topic: "player", Name: "message"}, {Topic: "default", Name: "stop"},
+			{Topic: "ads.video", Name: "impression"}, {Topic: "player", Name: "start"}} {
+			if es[i].Topic != want.Topic || es[i].Name != want.Name || !idTooltip.MatchString(es[i].Title) || strings.Contains(es[i].Text, es[i].Title[3:]) {
+				t.Errorf("entry %d: %+v; want topic %q, name %q, the id in the tooltip only", i, es[i], want.Topic, want.Name)
+			}
+		}
+		// Only the chosen topics.
+		setInput(t, ctx, "topics", "player")
+		until(t, ctx, waitFor, "state open", stateIs("open"))
+		until(t, ctx, waitFor, "one listener", `document.querySelector('#listeners').textContent === '1'`)
+		postTo(t, c, svc, "topic=ads.video", `{"marker":"m-not-for-me"}`)
+		postTo(t, c, svc, "topic=player&event=stop", `{"marker":"m-player-stop"}`)
+		until(t, ctx, waitFor, "the player event", shown("m-player-stop"))
+		if strings.Contains(fmt.Sprint(entries(t, ctx)), "m-not-for-me") {
+			t.Error("an event of another topic was shown")
+		}
+		setInput(t, ctx, "topics", "")
+		until(t, ctx, waitFor, "state open", stateIs("open"))
 	}
 
 	t.Log("step: the filter hides what does not match")

@@ -119,7 +119,17 @@ func client(tb testing.TB) *http.Client {
 // post publishes body and fails the test unless it is accepted.
 func post(tb testing.TB, c *http.Client, s *service, body string) {
 	tb.Helper()
-	resp, err := c.Post(s.url()+"/api/events", "application/json", strings.NewReader(body))
+	postTo(tb, c, s, "", body)
+}
+
+// postTo publishes body with the query (topic=...&event=..., or "") and
+// fails the test unless it is accepted.
+func postTo(tb testing.TB, c *http.Client, s *service, query, body string) {
+	tb.Helper()
+	if query != "" {
+		query = "?" + query
+	}
+	resp, err := c.Post(s.url()+"/api/events"+query, "application/json", strings.NewReader(body))
 	if err != nil {
 		tb.Fatalf("POST: %v", err)
 	}

@@ -166,8 +166,9 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	t.Log("step: ids, exact numbers and escapes")
 	s.send(`id: 7` + "\n" + `data: {"n":12345678901234567890,"s":"caf\u00e9","o":{"a":[1,true,null]},"e":{}}` + "\n\n")
 	until(t, ctx, waitFor, "the event", shown("12345678901234567890"))
-	if es := entries(t, ctx); len(es) != 1 || !strings.Contains(es[0].Text, "id 7") || !strings.Contains(es[0].Text, "message") {
-		t.Fatalf("entries: %+v, want one message with id 7", es)
+	if es := entries(t, ctx); len(es) != 1 || es[0].Name != "message" || es[0].Topic != "default" || es[0].Title != "id 7" ||
+		strings.Contains(es[0].Text, "7 ") {
+		t.Fatalf("entries: %+v, want one message on the default topic, its id in the tooltip only", es)
 	}
 	do(t, ctx, chromedp.Click(chromedp.CSS("#events .event summary")))
 	until(t, ctx, waitFor, "the tree", `document.querySelector('#events .json') !== null`)
@@ -176,12 +177,16 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 		string: document.querySelector('#events .json .s').textContent,
 		keys: [...document.querySelectorAll('#events .json .k')].map((k) => k.textContent).join(' '),
 		text: document.querySelector('#events .json').textContent,
+		info: document.querySelector('#events .info').textContent,
 	})`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tree["number"] != "12345678901234567890" || tree["string"] != `"caf\u00e9"` || tree["keys"] != `"n" "s" "o" "a" "e"` {
 		t.Errorf("tree: got %q; want the literal number, the escape as sent and the keys in order", tree)
+	}
+	if tree["info"] != "id 7topic defaultevent message" {
+		t.Errorf("an opened event says %q; want its id, topic and name", tree["info"])
 	}
 	// Folding a node hides its children.
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#events .json .node .node > .tog`)))
@@ -191,8 +196,8 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	t.Log("step: the stream format, as the WHATWG standard reads it")
 	{
 		s.send("retry: 100\n\n", // reconnect soon after the stream ends
-			"id: 8\r\ndata: {\"crlf\":1}\r\n\r\n",
-			"id: 9\rdata: {\"cr\":1}\r\r",
+			"id: 8\r\nevent: start\r\ntopic: player\r\ndata: {\"crlf\":1}\r\n\r\n",
+			"id: 9\revent: stop\rtopic: ads.video\rdata: {\"cr\":1}\r\r",
 			": a comment\n", "unknown: field\nidentity: 3\n\n", // a block without data dispatches nothing
 			"id: 10\r", "\ndata: {\"split\":", "1}\r", "\n\r", "\n", // a CRLF split between chunks is one line end
 			"data: {\"multi\":\ndata:[1,\ndata\ndata: 2]}\n\n", // data lines joined with LF; "data" alone adds an empty line
@@ -204,8 +209,17 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 		if want := "{\"multi\":\n[1,\n\n2]}"; !strings.Contains(es[1].Text, want) {
 			t.Errorf("multi-line data: got %q, want %q", es[1].Text, want)
 		}
-		if strings.Contains(es[0].Text, "bad") {
-			t.Errorf("an id with NUL was taken: %q", es[0].Text)
+		if es[0].Title != "" {
+			t.Errorf("an id with NUL was taken: %q", es[0].Title)
+		}
+		for i, want := range []entry{{Name: "message", Topic: "default", Title: "id 10"}, {Name: "stop", Topic: "ads.video", Title: "id 9"},
+			{Name: "start", Topic: "player", Title: "id 8"}} {
+			if got := es[2+i]; got.Name != want.Name || got.Topic != want.Topic || got.Title != want.Title {
+				t.Errorf("entry %d: name %q, topic %q, tooltip %q; want %q, %q, %q", 2+i, got.Name, got.Topic, got.Title, want.Name, want.Topic, want.Title)
+			}
+		}
+		if es[3].Class != "event named" || es[2].Class != "event" {
+			t.Errorf("classes %q, %q: want named events marked", es[3].Class, es[2].Class)
 		}
 
 		t.Log("step: an incomplete event at the end is dropped; the page resumes from the last id")
@@ -221,8 +235,12 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	t.Log("step: gap events")
 	s.send("event: gap\ndata: {\"missed\":3}\n\n", "event: gap\ndata: {\"missed\":null}\n\n")
 	until(t, ctx, waitFor, "two gap entries", `document.querySelectorAll('#events .event.gap').length === 2`)
-	if es := entries(t, ctx); !strings.Contains(es[0].Text, "missed events (number unknown)") || !strings.Contains(es[1].Text, "missed 3 events") {
+	if es := entries(t, ctx); !strings.Contains(es[0].Text, "missed events (number unknown)") || !strings.Contains(es[1].Text, "missed 3 events") ||
+		es[0].Name != "gap" || es[0].Topic != "" || es[0].Title == "" {
 		t.Errorf("gap entries: %+v", es[:2])
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('#events .gap details').length`)); err != nil || n != 0 {
+		t.Errorf("%d gap entries open (%v); a gap has nothing more to show", n, err)
 	}
 	if strings.Contains(fmt.Sprint(entries(t, ctx)), `"partial"`) {
 		t.Error("the incomplete event was shown")
@@ -234,18 +252,18 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	}
 	until(t, ctx, waitFor, "state open", stateIs("open"))
 
-	t.Log("step: named events, once their name is listened to")
-	s.send("event: start\ndata: {\"named\":1}\n\n", "data: {\"sync\":1}\n\n")
-	until(t, ctx, waitFor, "the event after the named one", shown(`"sync":1`))
-	if es := entries(t, ctx); strings.Contains(fmt.Sprint(es), `"named":1`) {
-		t.Errorf("a named event was shown without its name listened to: %+v", es)
+	t.Log("step: every named event, with its name; the names filter")
+	s.send("event: start\ndata: {\"named\":1}\n\n", "event: stop\ndata: {\"named\":2}\n\n", "event: other\ndata: {\"named\":3}\n\n", "data: {\"sync\":1}\n\n")
+	until(t, ctx, waitFor, "the named events", shown(`"named":1`)+" && "+shown(`"named":2`)+" && "+shown(`"named":3`)+" && "+shown(`"sync":1`))
+	if es := entries(t, ctx); es[1].Name != "other" || es[2].Name != "stop" || es[3].Name != "start" || es[0].Name != "message" {
+		t.Errorf("named entries: %+v", es[:4])
 	}
 	setInput(t, ctx, "names", "start, stop")
-	s.send("event: start\ndata: {\"named\":2}\n\n", "event: stop\ndata: {\"named\":3}\n\n", "event: other\ndata: {\"named\":4}\n\n", "data: {\"sync\":2}\n\n")
-	until(t, ctx, waitFor, "the named events", shown(`"named":2`)+" && "+shown(`"named":3`)+" && "+shown(`"sync":2`))
-	if es := entries(t, ctx); es[1].Class != "event named" || !strings.Contains(es[1].Text, "stop") || strings.Contains(fmt.Sprint(es), `"named":4`) {
-		t.Errorf("named entries: %+v", es[:3])
-	}
+	until(t, ctx, waitFor, "only start and stop", `[...document.querySelectorAll('#events .event')].every((e) =>
+		e.hidden === !['start', 'stop', 'gap'].includes(e.querySelector('.name').textContent))`)
+	until(t, ctx, waitFor, "the filter note", `document.querySelector('#note').textContent.startsWith('Filter: 6 of 12 shown')`)
+	setInput(t, ctx, "names", "")
+	until(t, ctx, waitFor, "all shown again", `[...document.querySelectorAll('#events .event')].every((e) => !e.hidden)`)
 
 	t.Log("step: changing the topics reconnects")
 	setInput(t, ctx, "topics", "b, c")
@@ -253,10 +271,12 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 		t.Errorf("/events request after the change: got %+v, want the token, topic=b, topic=c and no Last-Event-ID (new topics start afresh)", r)
 	}
 	until(t, ctx, waitFor, "state open", stateIs("open"))
+	setInput(t, ctx, "names", "start,stop")
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil || !strings.HasSuffix(loc, "/?token=s3cret&topic=b&topic=c&event=start&event=stop") {
 		t.Errorf("page URL %q (%v): want the settings written back", loc, err)
 	}
+	setInput(t, ctx, "names", "")
 
 	t.Log("step: a burst keeps the list bounded, newest first")
 	var burst strings.Builder
@@ -270,9 +290,8 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 		t.Errorf("after the burst: %d entries, first %q; want at most 300, newest first", len(es), es[0].Text)
 	}
 	until(t, ctx, waitFor, "the busy note", `document.querySelector('#note').textContent.includes('only the newest events are drawn')`)
-	// 6 + 2 gaps + 1 sync + 2 named + 1 sync, then the burst: named events
-	// nobody listens to are not counted.
-	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1012'`)
+	// 6, 4 named and unnamed, then the burst; gaps are not events.
+	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1010'`)
 
 	t.Log("step: the service's counters")
 	until(t, ctx, waitFor, "counters from /health", `document.querySelector('#listeners').textContent === '7'
