@@ -16,6 +16,61 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/browsertest"
 )
 
+// flow posts events, {"marker":"m-flow-<n>"}, at a steady rate until
+// stopped.
+type flow struct {
+	done chan struct{}
+	end  chan flowEnd
+}
+
+type flowEnd struct {
+	err  error
+	sent int
+}
+
+func startFlow(svc *service, perSecond int) *flow {
+	f := &flow{done: make(chan struct{}), end: make(chan flowEnd, 1)}
+	go func() {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		c := &http.Client{Transport: tr, Timeout: waitFor}
+		tick := time.NewTicker(time.Second / time.Duration(perSecond))
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-f.done:
+				f.end <- flowEnd{sent: n}
+				return
+			case <-tick.C:
+			}
+			resp, err := c.Post(svc.url()+"/api/events", "application/json", strings.NewReader(fmt.Sprintf(`{"marker":"m-flow-%d"}`, n)))
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("POST: %s", resp.Status)
+				}
+			}
+			if err != nil {
+				f.end <- flowEnd{sent: n, err: err}
+				<-f.done
+				return
+			}
+		}
+	}()
+	return f
+}
+
+// stop stops the flow and returns how many events it posted.
+func (f *flow) stop(tb testing.TB) int {
+	tb.Helper()
+	close(f.done)
+	e := <-f.end
+	if e.err != nil {
+		tb.Fatalf("flow: %v", e.err)
+	}
+	return e.sent
+}
+
 // idTooltip is the tooltip of an event's row: its id, as the service makes
 // them.
 var idTooltip = regexp.MustCompile(`^id r[0-9a-z]+-[0-9]+$`)
@@ -119,6 +174,46 @@ func TestViewerAgainstTheService(t *testing.T) {
 		do(t, ctx, chromedp.Click(chromedp.ID("pause")))
 		post(t, c, svc, `{"marker":"m-resumed"}`)
 		until(t, ctx, waitFor, "events after resume", shown("m-resumed")+" && "+shown("m-paused"))
+	}
+
+	t.Log("step: opening an event pauses the list while events flow, and it stays where it was clicked")
+	{
+		f := startFlow(svc, 20)
+		until(t, ctx, waitFor, "the flow on the page", shown(`"m-flow-5"`))
+		do(t, ctx, chromedp.Click(chromedp.CSS("#events .event:nth-child(3) summary")))
+		until(t, ctx, waitFor, "paused by the open event", `document.querySelector('#live-state').textContent === 'Paused while you read an event'
+			&& document.querySelector('#pause').getAttribute('aria-pressed') === 'true' && document.querySelector('#events details[open]') !== null`)
+		const where = `(() => { const r = document.querySelector('#events details[open]');
+			return {top: r.getBoundingClientRect().top, bottom: window.innerHeight, text: r.querySelector('summary').textContent,
+				first: document.querySelector('#events .event').textContent, rows: document.querySelectorAll('#events .event').length}; })()`
+		type position struct {
+			Text, First      string
+			Top, Bottom, Row float64
+			Rows             int
+		}
+		before, err := chromedp.Run(ctx, chromedp.Evaluate[position](where))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 15 events arrive: the count says so, and nothing moves.
+		until(t, ctx, waitFor, "the count of events since", `Number(document.querySelector('#live-detail').textContent.replace(/\D/g, '')) >= 15`)
+		after, err := chromedp.Run(ctx, chromedp.Evaluate[position](where))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if after != before || after.Top < 0 || after.Top > after.Bottom-20 {
+			t.Errorf("the open event moved while paused:\nbefore %+v\nafter  %+v", before, after)
+		}
+		// Resume: what arrived is shown.
+		do(t, ctx, chromedp.Click(chromedp.ID("pause")))
+		n := f.stop(t)
+		until(t, ctx, waitFor, "live again, with every event", `document.querySelector('#live-state').textContent === 'Live'`+
+			" && "+shown(fmt.Sprintf(`"m-flow-%d"`, n-1)))
+		// Closing the last open event resumes the list it paused.
+		do(t, ctx, chromedp.Click(chromedp.CSS("#events .event:nth-child(2) summary")))
+		until(t, ctx, waitFor, "paused", `document.querySelector('#live-state').textContent === 'Paused while you read an event'`)
+		do(t, ctx, chromedp.Click(chromedp.CSS("#events .event:nth-child(2) summary")))
+		until(t, ctx, waitFor, "live after closing", `document.querySelector('#live-state').textContent === 'Live'`)
 	}
 
 	t.Log("step: clear empties the list")

@@ -192,6 +192,10 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#events .json .node .node > .tog`)))
 	until(t, ctx, waitFor, "the folded node", `document.querySelector('#events .json .node .node').classList.contains('collapsed')
 		&& document.querySelector('#events .json .node .node > .kids').offsetParent === null`)
+	// Opening the event paused the list; closing it resumes.
+	until(t, ctx, waitFor, "paused", `document.querySelector('#live-state').textContent === 'Paused while you read an event'`)
+	do(t, ctx, chromedp.Click(chromedp.CSS("#events .event summary")))
+	until(t, ctx, waitFor, "live", `document.querySelector('#live-state').textContent === 'Live'`)
 
 	t.Log("step: the stream format, as the WHATWG standard reads it")
 	{
