@@ -300,6 +300,16 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	t.Log("step: the service's counters")
 	until(t, ctx, waitFor, "counters from /health", `document.querySelector('#listeners').textContent === '7'
 		&& document.querySelector('#accepted').textContent.replace(/\D/g, '') === '12345'`)
+	labels, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`['rate', 'received', 'listeners', 'accepted'].map((id) =>
+		[...document.getElementById(id).parentElement.children].map((e) => e.id ? '#' : e.textContent).join(' '))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each counter says what it counts: this page's events, or the service's.
+	if want := []string{"Events/s (this page) # in the last second", "Received by this page # since it was opened, on its topics",
+		"Listeners on the service # streams open now, this page’s included", "Accepted by the service # all topics, since it started"}; fmt.Sprint(labels) != fmt.Sprint(want) {
+		t.Errorf("counters:\n got %q\nwant %q", labels, want)
+	}
 
 	t.Log("step: a phone screen")
 	do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
