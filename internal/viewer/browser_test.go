@@ -317,3 +317,53 @@ func heartbeat(session string, ts, position int64, stalls int) string {
 		`"bandwidth":48213000,"bitrate":3500000,"buffered_duration":28450,"frame_drops":0,"position":%d,`+
 		`"stall":{"count":%d,"duration":%d},"stream_type":"On-demand"}}`, session, ts, position, stalls, 420*stalls)
 }
+
+// TestViewerRendersADeepEvent opens an event nested 10,000 deep, which the
+// service accepts (its validator has no depth limit under the body limit):
+// the page draws the first levels as a tree and says how many more there
+// are, shows them as text on request, and throws nothing (issue 16: it
+// used to exceed the call stack).
+func TestViewerRendersADeepEvent(t *testing.T) {
+	const depth = 10_000
+	svc := startService(t, "127.0.0.1:0", nil)
+	c := client(t)
+	ctx := browsertest.New(t)
+	console := browsertest.RecordConsole(t, ctx)
+	do(t, ctx, chromedp.Navigate(svc.url()+"/"))
+	until(t, ctx, waitFor, "state open", stateIs("open"))
+
+	deep := strings.Repeat(`{"a":`, depth-1) + `{"deepest":true}` + strings.Repeat("}", depth-1)
+	post(t, c, svc, deep)
+	until(t, ctx, waitFor, "the event", shown(`{"a":{"a":{"a":`))
+	do(t, ctx, chromedp.Click(chromedp.CSS("#events .event summary")))
+	until(t, ctx, waitFor, "the tree", `document.querySelector('#events .json .deeper') !== null`)
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]any](`(() => {
+		const j = document.querySelector('#events .json');
+		let depth = 0;
+		for (let e = j.querySelector('.deeper'); e !== j; e = e.parentElement) if (e.classList.contains('node')) depth++;
+		return {marker: j.querySelector('.deeper').textContent, depth, keys: j.querySelectorAll('.k').length};
+	})()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drawn := int(got["depth"].(float64))
+	if want := fmt.Sprintf("… %s more levels", thousands(depth-drawn)); got["marker"] != want || drawn < 10 || drawn > 100 {
+		t.Errorf("tree: %v; want some levels drawn and the marker %q", got, want)
+	}
+	// The rest, as text, on request.
+	do(t, ctx, chromedp.Click(chromedp.CSS("#events .json .deeper")))
+	until(t, ctx, waitFor, "the rest as text", `(() => { const r = document.querySelector('#events .json .deeper + .raw');
+		return r !== null && !r.hidden && r.textContent.endsWith('{"deepest":true}' + '}'.repeat(`+fmt.Sprint(depth-drawn-1)+`)); })()`)
+	if errs := console.Errors(); len(errs) > 0 {
+		t.Errorf("console errors: %q", errs)
+	}
+}
+
+// thousands formats n as the page does (en-US): 9,968.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
