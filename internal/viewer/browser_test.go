@@ -224,47 +224,57 @@ func TestViewerAgainstTheService(t *testing.T) {
 		until(t, ctx, waitFor, "the next event", shown("m-after-clear"))
 	}
 
-	t.Log("step: a server restart reconnects")
+	t.Log("step: a server restart: the page reconnects, resumes, is told it missed events, and goes on")
 	{
+		// The events of the screenshot: before the restart, then after.
+		update := os.Getenv("UPDATE_SCREENSHOTS") == "1"
+		do(t, ctx, chromedp.Click(chromedp.ID("clear")))
+		before, after := playerEvents()
+		postAll := func(events []published) {
+			for i, e := range events {
+				postTo(t, c, svc, e.query, e.body)
+				if update {
+					time.Sleep(time.Duration(150+100*(i%7)) * time.Millisecond) // an uneven rate, for the chart
+				}
+			}
+		}
+		postAll(before)
+		until(t, ctx, waitFor, "the events before the restart", fmt.Sprintf(`document.querySelectorAll('#events .event').length === %d`, len(before)))
 		addr := svc.addr
 		svc.stop(t)
 		until(t, ctx, waitFor, "state reconnecting", stateIs("reconnecting"))
 		svc = startService(t, addr, nil)
 		until(t, ctx, waitFor, "state open again", stateIs("open"))
-		post(t, c, svc, `{"marker":"m-after-restart"}`)
-		until(t, ctx, waitFor, "an event from the new server", shown("m-after-restart"))
+		// The page resumed with the last id of the old run, which the new
+		// run cannot place: it says so.
+		until(t, ctx, waitFor, "the gap", `document.querySelector('#events .event').matches('.gap')
+			&& document.querySelector('#events .event').textContent.includes('missed events (number unknown)')`)
+		postAll(after)
+		until(t, ctx, waitFor, "the events from the new server", fmt.Sprintf(`document.querySelectorAll('#events .event').length === %d`, len(before)+1+len(after)))
+		screenshot(t, ctx, c, svc, update)
 	}
-
-	screenshot(t, ctx, c, svc)
 }
 
-// screenshot fills the page with a few realistic player events, opens one,
-// and saves a PNG: into the test's temporary directory, or into
-// docs/images/viewer.png with UPDATE_SCREENSHOTS=1 (then the events are
-// spread over a few seconds, so that the chart has a shape).
-func screenshot(t *testing.T, ctx context.Context, c *http.Client, svc *service) { //nolint:revive // context-as-argument: t first, as every test helper
+// screenshot opens the newest STOP, which pauses the list, posts a few
+// events that the pause counts, and saves a PNG: into the test's temporary
+// directory, or into docs/images/viewer.png with UPDATE_SCREENSHOTS=1.
+func screenshot(t *testing.T, ctx context.Context, c *http.Client, svc *service, update bool) { //nolint:revive // context-as-argument: t first, as every test helper
 	t.Helper()
-	update := os.Getenv("UPDATE_SCREENSHOTS") == "1"
-	do(t, ctx, chromedp.Click(chromedp.ID("clear")))
-	events := playerEvents()
-	for i, e := range events {
-		post(t, c, svc, e)
-		if update {
-			time.Sleep(time.Duration(150+100*(i%7)) * time.Millisecond) // an uneven rate, for the chart
-		}
-	}
-	until(t, ctx, waitFor, "the player events", fmt.Sprintf(`document.querySelectorAll('#events .event').length === %d`, len(events)))
-	// Pause, as a person reading would, and open the newest START, so the
-	// picture shows the coloured tree; events go on arriving, counted.
-	do(t, ctx, chromedp.Click(chromedp.ID("pause")), chromedp.Click(chromedp.JSPath(
-		`[...document.querySelectorAll('#events .event')].find((e) => e.textContent.includes('"START"')).querySelector('summary')`)))
+	do(t, ctx, chromedp.Click(chromedp.JSPath(
+		`[...document.querySelectorAll('#events .event')].find((e) => e.textContent.includes('"STOP"')).querySelector('summary')`)))
 	until(t, ctx, waitFor, "the tree", `document.querySelector('#events .json .k') !== null`)
 	for i := range 10 {
-		post(t, c, svc, heartbeat("c0ffee00-1234-4abc-9def-0123456789ab", 1764172950165+int64(i)*250, 30_000+int64(i)*250, 0))
-		time.Sleep(250 * time.Millisecond)
+		postTo(t, c, svc, "topic=player&event=heartbeat", heartbeat(sessionC, 1764172950165+int64(i)*250, 30_000+int64(i)*250, 0))
+		if update {
+			time.Sleep(250 * time.Millisecond)
+		}
 	}
+	until(t, ctx, waitFor, "the count while paused", `document.querySelector('#live-detail').textContent === '10 new events since'`)
 	until(t, ctx, waitFor, "the rate", `document.querySelector('#rate').textContent !== '0'`)
+	until(t, ctx, waitFor, "the service's count", fmt.Sprintf(`document.querySelector('#accepted').textContent === '%d'`,
+		svc.srv.Stats().EventsAccepted))
 
+	do(t, ctx, chromedp.EmulateViewport(1280, 1000))
 	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -282,40 +292,61 @@ func screenshot(t *testing.T, ctx context.Context, c *http.Client, svc *service)
 	t.Logf("screenshot: %s (%d bytes)", path, len(png))
 }
 
-// playerEvents are monitoring events as Pillarbox players send them: a few
-// sessions starting, beating, stalling, failing and stopping.
-func playerEvents() []string {
+// published is an event as a producer posts it: the query (topic, event
+// name) and the body.
+type published struct{ query, body string }
+
+// Sessions of the player events.
+const (
+	sessionA = "8f6c2f0e-3f4b-4f7e-9a51-2c0d1b7e4a90"
+	sessionB = "1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
+	sessionC = "c0ffee00-1234-4abc-9def-0123456789ab"
+)
+
+// playerEvents are monitoring events as Pillarbox players send them, on the
+// player topic with their names, with ad impressions on the ads topic and
+// page views on the default topic: a few sessions starting, beating,
+// failing and stopping, before and after a restart of the service.
+func playerEvents() (before, after []published) {
 	const ua = `Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1`
-	start := func(session, urn string, ts int64) string {
-		return fmt.Sprintf(`{"event_name":"START","session_id":%q,"timestamp":%d,"version":1,"data":{`+
+	start := func(session, urn string, ts int64) published {
+		return published{"topic=player&event=start", fmt.Sprintf(`{"event_name":"START","session_id":%q,"timestamp":%d,"version":1,"data":{`+
 			`"browser":{"user_agent":%q},"device":{"id":"d41d8cd9","model":"iPhone","type":"Phone"},`+
 			`"media":{"asset_url":"https://rts-vod-amd.akamaized.net/ww/%s/master.m3u8","id":%q,"origin":"https://www.rts.ch"},`+
 			`"player":{"name":"Pillarbox","platform":"Web","version":"1.21.0"},"qoe_timings":{"asset":212,"metadata":154,"total":618}}}`,
-			session, ts, ua, strings.TrimPrefix(urn, "urn:rts:video:"), urn)
+			session, ts, ua, strings.TrimPrefix(urn, "urn:rts:video:"), urn)}
 	}
-	const a, b, d = "8f6c2f0e-3f4b-4f7e-9a51-2c0d1b7e4a90", "1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5", "c0ffee00-1234-4abc-9def-0123456789ab"
+	beat := func(session string, ts, position int64, stalls int) published {
+		return published{"topic=player&event=heartbeat", heartbeat(session, ts, position, stalls)}
+	}
+	ad := func(session, id string, ts int64) published {
+		return published{"topic=ads&event=impression", fmt.Sprintf(`{"session_id":%q,"timestamp":%d,"ad":{"id":%q,"position":"preroll","duration":15000}}`,
+			session, ts, id)}
+	}
+	page := func(url string, ts int64) published {
+		return published{"", fmt.Sprintf(`{"type":"page_view","url":%q,"timestamp":%d}`, url, ts)}
+	}
 	ts := int64(1764172800123)
-	return []string{
-		start(a, "urn:rts:video:14900743", ts),
-		heartbeat(a, ts+30_000, 30_120, 0),
-		start(b, "urn:rts:video:15843219", ts+31_250),
-		heartbeat(a, ts+60_000, 60_040, 0),
-		heartbeat(b, ts+61_250, 30_010, 1),
-		fmt.Sprintf(`{"event_name":"ERROR","session_id":%q,"timestamp":%d,"version":1,"data":{`+
+	before = []published{
+		page("https://www.rts.ch/play/tv", ts-4_000),
+		ad(sessionA, "ad-2291", ts-1_500),
+		start(sessionA, "urn:rts:video:14900743", ts),
+		beat(sessionA, ts+30_000, 30_120, 0),
+		start(sessionB, "urn:rts:video:15843219", ts+31_250),
+		beat(sessionA, ts+60_000, 60_040, 0),
+		beat(sessionB, ts+61_250, 30_010, 1),
+		{"topic=player&event=error", fmt.Sprintf(`{"event_name":"ERROR","session_id":%q,"timestamp":%d,"version":1,"data":{`+
 			`"message":"The media could not be loaded, either because the server or network failed or because the format is not supported.",`+
-			`"name":"MEDIA_ERR_SRC_NOT_SUPPORTED","position":30010,"severity":"Fatal"}}`, b, ts+75_500),
-		heartbeat(a, ts+90_000, 90_010, 0),
-		fmt.Sprintf(`{"event_name":"STOP","session_id":%q,"timestamp":%d,"version":1,"data":{"position":104220}}`, a, ts+104_300),
-		start(d, "urn:rts:video:15901882", ts+110_042),
-		heartbeat(d, ts+140_042, 29_980, 0),
+			`"name":"MEDIA_ERR_SRC_NOT_SUPPORTED","position":30010,"severity":"Fatal"}}`, sessionB, ts+75_500)},
 	}
-}
-
-// heartbeat is a player's periodic event.
-func heartbeat(session string, ts, position int64, stalls int) string {
-	return fmt.Sprintf(`{"event_name":"HEARTBEAT","session_id":%q,"timestamp":%d,"version":1,"data":{`+
-		`"bandwidth":48213000,"bitrate":3500000,"buffered_duration":28450,"frame_drops":0,"position":%d,`+
-		`"stall":{"count":%d,"duration":%d},"stream_type":"On-demand"}}`, session, ts, position, stalls, 420*stalls)
+	after = []published{
+		ad(sessionC, "ad-2304", ts+108_500),
+		page("https://www.rts.ch/play/tv/live", ts+109_000),
+		beat(sessionA, ts+90_000, 90_010, 0),
+		{"topic=player&event=stop", fmt.Sprintf(`{"event_name":"STOP","session_id":%q,"timestamp":%d,"version":1,"data":{"position":104220}}`,
+			sessionA, ts+104_300)},
+	}
+	return before, after
 }
 
 // TestViewerRendersADeepEvent opens an event nested 10,000 deep, which the
@@ -366,4 +397,11 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// heartbeat is a player's periodic event.
+func heartbeat(session string, ts, position int64, stalls int) string {
+	return fmt.Sprintf(`{"event_name":"HEARTBEAT","session_id":%q,"timestamp":%d,"version":1,"data":{`+
+		`"bandwidth":48213000,"bitrate":3500000,"buffered_duration":28450,"frame_drops":0,"position":%d,`+
+		`"stall":{"count":%d,"duration":%d},"stream_type":"On-demand"}}`, session, ts, position, stalls, 420*stalls)
 }
