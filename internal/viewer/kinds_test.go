@@ -286,6 +286,9 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	var burst strings.Builder
 	for i := range 1000 {
 		fmt.Fprintf(&burst, "data: {\"burst\":%d}\n\n", i)
+		if i == 100 {
+			burst.WriteString("event: gap\ndata: {\"missed\":777}\n\n") // skipped events hide no gap
+		}
 	}
 	s.send(burst.String())
 	until(t, ctx, waitFor, "the last of the burst", shown(`{"burst":999}`))
@@ -293,6 +296,7 @@ func TestViewerShowsEveryKindOfEvent(t *testing.T) {
 	if len(es) > 300 || !strings.Contains(es[0].Text, `{"burst":999}`) || !strings.Contains(es[1].Text, `{"burst":998}`) {
 		t.Errorf("after the burst: %d entries, first %q; want at most 300, newest first", len(es), es[0].Text)
 	}
+	until(t, ctx, waitFor, "the gap in the burst", shown("missed 777 events"))
 	until(t, ctx, waitFor, "the busy note", `document.querySelector('#note').textContent.includes('only the newest events are drawn')`)
 	// 6, 4 named and unnamed, then the burst; gaps are not events.
 	until(t, ctx, waitFor, "all counted", `document.querySelector('#received').textContent.replace(/\D/g, '') === '1010'`)
