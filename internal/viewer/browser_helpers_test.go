@@ -37,15 +37,20 @@ func snapshot(ctx context.Context) string {
 // entry is one item of the page's event list, as a person sees it.
 type entry struct {
 	Class  string `json:"class"`
-	Text   string `json:"text"`
+	Text   string `json:"text"`  // the row's text (the opened tree's too)
+	Topic  string `json:"topic"` // the topic tag's text
+	Name   string `json:"name"`  // the badge's text
+	Title  string `json:"title"` // the row's tooltip
 	Hidden bool   `json:"hidden"`
 }
 
 // entries returns the page's event list, newest first.
 func entries(tb testing.TB, ctx context.Context) []entry { //nolint:revive // context-as-argument: tb first, as every test helper
 	tb.Helper()
-	es, err := chromedp.Run(ctx, chromedp.Evaluate[[]entry](`[...document.querySelectorAll('#events > li')].map((e) =>
-		({class: e.className, text: e.textContent, hidden: e.hidden}))`))
+	es, err := chromedp.Run(ctx, chromedp.Evaluate[[]entry](`[...document.querySelectorAll('#events > li')].map((e) => ({
+		class: e.className, text: e.textContent, hidden: e.hidden,
+		topic: e.querySelector('.topic')?.textContent ?? '', name: e.querySelector('.name')?.textContent ?? '',
+		title: e.querySelector('summary, .line')?.title ?? ''}))`))
 	if err != nil {
 		tb.Fatalf("reading the event list: %v", err)
 	}

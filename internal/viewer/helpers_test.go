@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
@@ -32,16 +33,20 @@ const waitFor = 15 * time.Second
 
 // service is the dispatcher running in-process on a loopback port.
 type service struct {
-	srv    *server.Server
-	ring   *fanout.Ring
-	served chan error
-	addr   string // host:port
-	down   bool
+	srv     *server.Server
+	ring    *fanout.Ring
+	watcher *hangup.Watcher // nil where unsupported
+	served  chan error
+	addr    string // host:port
+	down    bool
 }
 
 // startService runs the dispatcher on addr ("127.0.0.1:0" for any free
 // port) with the defaults changed by configure, and stops it when the test
-// ends. It is the one place where these tests build a server.
+// ends. It is the one place where these tests build a server. As the
+// application does, it watches listeners' connections for hang-ups, so that a
+// listener that leaves (the page changing topics, a test's client) is
+// released at once, not at the next heartbeat.
 func startService(tb testing.TB, addr string, configure func(*server.Config)) *service {
 	tb.Helper()
 	cfg := server.DefaultConfig()
@@ -50,17 +55,27 @@ func startService(tb testing.TB, addr string, configure func(*server.Config)) *s
 		configure(&cfg)
 	}
 	ring := fanout.New(fanout.Options{})
-	srv, err := server.New(&cfg, server.Deps{Ring: ring, Log: slog.New(slog.DiscardHandler)})
+	watcher, err := hangup.New()
 	if err != nil {
+		watcher = nil // unsupported here: streams notice at their next write
+	}
+	closeDeps := func() {
 		_ = ring.Close()
+		if watcher != nil {
+			_ = watcher.Close()
+		}
+	}
+	srv, err := server.New(&cfg, server.Deps{Ring: ring, Watcher: watcher, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		closeDeps()
 		tb.Fatalf("server.New: %v", err)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		_ = ring.Close()
+		closeDeps()
 		tb.Fatalf("listen on %s: %v", addr, err)
 	}
-	s := &service{srv: srv, ring: ring, addr: ln.Addr().String(), served: make(chan error, 1)}
+	s := &service{srv: srv, ring: ring, watcher: watcher, addr: ln.Addr().String(), served: make(chan error, 1)}
 	go func() { s.served <- srv.Serve(ln) }()
 	tb.Cleanup(func() { s.stop(tb) })
 	return s
@@ -87,6 +102,9 @@ func (s *service) stop(tb testing.TB) {
 	if err := <-s.served; err != nil {
 		tb.Errorf("Serve: %v", err)
 	}
+	if s.watcher != nil {
+		_ = s.watcher.Close()
+	}
 }
 
 // client is used for every plain HTTP request of the tests; its idle
@@ -101,7 +119,17 @@ func client(tb testing.TB) *http.Client {
 // post publishes body and fails the test unless it is accepted.
 func post(tb testing.TB, c *http.Client, s *service, body string) {
 	tb.Helper()
-	resp, err := c.Post(s.url()+"/api/events", "application/json", strings.NewReader(body))
+	postTo(tb, c, s, "", body)
+}
+
+// postTo publishes body with the query (topic=...&event=..., or "") and
+// fails the test unless it is accepted.
+func postTo(tb testing.TB, c *http.Client, s *service, query, body string) {
+	tb.Helper()
+	if query != "" {
+		query = "?" + query
+	}
+	resp, err := c.Post(s.url()+"/api/events"+query, "application/json", strings.NewReader(body))
 	if err != nil {
 		tb.Fatalf("POST: %v", err)
 	}

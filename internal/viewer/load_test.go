@@ -125,7 +125,7 @@ func postLoad(base string, rate int, d time.Duration) (sent, failed int64) {
 	var ok, bad atomic.Int64
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(d)
-	body := heartbeat("c0ffee00-1234-4abc-9def-0123456789ab", 1764172800123, 30_000, 0)
+	body := heartbeat(sessionC, 1764172800123, 30_000, 0)
 	for range posters {
 		wg.Go(func() {
 			tr := &http.Transport{}

@@ -1,11 +1,15 @@
 // Package viewer serves the live viewer: one self-contained HTML page (CSS
-// and JavaScript inline, no external asset) that connects to /events with
-// EventSource and shows the connection state, the event rate, the service's
-// listener and event counts from /health, and the latest events as
+// and JavaScript inline, no external asset) that reads /events with fetch and
+// its own Server-Sent Events parser (so that it sees HTTP statuses, sends
+// headers and reads the service's topic field), resuming with Last-Event-ID
+// as EventSource does, and shows the connection state, the event rate, the
+// service's listener and event counts from /health, and the latest events as
 // syntax-coloured JSON with a filter, pause and clear.
 //
 // The page is embedded in the binary. It needs no publish token; when its own
-// URL carries ?token=..., it forwards that token to /events.
+// URL carries ?token=..., it sends that token to /events as a bearer token.
+// When /events refuses it (401), it says how to give a listen token and
+// retries only when asked, or after a long delay.
 package viewer
 
 import (
