@@ -158,7 +158,7 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 	if s.listenTokens, err = parseTokens("listen-token", cfg.ListenTokens); err != nil {
 		return nil, err
 	}
-	s.warned.log = s.log
+	s.warned = newWarnLimiter(s.log)
 	s.streamLn = newChanListener()
 	s.maxBatchEvents = cfg.MaxBatchEvents
 	if s.maxBatchEvents == 0 {
