@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/jwtauth"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/metrics"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -90,6 +91,7 @@ type parts struct {
 	log     *slog.Logger
 	ring    *fanout.Ring
 	watcher *hangup.Watcher    // nil where unsupported
+	tokens  *jwtauth.Verifier  // nil without a -jwt-* key
 	bridge  *natsbridge.Bridge // nil without -nats-url
 	srv     *server.Server
 	pprof   *pprofServer // nil without -pprof-addr
@@ -117,6 +119,13 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 	deps := server.Deps{
 		Ring: p.ring, Watcher: p.watcher, Log: log,
 		ObservePost: m.ObservePost, ObserveFanout: m.ObserveFanout, Metrics: m.Handler(),
+	}
+	if st.jwt.Enabled() {
+		if p.tokens, err = jwtauth.New(st.jwt, log); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+		}
+		deps.Tokens = tokenVerifier{p.tokens}
+		log.Info("signed tokens", "algorithms", p.tokens.Algorithms())
 	}
 	if st.nats.URLs != "" {
 		st.nats.Name = "pillarbox-event-dispatcher " + Version
@@ -167,6 +176,9 @@ func (p *parts) close() {
 	}
 	if p.watcher != nil {
 		_ = p.watcher.Close()
+	}
+	if p.tokens != nil {
+		p.tokens.Close()
 	}
 	if p.ring != nil {
 		_ = p.ring.Close()
@@ -302,6 +314,11 @@ func configAttrs(st *settings) []any {
 		"trusted_proxies", strings.Join(proxies, ","),
 		"publish_tokens", len(c.PublishTokens),
 		"listen_tokens", len(c.ListenTokens),
+		"no_query_token", c.NoQueryToken,
+		"jwt", jwtSource(&st.jwt),
+		"jwt_issuer", st.jwt.Issuer,
+		"jwt_audience", st.jwt.Audience,
+		"max_listeners_per_subject", c.MaxListenersPerSubject,
 		"write_timeout", c.WriteTimeout,
 		"header_timeout", c.HeaderTimeout,
 		"lag_policy", c.LagPolicy,
@@ -344,4 +361,18 @@ func commit() string {
 		}
 	}
 	return "unknown"
+}
+
+// jwtSource says which key source signs JSON Web Tokens, for the start-up
+// log: never the secret.
+func jwtSource(c *jwtauth.Config) string {
+	switch {
+	case len(c.Secret) > 0:
+		return "secret"
+	case len(c.PublicKeyPEM) > 0:
+		return "public key"
+	case c.JWKSURL != "":
+		return "jwks " + c.JWKSURL
+	}
+	return "off"
 }

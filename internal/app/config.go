@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/auth"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/jwtauth"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
@@ -28,6 +30,8 @@ var ErrUsage = errors.New("usage")
 // settings is everything the command line configures.
 type settings struct {
 	server       server.Config
+	jwt          jwtauth.Config // signed tokens, when a key source is set
+	jwtKeyFile   string         // -jwt-public-key: the PEM file jwt.PublicKeyPEM is read from
 	pprofAddr    string
 	nats         natsbridge.Config // used when nats.URLs is set
 	logFormat    string
@@ -138,6 +142,19 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 			c.ListenTokens = strings.Split(v, ",") // checked in validate, never echoed
 			return nil
 		})
+	fs.BoolVar(&c.NoQueryToken, "no-query-token", c.NoQueryToken,
+		"refuse listen tokens in the token query parameter (secrets in URLs end up in logs): bearer and cookie only")
+	fs.Func("jwt-secret", "HMAC secret (at least 32 bytes) that signs JSON Web Tokens granting topics (HS256/384/512)", func(v string) error {
+		st.jwt.Secret = []byte(v) // checked in validate, never echoed
+		return nil
+	})
+	fs.StringVar(&st.jwtKeyFile, "jwt-public-key", "", "PEM `file` of the public key that signs JSON Web Tokens (RSA, ECDSA or Ed25519)")
+	fs.StringVar(&st.jwt.JWKSURL, "jwt-jwks-url", "", "JWKS endpoint whose keys sign JSON Web Tokens, refreshed periodically and for unknown key ids")
+	fs.StringVar(&st.jwt.Issuer, "jwt-issuer", "", "the iss a JSON Web Token must carry (empty: not checked)")
+	fs.StringVar(&st.jwt.Audience, "jwt-audience", "", "an aud a JSON Web Token must carry (empty: not checked)")
+	fs.DurationVar(&st.jwt.Leeway, "jwt-leeway", jwtauth.DefaultLeeway, "clock skew allowed for a JSON Web Token's exp and nbf (at most 5s)")
+	fs.IntVar(&c.MaxListenersPerSubject, "max-listeners-per-subject", c.MaxListenersPerSubject,
+		"concurrent listeners per JSON Web Token subject (sub) (0: no limit)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "a listener that stops reading is cut after this long")
 	fs.DurationVar(&c.HeaderTimeout, "header-timeout", c.HeaderTimeout, "how long a client may take to send a request (head and body); streams are not affected")
 	fs.Func("lag-policy", "what to do with a listener that fell behind the buffer: continue or cut (default continue)", func(v string) error {
@@ -322,6 +339,9 @@ func (st *settings) validate() error {
 			return err
 		}
 	}
+	if err := st.loadJWT(); err != nil {
+		return err
+	}
 	if st.server.MaxBatchEvents > st.buffer {
 		return fmt.Errorf("max-batch-events: %d is more than -buffer (%d): listeners would miss most of such a batch",
 			st.server.MaxBatchEvents, st.buffer)
@@ -460,4 +480,28 @@ func CheckSettings(args []string, getenv func(string) string) error {
 		return nil
 	}
 	return err
+}
+
+// loadJWT reads the -jwt-public-key file and checks the JSON Web Token
+// settings: at most one key source, and none of the others without one.
+func (st *settings) loadJWT() error {
+	if st.jwtKeyFile != "" {
+		b, err := os.ReadFile(st.jwtKeyFile)
+		if err != nil {
+			return fmt.Errorf("jwt-public-key: %w", err)
+		}
+		st.jwt.PublicKeyPEM = b
+	}
+	if !st.jwt.Enabled() {
+		switch {
+		case st.jwt.Issuer != "":
+			return errors.New("jwt-issuer: set without a key (-jwt-secret, -jwt-public-key or -jwt-jwks-url)")
+		case st.jwt.Audience != "":
+			return errors.New("jwt-audience: set without a key (-jwt-secret, -jwt-public-key or -jwt-jwks-url)")
+		case st.server.MaxListenersPerSubject > 0:
+			return errors.New("max-listeners-per-subject: set without a key for JSON Web Tokens")
+		}
+		return nil
+	}
+	return st.jwt.Validate()
 }

@@ -34,3 +34,13 @@ func ListenerToken(req *fasthttp.Request) []byte {
 	}
 	return req.Header.Cookie(CookieName)
 }
+
+// ListenerTokenNotInQuery is ListenerToken for deployments that forbid
+// secrets in URLs: the [QueryParam] query parameter is ignored, as if it were
+// absent (a request with only that is then without a token).
+func ListenerTokenNotInQuery(req *fasthttp.Request) []byte {
+	if tok, ok := Bearer(req.Header.Peek(fasthttp.HeaderAuthorization)); ok {
+		return tok
+	}
+	return req.Header.Cookie(CookieName)
+}

@@ -293,7 +293,7 @@ func (st *stream) replayFailed(w sink, err error) error {
 	if st.ctx.Err() != nil {
 		return err
 	}
-	st.srv.log.Info("replay from the stream failed; the listener gets a gap", "error", err, "remote", st.ip)
+	st.srv.log.Info("replay from the stream failed; the listener gets a gap", "error", err, "remote", st.who.ip)
 	var buf [64]byte
 	_, _ = w.Write(appendGap(buf[:0], 0, false))
 	return st.flush(w, 0, 0, 0)

@@ -54,6 +54,13 @@ type Config struct {
 	// as a bearer token, a "token" query parameter or a "dispatcher_token"
 	// cookie.
 	ListenTokens []string
+	// NoQueryToken refuses listen tokens in the "token" query parameter
+	// (for deployments that forbid secrets in URLs): only the bearer token
+	// and the cookie count.
+	NoQueryToken bool
+	// MaxListenersPerSubject bounds concurrent listeners per signed token
+	// subject (Grant.Subject); 0 means no bound.
+	MaxListenersPerSubject int
 	// LagPolicy is what happens to a listener that fell behind the buffer.
 	LagPolicy LagPolicy
 	// Streamer is how streams are written.
@@ -203,6 +210,8 @@ func (c *Config) Validate() error {
 		return bad("max-listeners", "must not be negative, got %d", c.MaxListeners)
 	case c.MaxListenersPerIP < 0:
 		return bad("max-listeners-per-ip", "must not be negative, got %d", c.MaxListenersPerIP)
+	case c.MaxListenersPerSubject < 0:
+		return bad("max-listeners-per-subject", "must not be negative, got %d", c.MaxListenersPerSubject)
 	case c.Heartbeat <= 0:
 		return bad("heartbeat", "must be positive, got %v", c.Heartbeat)
 	case c.WriteTimeout <= 0:

@@ -32,13 +32,9 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	if s.testHook != nil {
 		s.testHook("publish")
 	}
-	if reason, status, msg, ok := s.checkPublish(&ctx.Request.Header); !ok {
-		s.refuse(ctx, reason, status, msg)
-		return
-	}
-	topic, event, err := publishParams(ctx.QueryArgs())
-	if err != nil {
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
+	topic, event, r := s.checkPublish(ctx)
+	if r != nil {
+		s.refuse(ctx, r)
 		return
 	}
 	batch := isNDJSON(ctx.Request.Header.ContentType())
@@ -102,38 +98,49 @@ func publishParams(args *fasthttp.Args) (name string, event []byte, err error) {
 }
 
 // checkPublish decides, from the request head alone, whether a POST may go
-// on: it is called before any of the body is read, also for a request that
-// expects "100 Continue".
-func (s *Server) checkPublish(h *fasthttp.RequestHeader) (RejectReason, int, string, bool) {
+// on, and returns its topic and event name: it is called before any of the
+// body is read, also for a request that expects "100 Continue".
+func (s *Server) checkPublish(ctx *fasthttp.RequestCtx) (topic string, event []byte, r *refusal) {
+	h := &ctx.Request.Header
 	if s.state.Load() >= stateDraining {
-		return RejectShuttingDown, fasthttp.StatusServiceUnavailable, "shutting down", false
+		return "", nil, &refusal{status: fasthttp.StatusServiceUnavailable, reason: RejectShuttingDown, msg: "shutting down"}
 	}
-	if !s.publishAllowed(h) {
-		return RejectUnauthorized, fasthttp.StatusUnauthorized, "missing or invalid publish token", false
+	topic, event, err := publishParams(ctx.QueryArgs())
+	if err != nil {
+		return "", nil, &refusal{status: fasthttp.StatusBadRequest, reason: RejectInvalid, msg: err.Error()}
+	}
+	if r := s.publishAccess(h, topic); r != nil {
+		return "", nil, r
 	}
 	limit := s.cfg.MaxBody
 	if isNDJSON(h.ContentType()) {
 		limit = s.cfg.MaxBatch
 	}
 	if n := h.ContentLength(); n > limit {
-		return RejectTooLarge, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("body larger than %d bytes", limit), false
+		return "", nil, &refusal{status: fasthttp.StatusRequestEntityTooLarge, reason: RejectTooLarge,
+			msg: fmt.Sprintf("body larger than %d bytes", limit)}
 	}
-	return 0, 0, "", true
+	return topic, event, nil
 }
 
 // refuse answers a POST refused before its body was read. The connection is
 // closed after the answer, draining what the client may still send, so that
 // it reads the answer rather than a reset.
-func (s *Server) refuse(ctx *fasthttp.RequestCtx, reason RejectReason, status int, msg string) {
-	if reason == RejectUnauthorized {
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
-	}
-	if reason == RejectShuttingDown {
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
-	}
+func (s *Server) refuse(ctx *fasthttp.RequestCtx, r *refusal) {
+	s.setRefusalHeaders(ctx, r)
 	drainOnClose(ctx.Conn())
 	ctx.SetConnectionClose()
-	s.reject(ctx, reason, status, msg)
+	s.reject(ctx, r.reason, r.status, r.msg)
+}
+
+// setRefusalHeaders sets what a refusal's answer says besides its body.
+func (s *Server) setRefusalHeaders(ctx *fasthttp.RequestCtx, r *refusal) {
+	if r.authenticate != "" {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, r.authenticate)
+	}
+	if r.reason == RejectShuttingDown {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	}
 }
 
 func (s *Server) reject(ctx *fasthttp.RequestCtx, reason RejectReason, status int, msg string) {

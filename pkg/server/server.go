@@ -64,6 +64,11 @@ type Deps struct {
 	ObserveFanout func(time.Duration)
 	// Metrics, if set, serves GET /metrics.
 	Metrics fasthttp.RequestHandler
+	// Tokens, if set, verifies signed tokens (JSON Web Tokens): producers
+	// and listeners may then present one, which allows the topics its grant
+	// lists (see Grant). Static tokens (Config.PublishTokens,
+	// Config.ListenTokens) keep allowing everything.
+	Tokens TokenVerifier
 	// Bridge, if set, shares events with other instances: POSTs are
 	// published to it, and the caller hands what it consumes to
 	// Server.Deliver. Nil: this instance alone.
@@ -91,6 +96,8 @@ type Server struct {
 	events        eventBuilder
 	publishTokens *auth.Tokens
 	listenTokens  *auth.Tokens
+	tokens        TokenVerifier             // nil: no signed tokens
+	perSubject    *netguard.Limiter[string] // listeners per token subject
 	proxies       *clientip.Resolver
 	perIP         *netguard.AddrLimiter
 	accepts       atomic.Pointer[netguard.Listener]
@@ -150,6 +157,8 @@ func New(cfg *Config, deps Deps) (*Server, error) {
 		events:        events,
 		proxies:       clientip.New(cfg.TrustedProxies),
 		perIP:         netguard.NewAddrLimiter(cfg.MaxListenersPerIP),
+		perSubject:    netguard.NewLimiter[string](cfg.MaxListenersPerSubject),
+		tokens:        deps.Tokens,
 		cfg:           *cfg,
 	}
 	if s.publishTokens, err = parseTokens("publish-token", cfg.PublishTokens); err != nil {
@@ -283,16 +292,14 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	if !isPublish(&ctx.Request.Header) {
 		return fasthttp.StatusContinue
 	}
-	reason, status, msg, ok := s.checkPublish(&ctx.Request.Header)
-	if ok {
+	_, _, r := s.checkPublish(ctx)
+	if r == nil {
 		return fasthttp.StatusContinue
 	}
 	s.cors.apply(ctx)
-	if reason == RejectUnauthorized {
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
-	}
-	s.reject(ctx, reason, status, msg)
-	return status
+	s.setRefusalHeaders(ctx, r)
+	s.reject(ctx, r.reason, r.status, r.msg)
+	return r.status
 }
 
 // framingProblem says what is wrong with how a request's head frames its

@@ -1,6 +1,9 @@
 package server
 
-import "strconv"
+import (
+	"strconv"
+	"time"
+)
 
 // Server-Sent Events wire encoding (WHATWG HTML, "Server-sent events").
 //
@@ -44,13 +47,6 @@ const (
 	frameEnd = "\n\n"
 )
 
-// appendGreeting appends the block that opens a stream: the greeting comment
-// and the reconnection delay.
-func appendGreeting(dst []byte, retryMillis int64) []byte {
-	dst = append(dst, greeting...)
-	return appendRetry(dst, retryMillis)
-}
-
 // appendGap appends a "gap" event telling a listener it missed n events, or
 // an unknown number when known is false. It has no id, so the client's last
 // event id stays the last event it received.
@@ -78,4 +74,22 @@ func appendTurnedAway(dst []byte, reason string, ms int64) []byte {
 	dst = append(dst, reason...)
 	dst = append(dst, '\n')
 	return appendRetry(dst, ms)
+}
+
+// appendAllowed appends the comment that tells a listener with a signed
+// token what it allows: ": allowed <topics and patterns>[; expires <RFC 3339
+// time>]". Patterns and topics hold no spaces, commas nor line breaks.
+func appendAllowed(dst []byte, allowed []string, expires time.Time) []byte {
+	dst = append(dst, ": allowed "...)
+	for i, a := range allowed {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, a...)
+	}
+	if !expires.IsZero() {
+		dst = append(dst, "; expires "...)
+		dst = expires.UTC().AppendFormat(dst, time.RFC3339)
+	}
+	return append(dst, '\n')
 }

@@ -28,6 +28,7 @@ type block struct {
 	raw      string // the block's bytes, its blank line included
 	id       string // the id field's value; see hasID
 	event    string // the event field's value, "" when absent
+	topic    string // the topic field's value, "" when absent
 	data     string // the data field's value (one data line: the service never sends more)
 	comments []string
 	retry    int64 // the retry field's value, -1 when absent
@@ -56,6 +57,8 @@ func parseBlock(raw string) block {
 			b.id, b.hasID = value, true
 		case "event":
 			b.event = value
+		case "topic":
+			b.topic = value
 		case "data":
 			b.data, b.hasData = value, true
 		case "retry":

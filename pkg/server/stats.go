@@ -23,10 +23,12 @@ const (
 	EndMaxAge
 	// EndError: anything else (a write error that is neither, a panic).
 	EndError
+	// EndExpired: the listener's signed token expired.
+	EndExpired
 	numEndReasons
 )
 
-var endReasonNames = [numEndReasons]string{"gone", "slow", "lagged", "shutdown", "max_age", "error"}
+var endReasonNames = [numEndReasons]string{"gone", "slow", "lagged", "shutdown", "max_age", "error", "expired"}
 
 func (r EndReason) String() string {
 	if r < numEndReasons {
@@ -57,10 +59,16 @@ const (
 	TurnAwayUnauthorized
 	// TurnAwayInvalid: a bad topic parameter (400).
 	TurnAwayInvalid
+	// TurnAwayForbidden: the listener's signed token does not allow a topic
+	// it asked for (403).
+	TurnAwayForbidden
+	// TurnAwaySubjectLimit: the per-subject listener limit is reached.
+	TurnAwaySubjectLimit
 	numTurnAwayReasons
 )
 
-var turnAwayNames = [numTurnAwayReasons]string{"limit", "ip_limit", "topics", "shutdown", "unauthorized", "invalid"}
+var turnAwayNames = [numTurnAwayReasons]string{"limit", "ip_limit", "topics", "shutdown", "unauthorized", "invalid",
+	"forbidden", "subject_limit"}
 
 func (r TurnAwayReason) String() string {
 	if r < numTurnAwayReasons {

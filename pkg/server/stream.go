@@ -32,10 +32,9 @@ import (
 // touching the RequestCtx once the stream runs.
 func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 	http11 := ctx.Request.Header.IsHTTP11()
-	if !s.listenAllowed(ctx) {
-		s.stats.turnedAway[TurnAwayUnauthorized].Add(1)
-		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, `Bearer realm="pillarbox-event-dispatcher"`)
-		writeError(ctx, fasthttp.StatusUnauthorized, "missing or invalid listen token")
+	grant, r := s.listenAccess(ctx)
+	if r != nil {
+		s.refuseListener(ctx, r)
 		return
 	}
 	topics, err := topicParams(ctx.QueryArgs(), s.cfg.MaxListenerTopics)
@@ -44,22 +43,33 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
 		return
 	}
+	if topics, r = subscription(grant, topics); r != nil {
+		s.refuseListener(ctx, r)
+		return
+	}
 	// The client, through trusted proxies, as user_ip: a per-address limit
 	// must count it, not the proxy in front of many.
-	ip := s.clientIP(ctx)
-	if reason, ok := s.admit(ip); !ok {
+	who := listener{ip: s.clientIP(ctx)}
+	if grant != nil {
+		who.subject = grant.Subject()
+	}
+	if reason, ok := s.admit(who); !ok {
 		s.turnAway(ctx, reason)
 		return
 	}
-	st, err := s.newStream(ctx, ip, topics)
+	st, err := s.newStream(ctx, who, topics)
 	if err != nil {
-		s.release(ip)
+		s.release(who)
 		reason := TurnAwayShutdown
 		if errors.Is(err, fanout.ErrTooManyTopics) {
 			reason = TurnAwayTopics
 		}
 		s.turnAway(ctx, reason)
 		return
+	}
+	if grant != nil {
+		st.expires = grant.Expires()
+		st.allowed = grant.SubscribePatterns()
 	}
 	s.stats.connected.Add(1)
 	h := &ctx.Response.Header
@@ -133,8 +143,9 @@ func (s *Server) serveHandedOver(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyStream(&streamBody{st: st}, -1)
 }
 
-// topicParams returns the topic query parameters, validated, each once: at
-// most limit.
+// topicParams returns the topic query parameters, each a topic name or a
+// topic pattern (package topic: "player.*", "video.>"), validated, each
+// once: at most limit.
 func topicParams(args *fasthttp.Args, limit int) ([]string, error) {
 	values := args.PeekMulti("topic")
 	if len(values) == 0 {
@@ -142,8 +153,8 @@ func topicParams(args *fasthttp.Args, limit int) ([]string, error) {
 	}
 	topics := make([]string, 0, min(len(values), limit))
 	for _, v := range values {
-		if !topic.Valid(string(v)) {
-			return nil, errInvalidTopic
+		if !topic.ValidPattern(string(v)) {
+			return nil, errInvalidTopicPattern
 		}
 		if slices.Contains(topics, string(v)) {
 			continue
@@ -157,13 +168,22 @@ func topicParams(args *fasthttp.Args, limit int) ([]string, error) {
 }
 
 var (
+	errInvalidTopicPattern = errors.New(`invalid "topic" parameter: a name of 1 to 64 characters from A-Z a-z 0-9 . _ - ` +
+		`(dots between non-empty segments), or a pattern where a segment may be * (any one segment) and the last > (the rest)`)
 	errInvalidTopic = errors.New(`invalid "topic" parameter: a name of 1 to 64 characters from A-Z a-z 0-9 . _ - ` +
 		`(dots between non-empty segments)`)
 	errInvalidEvent = errors.New(`invalid "event" parameter: a name of 1 to 64 characters from A-Z a-z 0-9 . _ -`)
 )
 
+// listener is who a listener is, for the limits: its client's address (as
+// user_ip says it) and its signed token's subject ("" without one).
+type listener struct {
+	ip      netip.Addr
+	subject string
+}
+
 // admit reserves a listener slot, or says why the listener is turned away.
-func (s *Server) admit(ip netip.Addr) (TurnAwayReason, bool) {
+func (s *Server) admit(who listener) (TurnAwayReason, bool) {
 	if s.state.Load() >= stateDraining {
 		return TurnAwayShutdown, false
 	}
@@ -172,24 +192,43 @@ func (s *Server) admit(ip netip.Addr) (TurnAwayReason, bool) {
 		s.stats.listeners.Add(-1)
 		return TurnAwayLimit, false
 	}
-	if !s.perIP.Acquire(ip) {
+	if !s.perIP.Acquire(who.ip) {
 		s.stats.listeners.Add(-1)
 		return TurnAwayIPLimit, false
+	}
+	if who.subject != "" && !s.perSubject.Acquire(who.subject) {
+		s.perIP.Release(who.ip)
+		s.stats.listeners.Add(-1)
+		return TurnAwaySubjectLimit, false
 	}
 	return 0, true
 }
 
 // release gives back a slot taken by admit.
-func (s *Server) release(ip netip.Addr) {
-	s.perIP.Release(ip)
+func (s *Server) release(who listener) {
+	if who.subject != "" {
+		s.perSubject.Release(who.subject)
+	}
+	s.perIP.Release(who.ip)
 	s.stats.listeners.Add(-1)
 }
 
+// refuseListener answers a listener refused from its request (a missing or
+// invalid token, a topic its token does not allow).
+func (s *Server) refuseListener(ctx *fasthttp.RequestCtx, r *refusal) {
+	s.stats.turnedAway[r.turnAway].Add(1)
+	if r.authenticate != "" {
+		ctx.Response.Header.Set(fasthttp.HeaderWWWAuthenticate, r.authenticate)
+	}
+	writeError(ctx, r.status, r.msg)
+}
+
 var turnAwayComments = [numTurnAwayReasons]string{
-	TurnAwayLimit:    "too many listeners",
-	TurnAwayIPLimit:  "too many listeners from this address",
-	TurnAwayTopics:   "too many topics",
-	TurnAwayShutdown: "shutting down",
+	TurnAwayLimit:        "too many listeners",
+	TurnAwayIPLimit:      "too many listeners from this address",
+	TurnAwaySubjectLimit: "too many listeners for this token's subject",
+	TurnAwayTopics:       "too many topics",
+	TurnAwayShutdown:     "shutting down",
 }
 
 // turnAway answers a listener that gets no stream: 200 with a retry hint,
@@ -234,7 +273,9 @@ type stream struct {
 	resume          resumePlan
 	head            []byte                   // the response head, for a hijacked stream
 	header          *fasthttp.ResponseHeader // the response header, for a stream handed over
-	ip              netip.Addr
+	who             listener
+	expires         time.Time // when its signed token expires; zero: never
+	allowed         []string  // what its signed token allows it, for its greeting; nil without one
 	reg             hangup.Registration
 	delivered       atomic.Uint64
 	written         atomic.Uint64
@@ -254,19 +295,19 @@ var streamCount atomic.Uint64
 
 // newStream subscribes a listener, resuming after its last event id if it
 // gave one.
-func (s *Server) newStream(ctx *fasthttp.RequestCtx, ip netip.Addr, topics []string) (*stream, error) {
+func (s *Server) newStream(ctx *fasthttp.RequestCtx, who listener, topics []string) (*stream, error) {
 	c, _ := asConn(ctx.Conn())
-	return s.openStream(c, ip, lastEventID(ctx), topics)
+	return s.openStream(c, who, lastEventID(ctx), topics)
 }
 
 // openStream is newStream once the request is read: the listener's
-// connection (nil in tests that give the stream a sink of their own), its
-// address, the id it resumes after (nil: none) and its topics.
-func (s *Server) openStream(c *conn, ip netip.Addr, lastID []byte, topics []string) (*stream, error) {
+// connection (nil in tests that give the stream a sink of their own), who it
+// is, the id it resumes after (nil: none) and its topics.
+func (s *Server) openStream(c *conn, who listener, lastID []byte, topics []string) (*stream, error) {
 	st := &stream{
 		srv:     s,
 		conn:    c,
-		ip:      ip,
+		who:     who,
 		start:   time.Now(),
 		sampled: streamCount.Add(1)%sampleEvery == 1,
 	}

@@ -99,11 +99,11 @@ func loopServer(t *testing.T, size int, configure func(*Config)) *Server {
 // (none: every topic), and returns it and a channel closed when it ends.
 func runStream(t *testing.T, s *Server, sink *memSink, topics ...string) (*stream, <-chan struct{}) {
 	t.Helper()
-	ip := netip.MustParseAddr("192.0.2.1")
-	if _, ok := s.admit(ip); !ok {
+	who := listener{ip: netip.MustParseAddr("192.0.2.1")}
+	if _, ok := s.admit(who); !ok {
 		t.Fatal("not admitted")
 	}
-	st, err := s.openStream(nil, ip, nil, topics)
+	st, err := s.openStream(nil, who, nil, topics)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestCutDeadlineStands(t *testing.T) {
 	}
 	c := &conn{TCPConn: accepted.(*net.TCPConn)}
 	defer c.TCPConn.Close()
-	st, err := s.openStream(c, netip.Addr{}, nil, nil)
+	st, err := s.openStream(c, listener{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

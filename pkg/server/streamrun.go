@@ -116,7 +116,7 @@ func (st *stream) run(w sink) {
 		if v := recover(); v != nil {
 			st.setEnd(EndError)
 			s.stats.panics.Add(1)
-			s.log.Error("stream panic", "panic", v, "remote", st.ip, "stack", string(debug.Stack()))
+			s.log.Error("stream panic", "panic", v, "remote", st.who.ip, "stack", string(debug.Stack()))
 		}
 	}()
 	st.watch()
@@ -126,10 +126,20 @@ func (st *stream) run(w sink) {
 		_ = st.conn.SetWriteBuffer(s.cfg.SendBuffer)
 	}
 	s.streams.add(st)
-	s.log.Debug("listener connected", "remote", st.ip, "listeners", s.stats.listeners.Load())
+	if st.who.subject != "" {
+		s.log.Debug("listener connected", "remote", st.who.ip, "subject", st.who.subject, "listeners", s.stats.listeners.Load())
+	} else {
+		s.log.Debug("listener connected", "remote", st.who.ip, "listeners", s.stats.listeners.Load())
+	}
 
 	var buf [64]byte
-	out := appendGreeting(buf[:0], s.retryMillis())
+	out := append(buf[:0], greeting...)
+	if st.allowed != nil {
+		// A listener with a signed token is told what it allows (the
+		// viewer shows it): a comment, which EventSource ignores.
+		out = appendAllowed(out, st.allowed, st.expires)
+	}
+	out = appendRetry(out, s.retryMillis())
 	if st.resume.gap {
 		out = appendGap(out, st.resume.missed, st.resume.known)
 	}
@@ -215,6 +225,12 @@ func (st *stream) over(now time.Time, w sink) bool {
 		st.endWithRetry(w)
 		return true
 	}
+	if !st.expires.IsZero() && !now.Before(st.expires) {
+		// Its token expired: it must come back with a valid one.
+		st.setEnd(EndExpired)
+		st.endWithRetry(w)
+		return true
+	}
 	return false
 }
 
@@ -226,8 +242,10 @@ func (st *stream) idle(w sink) bool {
 	s := st.srv
 	now := time.Now()
 	wait := s.cfg.Heartbeat - now.Sub(st.lastFlush)
-	if !st.ageEnd.IsZero() {
-		wait = min(wait, st.ageEnd.Sub(now))
+	for _, end := range [...]time.Time{st.ageEnd, st.expires} {
+		if !end.IsZero() {
+			wait = min(wait, end.Sub(now))
+		}
 	}
 	err := fanout.ErrTimeout
 	if wait > 0 {
@@ -291,7 +309,7 @@ func (st *stream) fill(w sink, batch []*fanout.Frame) (stamp int64, n int, cut b
 func (st *stream) lagged(missed uint64) bool {
 	s := st.srv
 	if st.missed == 0 {
-		s.warnCut("listener lagged behind the buffer", "remote", st.ip, "missed", missed,
+		s.warnCut("listener lagged behind the buffer", "remote", st.who.ip, "missed", missed,
 			"buffer", s.ring.Size(), "policy", s.cfg.LagPolicy)
 	}
 	st.missed += missed
@@ -470,10 +488,10 @@ func (st *stream) finish() {
 	_ = st.sub.Close()
 	s.streams.remove(st)
 	s.stats.ended[st.end].Add(1)
-	s.release(st.ip)
+	s.release(st.who)
 	// What it missed includes what it had lost without reading that far
 	// (counted by Close).
-	attrs := []any{"remote", st.ip, "reason", st.end.String(), "duration", time.Since(st.start).Round(time.Millisecond),
+	attrs := []any{"remote", st.who.ip, "reason", st.end.String(), "duration", time.Since(st.start).Round(time.Millisecond),
 		"missed", st.sub.Missed(), "listeners", s.stats.listeners.Load()}
 	if st.end.cut() {
 		s.warnCut("listener cut", attrs...)

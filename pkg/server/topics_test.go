@@ -199,6 +199,9 @@ func TestTopicNames(t *testing.T) {
 	for _, topic := range invalid {
 		query := "topic=" + url.QueryEscape(topic)
 		checkError(t, ts.postTo(t, query, "application/json", `{"invalid":true}`), http.StatusBadRequest, `"topic"`)
+		if topic == "*" || topic == ">" {
+			continue // patterns: a listener may ask for them (TestPatternListener)
+		}
 		checkError(t, getErr(query), http.StatusBadRequest, `"topic"`)
 		// One bad topic among good ones spoils the request.
 		checkError(t, getErr("topic=a&"+query), http.StatusBadRequest, `"topic"`)
@@ -402,4 +405,106 @@ func TestTopicsPerListener(t *testing.T) {
 	_ = resp.Body.Close()
 	checkError(t, response{status: resp.StatusCode, header: resp.Header, body: string(body)},
 		http.StatusBadRequest, "max-topics-per-listener")
+}
+
+// TestPatternListener: a listener asking for a topic pattern receives, in
+// order, the events of every topic it matches (existing or created after it
+// connected), each frame saying its topic, and not the others; it resumes
+// after its last event id with the events of its topics it missed.
+func TestPatternListener(t *testing.T) {
+	t.Parallel()
+	ts := start(t, func(c *server.Config) { c.Heartbeat = time.Hour })
+	ts.mustPostTo(t, "topic=player.a", `{"n":0}`) // the topic exists before
+	s := ts.open(t, "topic=player.*")
+	s.greeting(t)
+	for n, topic := range []string{"player.a", "video", "player.b", "player.a.x", "player.c"} {
+		ts.mustPostTo(t, "topic="+topic, fmt.Sprintf(`{"n":%d}`, n+1))
+	}
+	var last string
+	for _, want := range []struct {
+		n     int
+		topic string
+	}{{1, "player.a"}, {3, "player.b"}, {5, "player.c"}} {
+		b := s.nextEvent(t)
+		if eventN(t, b) != want.n || b.topic != want.topic {
+			t.Fatalf("got %q, want event %d on %s", b.raw, want.n, want.topic)
+		}
+		if want.n == 3 {
+			last = b.id
+		}
+	}
+	s.close()
+	ts.mustPostTo(t, "topic=player.d", `{"n":6}`)
+	ts.mustPostTo(t, "topic=other", `{"n":7}`)
+	again := ts.open(t, "topic=player.*", "Last-Event-ID", last)
+	again.greeting(t)
+	for _, want := range []int{5, 6} {
+		if b := again.nextEvent(t); eventN(t, b) != want {
+			t.Fatalf("resumed: got %q, want event %d", b.raw, want)
+		}
+	}
+}
+
+// TestLaggingPatternListenerIsToldExactlyWhatItMissed: a listener on a
+// pattern that falls behind the buffer is told, in gap events, exactly how
+// many events of its topics it missed, topics created after it connected
+// included, never other topics' events.
+func TestLaggingPatternListenerIsToldExactlyWhatItMissed(t *testing.T) {
+	t.Parallel()
+	const events = 400 // over its topics; far more than the socket buffers hold
+	ts := startBuffered(t, 16, func(c *server.Config) {
+		c.WriteTimeout = time.Minute
+		c.Heartbeat = time.Hour
+	})
+	conn, br := rawStreamQuery(t, ts, "topic=mine.*", 4096)
+	eventually(t, "listener registered", func() bool { return ts.Listeners() == 1 })
+	pad := strings.Repeat("x", 32<<10)
+	for n := range events {
+		// Its events on topics that appear as it lags, one in three.
+		ts.mustPostTo(t, fmt.Sprintf("topic=mine.%d", n%3), fmt.Sprintf(`{"n":%d,"pad":%q}`, n, pad))
+		ts.mustPostTo(t, "topic=other", fmt.Sprintf(`{"other":%d,"pad":%q}`, n, pad))
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(waitFor))
+	r := sseclient.NewReader(httputil.NewChunkedReader(br))
+	// Misses are counted per topic, and told before the next event of that
+	// topic: a gap event says how many of the following event's topic were
+	// missed since that topic's previous event (topic n%3 has the events
+	// n%3, n%3+3, ...).
+	const topics = 3
+	var next [topics]int // per topic, the index of the next event expected
+	gaps, pending := 0, -1
+	for done := 0; done < topics; {
+		m, err := r.Next()
+		if err != nil {
+			t.Fatalf("after %v: %v", next, err)
+		}
+		switch {
+		case m.Comment:
+		case m.Type == "gap":
+			var g struct{ Missed int }
+			if err := json.Unmarshal([]byte(m.Data), &g); err != nil || g.Missed < 1 || pending >= 0 {
+				t.Fatalf("gap event %q (pending %d)", m.Data, pending)
+			}
+			pending = g.Missed
+			gaps++
+		default:
+			var e struct{ N *int }
+			if err := json.Unmarshal([]byte(m.Data), &e); err != nil || e.N == nil {
+				t.Fatalf("event %.40q: not one of its topics' events", m.Data)
+			}
+			k, i := *e.N%topics, *e.N/topics
+			want := next[k] + max(pending, 0)
+			if i != want {
+				t.Fatalf("topic mine.%d: got its event %d, want %d (gap %d, after %d gaps)", k, i, want, pending, gaps)
+			}
+			pending = -1
+			next[k] = i + 1
+			if next[k] == (events-k+topics-1)/topics {
+				done++
+			}
+		}
+	}
+	if gaps == 0 {
+		t.Fatal("the listener never lagged: the test did not test anything")
+	}
 }
