@@ -38,10 +38,18 @@ var (
 	// down, cannot reach NATS, or has too many topics; [Error.RetryAfter]
 	// says when to try again. See also [IsRetryable].
 	ErrUnavailable = errors.New("client: service unavailable")
-	// ErrTooLong is returned by [Reader.Next] and [Reader.NextMessage] for a
-	// stream line, or an event's data, longer than 16 MiB: the stream cannot
-	// be read past it. It wraps [bufio.ErrTooLong].
+	// ErrNotEventStream is returned, wrapped, by [Client.Subscribe] and
+	// [Subscription.Next] when GET /events answers 200 with another
+	// Content-Type than text/event-stream (a proxy's page, a wrong URL): as
+	// browsers do, the subscription gives up.
+	ErrNotEventStream = errors.New("client: the answer is not an event stream")
+	// ErrTooLong is returned by [Reader.Next], [Reader.NextMessage] and
+	// [Subscription.Next] for a stream line, or an event's data, longer
+	// than 16 MiB: the stream cannot be read past it. It wraps
+	// [bufio.ErrTooLong].
 	ErrTooLong = fmt.Errorf("client: stream line or event longer than %d bytes: %w", maxLine, bufio.ErrTooLong)
+	// ErrClosed is returned by [Subscription.Next] once Close was called.
+	ErrClosed = errors.New("client: subscription closed")
 )
 
 // Error is an answer of the service other than success: its HTTP status,

@@ -109,6 +109,18 @@ func testContext(tb testing.TB) context.Context {
 	return ctx
 }
 
+// eventually polls cond until it holds, failing after waitFor.
+func eventually(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%s: not true within %v", what, waitFor)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // rawListener reads GET /events with the Reader alone: what the publish
 // tests check events with, independently of Subscription.
 type rawListener struct {
