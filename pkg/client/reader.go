@@ -70,8 +70,11 @@ type Reader struct {
 	typ, topic string
 	// idBuf is the standard's last event ID buffer, lastID its last event
 	// ID string (idBuf as of the last blank line).
-	idBuf, lastID    string
-	retry            time.Duration
+	idBuf, lastID string
+	retry         time.Duration
+	// searched is how many bytes of the line being read were searched
+	// for its end already.
+	searched         int
 	retrySet         bool
 	typSet, topicSet bool
 	hasData          bool
@@ -83,32 +86,55 @@ type Reader struct {
 func NewReader(r io.Reader) *Reader {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
-	sc.Split(splitLines)
-	return &Reader{lines: sc}
+	rd := &Reader{lines: sc}
+	sc.Split(rd.splitLines)
+	return rd
 }
 
 // splitLines splits at CRLF, LF or CR, the three line endings of the format,
-// and drops a last line that no line ending ends.
-func splitLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
-	i := bytes.IndexAny(data, "\r\n")
+// and drops a last line that no line ending ends. It remembers how much of a
+// line it has searched already, so that a long line arriving in small reads
+// is searched once, not once per read.
+func (r *Reader) splitLines(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	i := r.searched + lineEnd(data[r.searched:])
 	switch {
-	case i < 0:
+	case i < r.searched:
 		if atEOF && len(data) > 0 {
+			r.searched = 0
 			return len(data), nil, nil // an unended line: discarded
 		}
+		r.searched = len(data)
 		return 0, nil, nil
 	case data[i] == '\n':
+		r.searched = 0
 		return i + 1, data[:i], nil
 	case i+1 < len(data): // CR followed by something
+		r.searched = 0
 		if data[i+1] == '\n' {
 			return i + 2, data[:i], nil
 		}
 		return i + 1, data[:i], nil
 	case atEOF: // CR at the very end
+		r.searched = 0
 		return i + 1, data[:i], nil
 	default: // CR at the end of what we have: is an LF next?
+		r.searched = i
 		return 0, nil, nil
 	}
+}
+
+// lineEnd returns the index of the first CR or LF in b, or -1.
+func lineEnd(b []byte) int {
+	// Two vectorized searches rather than one IndexAny, which goes byte by
+	// byte: the service only writes LF, so the search for CR stops there.
+	lf := bytes.IndexByte(b, '\n')
+	if lf < 0 {
+		return bytes.IndexByte(b, '\r')
+	}
+	if cr := bytes.IndexByte(b[:lf], '\r'); cr >= 0 {
+		return cr
+	}
+	return lf
 }
 
 // Next returns the next event, skipping comments. At the end of the stream
