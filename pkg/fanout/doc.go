@@ -32,6 +32,12 @@
 //     [Ring.Close], on its context's cancellation or on its own timeout.
 //   - A subscriber can start right after a given key ([Ring.SubscribeAfter]),
 //     to resume a stream where a client left it.
+//   - A subscriber may narrow its topics with a [Filter] on each message's
+//     event ([Ring.SubscribeFilter]). Filters are compiled by the publisher's
+//     side ([Options].Matcher) and evaluated by Commit once per message for
+//     every live filter at once; subscribers with the same filter share that
+//     evaluation. A filtered subscriber is woken only by frames it receives,
+//     and counts exactly what it misses of them.
 //
 // # Typical use
 //

@@ -24,6 +24,12 @@ type Frame struct {
 	// stamp is when the publisher accepted the message (Unix nanoseconds),
 	// as given to Commit, for latency measurements.
 	stamp int64
+	// event is Message.Event, what filters are evaluated against.
+	event []byte
+	// sel is what is known of the frame's filters (see filters): written by
+	// Commit, completed by the sequencer before it makes the frame visible.
+	// nil: evaluated against no filter.
+	sel *selected
 }
 
 // aborted reports whether f fills a number given up by Ring.Abort.
@@ -61,4 +67,8 @@ type Message struct {
 	Key uint64
 	// Stamp is the acceptance time in Unix nanoseconds; optional.
 	Stamp int64
+	// Event is what subscribers' filters are evaluated against (see
+	// Filter): the message's event, which Data may hold (it may share
+	// Data's memory). Optional; the ring takes ownership, as of Data.
+	Event []byte
 }

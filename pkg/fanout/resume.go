@@ -51,7 +51,16 @@ func (s ResumeStatus) String() string {
 // A subscriber to some topics counts what it misses of each from there (see
 // Read).
 func (r *Ring) SubscribeAfter(key uint64, topics ...string) (*Subscriber, Resume, error) {
-	s, err := r.newSubscriber(topics)
+	return r.SubscribeFilterAfter(key, nil, topics...)
+}
+
+// SubscribeFilterAfter returns a subscriber with a filter, as SubscribeFilter
+// does, that starts after key, as SubscribeAfter does. Frames held that were
+// made visible before any subscriber had its filter (and topics) are
+// evaluated by this subscriber as it reads them, and what it misses of those
+// (falling a ring behind while it reads them) is not counted.
+func (r *Ring) SubscribeFilterAfter(key uint64, filter Filter, topics ...string) (*Subscriber, Resume, error) {
+	s, err := r.newSubscriber(topics, filter)
 	if err != nil {
 		return nil, Resume{}, err
 	}

@@ -63,6 +63,14 @@ type Options struct {
 	// never released, and not counted against MaxTopics, so that they are
 	// served however many topics others create.
 	Permanent []string
+	// Matcher compiles filters (see Filter) into a Matcher; it is called
+	// each time a distinct filter comes or goes, with every live one, and
+	// once per filter with that filter alone. Without it, subscribers
+	// cannot have filters.
+	Matcher func(filters []Filter) Matcher
+	// MaxFilters bounds the number of filter groups alive at once
+	// (distinct filters over distinct topics). Default DefaultMaxFilters.
+	MaxFilters int
 }
 
 // Ring is a fixed-size, multi-producer, multi-consumer broadcast ring of
@@ -118,14 +126,15 @@ type Ring struct {
 	nextShard  atomic.Uint32 // round-robin shard assignment (rarely written)
 	_          cpu.CacheLinePad
 
-	slots  []atomic.Pointer[Frame]
-	shards []shard
-	root   *Topic // the wait sets of subscribers to every topic
-	topics registry
-	done   chan struct{} // closed by Close; wakes every waiter
-	wg     sync.WaitGroup
-	mask   uint64
-	opts   Options
+	slots   []atomic.Pointer[Frame]
+	shards  []shard
+	root    *Topic // the wait sets of subscribers to every topic
+	topics  registry
+	filters filters
+	done    chan struct{} // closed by Close; wakes every waiter
+	wg      sync.WaitGroup
+	mask    uint64
+	opts    Options
 
 	subscribers atomic.Int64 // live subscribers
 	// patternSleepers counts the subscribers asleep on a pattern: while it
@@ -141,7 +150,7 @@ type Ring struct {
 // shard and a janitor for idle topics). Call [Ring.Close] to stop them. New
 // panics if opts holds negative values.
 func New(opts Options) *Ring {
-	if opts.Size < 0 || opts.Shards < 0 || opts.MaxTopics < 0 || opts.TopicIdle < 0 {
+	if opts.Size < 0 || opts.Shards < 0 || opts.MaxTopics < 0 || opts.TopicIdle < 0 || opts.MaxFilters < 0 {
 		panic(fmt.Sprintf("fanout: invalid options %+v", opts))
 	}
 	if opts.Size == 0 {
@@ -157,6 +166,9 @@ func New(opts Options) *Ring {
 	if opts.TopicIdle == 0 {
 		opts.TopicIdle = DefaultTopicIdle
 	}
+	if opts.MaxFilters == 0 {
+		opts.MaxFilters = DefaultMaxFilters
+	}
 	r := &Ring{
 		slots:  make([]atomic.Pointer[Frame], opts.Size),
 		shards: make([]shard, opts.Shards),
@@ -165,6 +177,7 @@ func New(opts Options) *Ring {
 		opts:   opts,
 	}
 	r.root = newTopic("", opts.Shards)
+	r.filters.init()
 	opts.Permanent = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(
 		slices.Clone(opts.Permanent), func(name string) bool { return name == "" }))))
 	r.opts.Permanent = opts.Permanent
@@ -241,7 +254,10 @@ func (r *Ring) Reserve(topic string, n int) (Reservation, error) {
 // Commit stores the reserved frames, one per message, in order, and makes
 // them visible to subscribers as soon as every frame reserved before them is
 // committed too, waking the subscribers asleep on their topic. It never
-// blocks, takes no lock and allocates the Frames only (in one array).
+// blocks, takes no lock and allocates the Frames only (in one array), but
+// while subscribers have filters: it then evaluates each message against
+// every live filter at once (one Matcher call), and allocates what a message
+// matched.
 // Exactly one of Commit and Abort must be called per reservation, once;
 // Commit takes res.Len() messages (it panics otherwise). Frames committed
 // after Close may or may not reach subscribers.
@@ -253,13 +269,16 @@ func (r *Ring) Commit(res Reservation, msgs ...Message) {
 	// together, and a frame keeps its batch's array alive no longer than
 	// the ring holds the batch's last frame.
 	frames := make([]Frame, len(msgs))
+	fs := r.filters.cur.Load()
+	var idx []int // the filters a message matched
 	for i := range msgs {
 		m := &msgs[i]
 		f := &frames[i]
-		*f = Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp}
+		*f = Frame{data: m.Data, topic: res.topic, seq: res.seq + uint64(i), key: m.Key, stamp: m.Stamp, event: m.Event}
 		if f.key == 0 {
 			f.key = f.seq
 		}
+		f.sel = fs.evaluate(f.topic, f.event, f.key, &idx)
 		r.store(f)
 	}
 	r.sequence()

@@ -73,7 +73,11 @@ func (r *Ring) advance() {
 	var (
 		woken     *Topic // the last topic woken in this batch, to skip repeats
 		broadcast bool
+		marked    bool // a frame matched a filter group
 	)
+	// Groups joined from now on belong to subscribers that take their
+	// bearings after this batch, beyond its frames.
+	fs := r.filters.cur.Load()
 	for {
 		next := v + 1
 		f := r.slots[next&r.mask].Load()
@@ -97,6 +101,17 @@ func (r *Ring) advance() {
 		case t != nil:
 			f.tseq = t.count.Load() + 1
 			t.count.Store(f.tseq)
+			if f.sel.generation() < fs.gen {
+				fs.complete(f) // committed while a group was being created
+			}
+			if f.sel != nil {
+				for i := range f.sel.marks {
+					mk := &f.sel.marks[i]
+					mk.n = mk.g.count.Load() + 1
+					mk.g.count.Store(mk.n)
+					marked = true
+				}
+			}
 		default:
 			broadcast = true
 		}
@@ -112,11 +127,22 @@ func (r *Ring) advance() {
 	if broadcast {
 		r.topics.each(func(t *Topic) { t.wakeSets(r) })
 		r.topics.eachPattern(func(p *Topic) { p.wakeSets(r) })
+		for _, g := range r.filters.cur.Load().groups {
+			g.wakeSets(r)
+		}
 		return
 	}
 	for seq := start + 1; seq <= v; seq++ {
 		f := r.frameAt(seq)
-		if f == nil || f.topic == nil || f.topic == woken {
+		if f == nil || f.topic == nil {
+			continue
+		}
+		if marked && f.sel != nil {
+			for _, mk := range f.sel.marks {
+				mk.g.wakeSets(r)
+			}
+		}
+		if f.topic == woken {
 			continue
 		}
 		woken = f.topic

@@ -37,9 +37,15 @@ type Subscriber struct {
 	total uint64 // frames missed since creation
 	slot  int    // index in its shard's subscriber list; guarded by shard.mu
 	shard int
+	// group is its filter's group (see filters), nil without a filter.
+	group *Topic
+	glast uint64 // the mark of the last frame of its group before next
+	// filtered counts the frames of its topics its filter turned away.
+	filtered uint64
 	// interrupted is set by Interrupt, from any goroutine.
 	interrupted atomic.Bool
 	all         bool // receives every topic
+	every       bool // receives every frame: every topic, no filter
 	closed      bool
 }
 
@@ -53,7 +59,18 @@ type Subscriber struct {
 // ErrClosed after Close and ErrTooManyTopics when a named topic is new and
 // no topic can make room.
 func (r *Ring) Subscribe(topics ...string) (*Subscriber, error) {
-	s, err := r.newSubscriber(topics)
+	return r.SubscribeFilter(nil, topics...)
+}
+
+// SubscribeFilter returns a subscriber, as Subscribe does, that receives only
+// the frames its filter selects (see Filter) among those of its topics, and
+// broadcast frames; a nil filter selects every frame. It is woken only by a
+// frame it receives, and told exactly how many frames for it it missed.
+// Subscribers with the same filter and topics share one evaluation of each
+// frame (made by Commit). Besides Subscribe's errors, it returns
+// ErrTooManyFilters when the filter is new and Options.MaxFilters are alive.
+func (r *Ring) SubscribeFilter(filter Filter, topics ...string) (*Subscriber, error) {
+	s, err := r.newSubscriber(topics, filter)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +97,9 @@ func (s *Subscriber) bearings(start func(visible uint64) uint64) {
 	for k, t := range s.topics {
 		s.last[k] = t.count.Load()
 	}
+	if s.group != nil {
+		s.glast = s.group.count.Load()
+	}
 	if len(s.patterns) > 0 {
 		s.plast = make(map[*Topic]*uint64)
 		r.topics.each(func(t *Topic) {
@@ -95,10 +115,8 @@ func (s *Subscriber) bearings(start func(visible uint64) uint64) {
 	// than it missed.)
 	for seq := next; seq <= v; seq++ {
 		if f := r.frameAt(seq); f != nil {
-			if want, k := s.wants(f); want {
-				if p := s.lastOf(f.topic, k); p != nil && *p > 0 {
-					*p--
-				}
+			if want, last, _ := s.place(f, false); want && last != nil && *last > 0 {
+				*last--
 			}
 		}
 	}
@@ -115,13 +133,31 @@ func (s *Subscriber) matches(name string) bool {
 	return false
 }
 
-func (r *Ring) newSubscriber(topics []string) (*Subscriber, error) {
+func (r *Ring) newSubscriber(topics []string, filter Filter) (*Subscriber, error) {
+	s, err := r.topicSubscriber(topics)
+	if err != nil || filter == nil {
+		return s, err
+	}
+	if s.group, err = r.filters.join(r, filter, s); err != nil {
+		s.unsubscribe()
+		return nil, err
+	}
+	s.every = false
+	// It sleeps on its group only: it is woken by its frames, and the
+	// broadcast frames that wake every group.
+	s.sleepers = []sleeper{{sub: s, set: &s.group.sets[s.shard], idx: -1}}
+	return s, nil
+}
+
+// topicSubscriber returns a new subscriber to the named topics, not live yet.
+func (r *Ring) topicSubscriber(topics []string) (*Subscriber, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
 	i := int(r.nextShard.Add(1) % uint32(len(r.shards)))
 	s := &Subscriber{ring: r, wake: make(chan struct{}, 1), shard: i, all: len(topics) == 0}
 	if s.all {
+		s.every = true
 		s.sleepers = []sleeper{{sub: s, set: &r.root.sets[i], idx: -1}}
 		return s, nil
 	}
@@ -153,10 +189,13 @@ func (r *Ring) newSubscriber(topics []string) (*Subscriber, error) {
 // isPattern reports whether a topic name a subscriber gives is a pattern.
 func isPattern(name string) bool { return topic.ValidPattern(name) && topic.IsPattern(name) }
 
-// unsubscribe removes s from its topics and patterns.
+// unsubscribe removes s from its topics, patterns and filter group.
 func (s *Subscriber) unsubscribe() {
 	for _, t := range slices.Concat(s.topics, s.patterns) {
 		s.ring.topics.unsubscribe(t)
+	}
+	if s.group != nil {
+		s.ring.filters.leave(s.ring, s.group)
 	}
 }
 
@@ -239,6 +278,46 @@ func (s *Subscriber) lastOf(t *Topic, k int) *uint64 {
 	return p
 }
 
+// place returns whether s receives f, where s keeps the position of the
+// last frame before next of the run that counts f's misses (f's topic, or
+// s's filter group; nil when s does not count them), and f's position in
+// that run. Read (read set) has it evaluate a frame made visible before s's
+// group existed, and count the frames of s's topics its filter turns away;
+// bearings and lost only look for the frames counted.
+func (s *Subscriber) place(f *Frame, read bool) (want bool, last *uint64, pos uint64) {
+	if s.group == nil {
+		want, k := s.wants(f)
+		if !want {
+			return false, nil, 0
+		}
+		return true, s.lastOf(f.topic, k), f.tseq
+	}
+	if f.aborted() {
+		return false, nil, 0
+	}
+	if f.topic == nil {
+		return true, nil, 0 // broadcast
+	}
+	if f.sel != nil {
+		for _, mk := range f.sel.marks {
+			if mk.g == s.group {
+				return true, &s.glast, mk.n
+			}
+		}
+	}
+	if !read {
+		return false, nil, 0
+	}
+	if want, _ := s.wants(f); !want {
+		return false, nil, 0
+	}
+	if f.sel.generation() < s.group.gen && s.group.group.matches(f) {
+		return true, nil, 0 // visible before its group existed: not counted
+	}
+	s.filtered++
+	return false, nil, 0
+}
+
 // Read appends to dst the frames ready for this subscriber, in sequence
 // order, until dst is full (len(dst) == cap(dst)), and returns the extended
 // slice. It never blocks and does not allocate: give it a dst with spare
@@ -268,39 +347,38 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 			// Lapped (f.seq > s.next: a frame is never older than a visible
 			// seq). Everything below the oldest frame still held is gone;
 			// oldest > s.next because f.seq >= s.next+size and head >= f.seq.
-			if s.all && len(dst) > 0 {
+			if s.every && len(dst) > 0 {
 				break // report the miss before the frames after it, at the next Read
 			}
 			oldest := r.oldest(r.head.Load())
-			if s.all {
+			if s.every {
 				missed += oldest - s.next
 			}
 			s.next = oldest
 			continue
 		}
-		want, k := s.wants(f)
+		want, last, pos := s.place(f, true)
 		if !want {
 			s.next++
 			continue
 		}
-		last := s.lastOf(f.topic, k)
 		if f.key <= s.skip {
 			// The client has it: the topic's next frame must not count it
 			// as missed.
 			if last != nil {
-				*last = f.tseq
+				*last = pos
 			}
 			s.next++
 			continue
 		}
 		if last != nil {
-			if f.tseq > *last+1 {
+			if pos > *last+1 {
 				if len(dst) > 0 {
 					break // report the miss before this frame, at the next Read
 				}
-				missed += f.tseq - *last - 1
+				missed += pos - *last - 1
 			}
-			*last = f.tseq
+			*last = pos
 		}
 		dst = append(dst, f)
 		s.next++
@@ -418,6 +496,10 @@ func (s *Subscriber) NextKey() (uint64, bool) {
 // look at.
 func (s *Subscriber) Next() uint64 { return s.next }
 
+// FilteredOut returns how many frames of its topics the subscriber's filter
+// turned away since it was created (0 without a filter).
+func (s *Subscriber) FilteredOut() uint64 { return s.filtered }
+
 // Missed returns how many frames this subscriber has missed since it was
 // created.
 func (s *Subscriber) Missed() uint64 { return s.total }
@@ -443,7 +525,7 @@ func (s *Subscriber) Close() error {
 	}
 	s.closed = true
 	var lost uint64
-	if !s.all {
+	if !s.every {
 		lost = s.lost()
 	}
 	for i := range s.sleepers {
@@ -486,13 +568,13 @@ func (s *Subscriber) lost() uint64 {
 		if f == nil {
 			continue // overwritten since: lost too, whatever its topic
 		}
-		want, k := s.wants(f)
+		want, last, pos := s.place(f, false)
 		if !want {
 			continue
 		}
-		if last := s.lastOf(f.topic, k); last != nil {
+		if last != nil {
 			if _, ok := first[last]; !ok {
-				first[last] = f.tseq
+				first[last] = pos
 				if f.key <= s.skip {
 					first[last] = *last + 1 // none lost
 				}
@@ -511,6 +593,10 @@ func (s *Subscriber) lost() uint64 {
 		if end > *last+1 {
 			n += end - *last - 1
 		}
+	}
+	if s.group != nil {
+		count(s.group, &s.glast) // what it counts: its group's frames
+		return n
 	}
 	for k, t := range s.topics {
 		count(t, &s.last[k])

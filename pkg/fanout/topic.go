@@ -41,6 +41,10 @@ type Topic struct {
 	gen uint64
 	// pattern is set for a pattern's wait sets: no frame is published on it.
 	pattern bool
+	// group is set for a filter group's wait sets (see filters): no frame
+	// is published on it; count is the frames it matched. Its subs are
+	// guarded by filters.mu.
+	group *group
 	// patternSleepers, for a pattern, is the ring's count of sleepers on
 	// every pattern, which sleeping on this one changes too.
 	patternSleepers *atomic.Int32

@@ -192,7 +192,7 @@ func (sh *shard) add(s *Subscriber) {
 // frames either ahead of s or in the count.
 func (sh *shard) drop(s *Subscriber, lost uint64) uint64 {
 	sh.mu.Lock()
-	if s.all {
+	if s.every {
 		if oldest := s.ring.oldest(s.ring.visible.Load()); s.next < oldest {
 			lost = oldest - s.next
 		}
@@ -229,7 +229,7 @@ func (sh *shard) behind(oldest uint64) uint64 {
 	var n uint64
 	sh.mu.Lock()
 	for _, s := range sh.subs {
-		if pos := s.pos.Load(); s.all && pos < oldest {
+		if pos := s.pos.Load(); s.every && pos < oldest {
 			n += oldest - pos
 		}
 	}
