@@ -21,10 +21,10 @@ type Subscriber struct {
 	topics   []*Topic // the topics it named; with patterns nil: every topic
 	last     []uint64 // per topic: Frame.tseq of the last frame before next
 	patterns []*Topic // the patterns it named
-	// plast is, per topic one of its patterns matches, Frame.tseq of the
-	// last frame before next; a topic created after the subscriber took its
-	// bearings (gen > since) is absent until its first frame: it had none
-	// before.
+	// plast is, per topic one of its patterns matches (but those it named,
+	// counted in last), Frame.tseq of the last frame before next; a topic
+	// created after the subscriber took its bearings (gen > since) is absent
+	// until its first frame: it had none before.
 	plast    map[*Topic]*uint64
 	since    uint64    // the registry's generation at its bearings
 	sleepers []sleeper // one per topic and pattern, or one in the root topic
@@ -83,7 +83,7 @@ func (s *Subscriber) bearings(start func(visible uint64) uint64) {
 	if len(s.patterns) > 0 {
 		s.plast = make(map[*Topic]*uint64)
 		r.topics.each(func(t *Topic) {
-			if s.matches(t.name) {
+			if s.matches(t.name) && !slices.Contains(s.topics, t) {
 				n := t.count.Load()
 				s.plast[t] = &n
 			}
@@ -517,7 +517,9 @@ func (s *Subscriber) lost() uint64 {
 	}
 	if len(s.patterns) > 0 {
 		r.topics.each(func(t *Topic) {
-			if s.matches(t.name) {
+			// A topic it named and its patterns match is counted once,
+			// above: its frames reach it by name.
+			if s.matches(t.name) && !slices.Contains(s.topics, t) {
 				count(t, s.lastOf(t, viaPattern))
 			}
 		})
