@@ -54,6 +54,7 @@ func TestPatternWakesOnlyItsSubscribers(t *testing.T) {
 		defer sub.Close()
 		woke := make(chan error, 1)
 		go func() { woke <- sub.Wait(context.Background(), time.Minute) }()
+		defer sub.Interrupt() // on failure: a bubble left with a blocked goroutine panics
 		synctest.Wait()
 		if got := r.TopicSleepers("player.*"); got != 1 {
 			t.Fatalf("sleepers on the pattern: %d, want 1", got)
