@@ -257,8 +257,9 @@ func (s *Subscriber) lastOf(t *Topic, k int) *uint64 {
 // between Reserve and Commit) are counted for a subscriber to every topic,
 // and for no subscriber to some topics (their topic is never known); and
 // frames of a released topic of the same name as one of its topics (see
-// Topic), which a subscriber to some topics receives, are lost to it without
-// a count.
+// Topic), or one of its patterns matches that was released before it
+// subscribed, which a subscriber to some topics receives, are lost to it
+// without a count.
 func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 	r := s.ring
 	visible := r.visible.Load()
@@ -436,7 +437,12 @@ func (s *Subscriber) Behind() uint64 {
 // the frames for it already overwritten ahead of its position (but those a
 // Read would pass over, see SkipThrough), is added to Missed (of the
 // subscriber and of the ring): a subscriber stuck writing and then closed is
-// accounted for what it missed. It is idempotent and returns nil.
+// accounted for what it missed. For a subscriber to patterns, that is what it
+// lost of the topics alive when it closes: a topic its patterns match that
+// was released since it subscribed is no longer known to it (it may have met
+// none of its frames), and what it lost of that one is not counted, as Read
+// tells of it only at a frame of that topic still held. It is idempotent and
+// returns nil.
 func (s *Subscriber) Close() error {
 	if s.closed {
 		return nil
