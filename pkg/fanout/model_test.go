@@ -125,6 +125,100 @@ package fanout
 //   - Ring.Missed without missedHigh: nothing fails, rightly here: from one
 //     goroutine Missed is exact and never goes down; missedHigh is for a
 //     subscriber that reads or closes while Missed walks the shards.
+//
+// Mutations of the pattern code, tried the same way (go test -race
+// ./pkg/fanout; the seeds' runs with patterns; FuzzRing's "patterns: topics
+// created later, misses, releases" and "patterns come and go, shared,
+// refused, skipped" are its pattern scripts, "topics created later" and
+// "come and go" below). The model sees no wake-up: the tests of
+// pattern_internal_test.go and pattern_test.go do, in synctest bubbles.
+//
+//   - wants ignoring the patterns a released topic lists (its frames then
+//     reach a subscriber uncounted, as if released before it started):
+//     TestModel (seed 0 with patterns, step 394), FuzzRing's "topics
+//     created later".
+//   - wants' fallback for a released topic ignoring patterns (the frames
+//     of a topic released before the pattern came no longer delivered):
+//     TestModel (seed 17 with patterns, step 210),
+//     TestReleasedTopicFrameWakesAPatternCreatedSince.
+//   - wants taking any pattern a topic lists for one of the subscriber's:
+//     TestModel (seed 0 with patterns, step 75), FuzzRing's "topics created
+//     later", TestPatternWakeUps.
+//   - matches looking at a subscriber's first pattern only: TestModel (seed
+//     0 with patterns, step 94), FuzzRing (a random-choices seed).
+//   - newTopic attaching no live pattern to a new topic: TestModel (seed 0
+//     with patterns, step 42: the topic's list), FuzzRing's "topics created
+//     later", TestPatternWakeUps, TestPatternWakesOnlyItsSubscribers,
+//     TestPatternSubscriber, TestPatternMissesAreExact, TestPatternResume,
+//     TestPatternNotCountedAsTopic, TestPatternGoesWithItsLastSubscriber.
+//   - newTopic attaching every live pattern, matching or not: TestModel
+//     (seed 0 with patterns, step 29), FuzzRing's "topics created later",
+//     TestPatternWakeUps, TestPatternWakesOnlyItsSubscribers,
+//     TestPatternSubscriber, TestPatternMissesAreExact,
+//     TestPatternGoesWithItsLastSubscriber.
+//   - subscribePattern not attaching a new pattern to the topics alive:
+//     TestModel (seed 0 with patterns, step 28), FuzzRing's "topics created
+//     later", TestPatternWakeUps, TestPatternSubscriber,
+//     TestPatternMissesAreExact, TestPatternResume,
+//     TestPatternGoesWithItsLastSubscriber.
+//   - unsubscribe leaving a gone pattern in the topics' lists (nothing a
+//     subscriber sees: the next subscriber to that text gets a new pattern;
+//     it costs memory and wake-ups of empty sets): TestModel (seed 0 with
+//     patterns, step 142), FuzzRing's "topics created later",
+//     TestPatternGoesWithItsLastSubscriber.
+//   - unsubscribe removing a pattern other subscribers still name:
+//     TestModel (seed 0 with patterns, step 70), FuzzRing's "topics created
+//     later", TestPatternGoesWithItsLastSubscriber.
+//   - a refused subscription keeping its patterns: TestModel (seed 0 with
+//     patterns, step 253), FuzzRing's "come and go",
+//     TestPatternGoesWithItsLastSubscriber.
+//   - Close keeping its patterns: TestModel (seed 0 with patterns, step
+//     70), FuzzRing's "topics created later",
+//     TestPatternGoesWithItsLastSubscriber.
+//   - a pattern named twice by one subscriber subscribed twice: TestModel
+//     (seed 0 with patterns, step 308: its subscriber count), FuzzRing (a
+//     random-choices seed).
+//   - Topics counting the live patterns: TestModel (seed 0 with patterns,
+//     step 28), FuzzRing's "topics created later",
+//     TestPatternNotCountedAsTopic, TestPatternGoesWithItsLastSubscriber.
+//   - bearings taking no count of the topics the patterns match (misses of
+//     those then go untold): TestModel (seed 0 with patterns, step 40),
+//     FuzzRing's "topics created later", TestPatternMissesAreExact.
+//   - bearings not taking off the frames of those topics from the start on
+//     (SubscribeAfter): TestModel (seed 0 with patterns, step 123).
+//   - bearings taking the registry's generation plus one (the next topic
+//     created is then taken for one released before the start): TestModel
+//     (seed 1 with patterns, step 402), TestPatternMissesAreExact.
+//   - lastOf taking a topic created before the start (and released before
+//     it) for one created after, counted from its first frame: TestModel
+//     (seed 17 with patterns, step 234), FuzzRing's "topics created later".
+//   - lastOf comparing generations with < for <= (the topic created last
+//     before the start, released before it, taken for a new one): FuzzRing's
+//     "topics created later" (step 22) only; no seed releases the last topic
+//     created right before a pattern subscribes, with its frames still held.
+//   - Close counting no loss of the topics the patterns match: TestModel
+//     (seed 0 with patterns, step 70), FuzzRing's "topics created later",
+//     TestPatternMissesAreExact.
+//   - Close counting a topic named and matched by a pattern twice (the bug
+//     fixed by "fix(fanout): count once a topic a subscriber names and its
+//     pattern matches", both halves reverted): TestModel (seed 1 with
+//     patterns, step 171), FuzzRing's "topics created later",
+//     TestCloseCountsATopicNamedAndMatchedOnce. Either half alone (the
+//     bearings keeping a pattern position for a named topic, or Close
+//     counting named topics among the pattern ones): nothing fails, rightly:
+//     each is enough.
+//   - the sequencer not waking the patterns that match a late frame of a
+//     released topic with no live topic of its name (the bug fixed by
+//     "fix(fanout): wake pattern subscribers for a released topic's late
+//     frame"): TestReleasedTopicFrameWakesAPatternCreatedSince.
+//   - broadcast frames waking no pattern: TestPatternWakeUps.
+//   - the patternSleepers shortcut wanting two sleepers:
+//     TestPatternWakesOnlyItsSubscribers (TestPatternWakeUps has several
+//     asleep at once).
+//   - addSleepers not counting sleepers on patterns (the shortcut then
+//     skips every pattern): TestPatternWakeUps,
+//     TestPatternWakesOnlyItsSubscribers,
+//     TestReleasedTopicFrameWakesAPatternCreatedSince.
 
 import (
 	"cmp"
