@@ -9,13 +9,15 @@ import (
 // FuzzRing runs the model check of model_test.go on operations decoded from
 // the fuzzer's bytes: one byte per choice the run makes (the options, then
 // each operation's code and its choices; see the op constants and
-// model.do), zeros once the bytes run out.
+// model.do), zeros once the bytes run out. The first byte's high bit picks
+// the names: set, topics of one to three segments and patterns
+// (patternPubNames, patternSubNames); clear, topicNames.
 //
 //	go test -run '^$' -fuzz '^FuzzRing$' -fuzztime 20000x ./pkg/fanout
 func FuzzRing(f *testing.F) {
 	for _, seed := range ringScripts {
 		input := seed.build()
-		reached := runModel(f, &fuzzBytes{b: input}, "seed corpus: "+seed.name, len(input))
+		reached := runFuzzInput(f, input, "seed corpus: "+seed.name)
 		for _, what := range seed.reaches {
 			if reached[what] == 0 {
 				f.Fatalf("seed corpus: %s does not reach %q (the encoding changed?)", seed.name, what)
@@ -37,17 +39,30 @@ func FuzzRing(f *testing.F) {
 		if len(input) > maxInput {
 			input = input[:maxInput]
 		}
-		runModel(t, &fuzzBytes{b: input}, "fuzz input", len(input))
+		runFuzzInput(t, input, "fuzz input")
 	})
+}
+
+// runFuzzInput runs the model check on a FuzzRing input (see FuzzRing).
+func runFuzzInput(tb testing.TB, input []byte, run string) map[string]int {
+	tb.Helper()
+	patterns := len(input) > 0 && input[0]&0x80 != 0
+	if patterns {
+		input = slices.Clone(input)
+		input[0] &^= 0x80
+		run += " (patterns)"
+	}
+	return runModel(tb, &fuzzBytes{b: input}, run, len(input), patterns)
 }
 
 // ringScript is a FuzzRing input written by hand: options, then operations
 // with their choices, and the cases (see coverage) it is meant to reach.
 type ringScript struct {
-	name    string
-	reaches []string
-	opts    []byte // choices: Size 4/8/16, Shards-1, MaxTopics 2/3/8, sparse keys, Permanent (see runModel)
-	ops     [][]int
+	name     string
+	reaches  []string
+	opts     []byte // choices: Size 4/8/16, Shards-1, MaxTopics 2/3/8, sparse keys, Permanent (see runModel)
+	ops      [][]int
+	patterns bool // on patternPubNames and patternSubNames
 }
 
 // build encodes the script: each operation's code is its first entry in
@@ -60,6 +75,9 @@ func (s ringScript) build() []byte {
 			b = append(b, byte(c))
 		}
 	}
+	if s.patterns {
+		b[0] |= 0x80
+	}
 	return b
 }
 
@@ -68,6 +86,15 @@ func (s ringScript) build() []byte {
 const (
 	pubAll, pubA, pubB, pubC, pubD = 0, 1, 2, 3, 4
 	subA, subB, subC               = 0, 1, 2
+)
+
+// With patterns: patternPubNames[i] for publishing, patternSubNames[i] for
+// subscribing.
+const (
+	ppA, ppB, ppAA, ppAB, ppBA, ppABB                 = 1, 2, 3, 4, 5, 6
+	psA, psB, psAA, psAB, psBA, psABB                 = 0, 1, 2, 3, 4, 5
+	psAStar, psStarB, psATail, psAll, psStar, psBTail = 6, 7, 8, 9, 10, 11
+	keyAboveAll                                       = 5 // chooseKey: above every key given out
 )
 
 var ringScripts = []ringScript{
@@ -168,6 +195,68 @@ var ringScripts = []ringScript{
 			{opPublish, pubD},              // 4
 			{opRead, 2, 3},                 //
 			{opRead, 0, 3},                 //
+		},
+	},
+	{
+		name:     "patterns: topics created later, misses, releases",
+		patterns: true,
+		reaches: []string{"topic named and matched", "frame via a pattern", "frame via a pattern of a topic created later",
+			"pattern miss told", "pattern miss of a topic created later", "pattern miss of a topic released since",
+			"close with a loss (pattern)", "frame of a topic released before the start (pattern)",
+			"close: loss of a released topic not counted", "resume older"},
+		opts: []byte{0, 0, 2, 0, 0}, // Size 4, 1 shard, 8 topics, keys = sequence numbers, none permanent
+		ops: [][]int{
+			{opPublish, ppAA},                 // 1: before the subscribers
+			{opSubscribe, 1, psATail},         // sub 0: a.>
+			{opSubscribe, 2, psAB, psAStar},   // sub 1: a.b, and a.* that matches it
+			{opSubscribe, 1, psATail},         // sub 2: a.>
+			{opPublish, ppAA},                 // 2
+			{opPublish, ppAB},                 // 3
+			{opPublish, ppABB},                // 4: a topic created after them
+			{opRead, 0, 3},                    // 2, 3, 4
+			{opRead, 1, 3},                    // 2, 3
+			{opPublish, ppABB},                // 5
+			{opPublish, ppAA},                 // 6
+			{opPublish, ppAB},                 // 7
+			{opBurst, pubAll, 0},              // 8 .. 11, broadcast: the ring holds 8 .. 11
+			{opClose, 1},                      // sub 1 lost 6 of a.a and 7 of a.b, each counted once; sub 2 is now 1
+			{opPublish, ppABB},                // 12
+			{opRelease},                       //
+			{opRelease},                       //
+			{opRelease},                       // a.a, a.b, a.b.b released: no topic created since a.b.b
+			{opRead, 0, 3},                    // 9 .. 11: it stops before a miss
+			{opRead, 0, 3},                    // 12, told it lost 5 (a.b.b); 6 and 7 never (released)
+			{opSubscribeAfter, 0, 1, psATail}, // sub 2: a.>, from the oldest held (9)
+			{opRead, 2, 3},                    // 9 .. 12: 12 of a topic released before it, uncounted
+			{opClose, 1},                      // it lost frames of a.a, a.b, a.b.b: released since, not counted
+		},
+	},
+	{
+		name:     "patterns come and go, shared, refused, skipped",
+		patterns: true,
+		reaches: []string{"pattern shared", "pattern gone", "pattern refused with a topic", "frame via two patterns",
+			"skip (pattern)", "permanent topic", "topic evicted", "refused topic"},
+		opts: []byte{1, 0, 0, 0, 1}, // Size 8, 1 shard, 2 topics, keys = sequence numbers, a.b permanent
+		ops: [][]int{
+			{opSubscribe, 1, psStar},                // sub 0: *
+			{opSubscribe, 2, psStar, psAStar},       // sub 1: * (shared), a.*
+			{opPublish, ppA},                        // 1: a created
+			{opPublish, ppAA},                       // 2: a.a created: the table is full
+			{opPublish, ppAB},                       // 3: a.b, permanent
+			{opSubscribe, 2, psAStar, psBA},         // sub 2: a.*, b.a, which takes a's or a.a's place
+			{opSubscribe, 3, psStarB, psAStar, psB}, // sub 3: *.b, a.*, b, which takes the other's
+			{opSubscribe, 2, psATail, psAA},         // refused: b.a and b have subscribers; a.> given back
+			{opPublish, ppAB},                       // 4: for sub 3 through two patterns
+			{opRead, 3, 3},                          //
+			{opSkip, 1, keyAboveAll, 2},             // sub 1 skips through 7
+			{opPublish, ppAB},                       // 5: passed over by sub 1
+			{opPublish, ppAA},                       // 6, on a new a.a: refused, the table is full
+			{opRead, 1, 3},                          //
+			{opRead, 2, 3},                          //
+			{opClose, 0},                            // * still has sub 1
+			{opClose, 0},                            // sub 1: * gone, a.* still has subs 2 and 3
+			{opClose, 0},                            //
+			{opClose, 0},                            // a.* gone
 		},
 	},
 }

@@ -22,6 +22,25 @@ package fanout
 // model checks that it is one without subscribers nor pins, and that the
 // table refuses a new topic only when there is none.
 //
+// Each seed runs twice: on the topics a .. d, and with patterns, on topics of
+// one to three segments of a and b, subscribers naming those and patterns
+// that match some (a.*, *.b, a.>, >, *, b.>; the model matches them its own
+// way). A subscriber receives, besides broadcast frames and its named
+// topics' frames, those of every topic one of its patterns matches, whenever
+// the topic was created, and accounts for each such topic from its start as
+// for a named one (a topic created later had no frame before); but a topic
+// released before it subscribed, whose frames may still be in the ring or in
+// flight, reaches it uncounted, as a released topic of a name it gave does.
+// A topic it names and a pattern matches is one topic. When it is closed, it
+// counts what it had lost of the topics alive then: a topic released since it
+// subscribed is gone from the registry, and it may never have met one of its
+// frames, so what it lost of that one is not counted (it is told of it only
+// at a frame of that topic still held, as Read does for any topic). The model
+// also checks the ring's patterns: the live ones are those with subscribers,
+// each live topic lists exactly the live patterns that match it, and Topics
+// counts none. Wake-ups, which a model driven from one goroutine does not
+// see, are tested in pattern_internal_test.go and pattern_test.go.
+//
 // Run more seeds, or one seed, with
 //
 //	go test -run TestModel ./pkg/fanout -args -model.seeds=5000
@@ -106,12 +125,107 @@ package fanout
 //   - Ring.Missed without missedHigh: nothing fails, rightly here: from one
 //     goroutine Missed is exact and never goes down; missedHigh is for a
 //     subscriber that reads or closes while Missed walks the shards.
+//
+// Mutations of the pattern code, tried the same way (go test -race
+// ./pkg/fanout; the seeds' runs with patterns; FuzzRing's "patterns: topics
+// created later, misses, releases" and "patterns come and go, shared,
+// refused, skipped" are its pattern scripts, "topics created later" and
+// "come and go" below). The model sees no wake-up: the tests of
+// pattern_internal_test.go and pattern_test.go do, in synctest bubbles.
+//
+//   - wants ignoring the patterns a released topic lists (its frames then
+//     reach a subscriber uncounted, as if released before it started):
+//     TestModel (seed 0 with patterns, step 394), FuzzRing's "topics
+//     created later".
+//   - wants' fallback for a released topic ignoring patterns (the frames
+//     of a topic released before the pattern came no longer delivered):
+//     TestModel (seed 17 with patterns, step 210),
+//     TestReleasedTopicFrameWakesAPatternCreatedSince.
+//   - wants taking any pattern a topic lists for one of the subscriber's:
+//     TestModel (seed 0 with patterns, step 75), FuzzRing's "topics created
+//     later", TestPatternWakeUps.
+//   - matches looking at a subscriber's first pattern only: TestModel (seed
+//     0 with patterns, step 94), FuzzRing (a random-choices seed).
+//   - newTopic attaching no live pattern to a new topic: TestModel (seed 0
+//     with patterns, step 42: the topic's list), FuzzRing's "topics created
+//     later", TestPatternWakeUps, TestPatternWakesOnlyItsSubscribers,
+//     TestPatternSubscriber, TestPatternMissesAreExact, TestPatternResume,
+//     TestPatternNotCountedAsTopic, TestPatternGoesWithItsLastSubscriber.
+//   - newTopic attaching every live pattern, matching or not: TestModel
+//     (seed 0 with patterns, step 29), FuzzRing's "topics created later",
+//     TestPatternWakeUps, TestPatternWakesOnlyItsSubscribers,
+//     TestPatternSubscriber, TestPatternMissesAreExact,
+//     TestPatternGoesWithItsLastSubscriber.
+//   - subscribePattern not attaching a new pattern to the topics alive:
+//     TestModel (seed 0 with patterns, step 28), FuzzRing's "topics created
+//     later", TestPatternWakeUps, TestPatternSubscriber,
+//     TestPatternMissesAreExact, TestPatternResume,
+//     TestPatternGoesWithItsLastSubscriber.
+//   - unsubscribe leaving a gone pattern in the topics' lists (nothing a
+//     subscriber sees: the next subscriber to that text gets a new pattern;
+//     it costs memory and wake-ups of empty sets): TestModel (seed 0 with
+//     patterns, step 142), FuzzRing's "topics created later",
+//     TestPatternGoesWithItsLastSubscriber.
+//   - unsubscribe removing a pattern other subscribers still name:
+//     TestModel (seed 0 with patterns, step 70), FuzzRing's "topics created
+//     later", TestPatternGoesWithItsLastSubscriber.
+//   - a refused subscription keeping its patterns: TestModel (seed 0 with
+//     patterns, step 253), FuzzRing's "come and go",
+//     TestPatternGoesWithItsLastSubscriber.
+//   - Close keeping its patterns: TestModel (seed 0 with patterns, step
+//     70), FuzzRing's "topics created later",
+//     TestPatternGoesWithItsLastSubscriber.
+//   - a pattern named twice by one subscriber subscribed twice: TestModel
+//     (seed 0 with patterns, step 308: its subscriber count), FuzzRing (a
+//     random-choices seed).
+//   - Topics counting the live patterns: TestModel (seed 0 with patterns,
+//     step 28), FuzzRing's "topics created later",
+//     TestPatternNotCountedAsTopic, TestPatternGoesWithItsLastSubscriber.
+//   - bearings taking no count of the topics the patterns match (misses of
+//     those then go untold): TestModel (seed 0 with patterns, step 40),
+//     FuzzRing's "topics created later", TestPatternMissesAreExact.
+//   - bearings not taking off the frames of those topics from the start on
+//     (SubscribeAfter): TestModel (seed 0 with patterns, step 123).
+//   - bearings taking the registry's generation plus one (the next topic
+//     created is then taken for one released before the start): TestModel
+//     (seed 1 with patterns, step 402), TestPatternMissesAreExact.
+//   - lastOf taking a topic created before the start (and released before
+//     it) for one created after, counted from its first frame: TestModel
+//     (seed 17 with patterns, step 234), FuzzRing's "topics created later".
+//   - lastOf comparing generations with < for <= (the topic created last
+//     before the start, released before it, taken for a new one): FuzzRing's
+//     "topics created later" (step 22) only; no seed releases the last topic
+//     created right before a pattern subscribes, with its frames still held.
+//   - Close counting no loss of the topics the patterns match: TestModel
+//     (seed 0 with patterns, step 70), FuzzRing's "topics created later",
+//     TestPatternMissesAreExact.
+//   - Close counting a topic named and matched by a pattern twice (the bug
+//     fixed by "fix(fanout): count once a topic a subscriber names and its
+//     pattern matches", both halves reverted): TestModel (seed 1 with
+//     patterns, step 171), FuzzRing's "topics created later",
+//     TestCloseCountsATopicNamedAndMatchedOnce. Either half alone (the
+//     bearings keeping a pattern position for a named topic, or Close
+//     counting named topics among the pattern ones): nothing fails, rightly:
+//     each is enough.
+//   - the sequencer not waking the patterns that match a late frame of a
+//     released topic with no live topic of its name (the bug fixed by
+//     "fix(fanout): wake pattern subscribers for a released topic's late
+//     frame"): TestReleasedTopicFrameWakesAPatternCreatedSince.
+//   - broadcast frames waking no pattern: TestPatternWakeUps.
+//   - the patternSleepers shortcut wanting two sleepers:
+//     TestPatternWakesOnlyItsSubscribers (TestPatternWakeUps has several
+//     asleep at once).
+//   - addSleepers not counting sleepers on patterns (the shortcut then
+//     skips every pattern): TestPatternWakeUps,
+//     TestPatternWakesOnlyItsSubscribers,
+//     TestReleasedTopicFrameWakesAPatternCreatedSince.
 
 import (
 	"cmp"
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -136,9 +250,18 @@ func TestModel(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for seed := first; seed < first+n; seed++ {
-		c := seeded{rand.New(rand.NewPCG(uint64(seed), 0x5eed))}
-		for what, k := range runModel(t, c, fmt.Sprintf("seed %d (-model.seed=%d)", seed, seed), modelSteps) {
-			seen[what] += k
+		// Each seed runs twice: on single-segment topics (as before
+		// patterns came: the mutation notes above refer to these runs),
+		// and on topics of one to three segments with patterns.
+		for _, patterns := range []bool{false, true} {
+			c := seeded{rand.New(rand.NewPCG(uint64(seed), 0x5eed))}
+			run := fmt.Sprintf("seed %d (-model.seed=%d)", seed, seed)
+			if patterns {
+				run = fmt.Sprintf("seed %d with patterns (-model.seed=%d)", seed, seed)
+			}
+			for what, k := range runModel(t, c, run, modelSteps, patterns) {
+				seen[what] += k
+			}
 		}
 	}
 	// The seeds must reach every case the model distinguishes; if a change
@@ -162,6 +285,12 @@ var coverage = []string{
 	"lap (some topics)", "topic miss told", "topic miss from the start", "topic miss stops a batch",
 	"frame of a released topic", "skip", "resume exact", "resume older", "resume newer",
 	"close with a loss (every topic)", "close with a loss (some topics)", "no loss before a skipped frame",
+	// Patterns.
+	"pattern shared", "pattern gone", "pattern refused with a topic", "topic named and matched",
+	"frame via a pattern", "frame via a pattern of a topic created later", "frame via two patterns",
+	"pattern miss told", "pattern miss of a topic created later", "pattern miss of a topic released since",
+	"frame of a topic released before the start (pattern)", "skip (pattern)",
+	"close with a loss (pattern)", "close: loss of a released topic not counted",
 }
 
 // choices is where a model run takes its decisions: a seeded generator, or
@@ -234,6 +363,36 @@ var opTable = []int{
 // broadcasts.
 var topicNames = []string{"", "a", "b", "c", "d"}
 
+// With patterns, a run publishes on topics of one to three segments of a
+// and b ("" broadcasts), and subscribes to those and to patterns that match
+// some of them: a.* (a.a a.b), *.b (a.b), a.> (a.a a.b a.b.b), > (all),
+// * (a b), b.> (b.a).
+var (
+	patternPubNames = []string{"", "a", "b", "a.a", "a.b", "b.a", "a.b.b"}
+	patternSubNames = []string{"a", "b", "a.a", "a.b", "b.a", "a.b.b", "a.*", "*.b", "a.>", ">", "*", "b.>"}
+)
+
+// isPatternName reports whether a name a subscriber gives is a pattern: it
+// has a wildcard segment.
+func isPatternName(name string) bool {
+	return slices.ContainsFunc(strings.Split(name, "."), func(seg string) bool { return seg == "*" || seg == ">" })
+}
+
+// matchName is NATS subject matching, the slow way: a "*" segment matches
+// any one segment, a final ">" one or more.
+func matchName(pattern, name string) bool {
+	ps, ns := strings.Split(pattern, "."), strings.Split(name, ".")
+	for i, p := range ps {
+		switch {
+		case p == ">":
+			return len(ns) > i
+		case i >= len(ns), p != "*" && p != ns[i]:
+			return false
+		}
+	}
+	return len(ps) == len(ns)
+}
+
 // The model's state.
 
 type mTopic struct {
@@ -244,6 +403,8 @@ type mTopic struct {
 	pins      int
 	subs      int
 	idle      int
+	born      int // model.born when it was created
+	gone      int // model.releases when it was released; 0 while alive
 	released  bool
 	permanent bool // in Options.Permanent: never released, not counted
 }
@@ -267,6 +428,14 @@ func (f *mFrame) String() string {
 	return fmt.Sprintf("%d/%s/k%d/t%d", f.seq, name, f.key, f.tseq)
 }
 
+// topicOrNil is f's topic, nil for nil.
+func (f *mFrame) topicOrNil() *mTopic {
+	if f == nil {
+		return nil
+	}
+	return f.topic
+}
+
 func frameString(f *Frame) string {
 	name := "*"
 	if f.topic != nil {
@@ -281,13 +450,17 @@ type mPending struct {
 }
 
 type mSub struct {
-	real   *Subscriber
-	topics []*mTopic // nil: every topic
-	// ref is, per topic, the sequence number up to which the topic's frames
-	// are accounted for: the one before its start, then the last frame of
-	// the topic it read or passed over with SkipThrough.
-	ref   []uint64
+	real     *Subscriber
+	topics   []*mTopic // the topics it named; with no patterns either, nil: every topic
+	patterns []string  // the patterns it named
+	// ref is, per topic it counts, the sequence number up to which the
+	// topic's frames are accounted for: the one before its start (absent),
+	// then the last frame of the topic it read or passed over with
+	// SkipThrough.
+	ref   map[*mTopic]uint64
 	name  string
+	since int    // model.releases when it subscribed
+	born  int    // model.born when it subscribed
 	start uint64 // the first sequence number it looked at
 	next  uint64 // the next sequence number to look at
 	skip  uint64 // SkipThrough's key
@@ -295,29 +468,58 @@ type mSub struct {
 	all   bool
 }
 
+// matches reports whether one of s's patterns matches the topic name.
+func (s *mSub) matches(name string) bool {
+	return slices.ContainsFunc(s.patterns, func(p string) bool { return matchName(p, name) })
+}
+
+// counts reports whether s accounts for t's frames: a topic it named, or
+// one its patterns match unless it was released before s subscribed (its
+// frames reach s by name, uncounted, as those of a released topic of a name
+// s gave: see wants).
+func (s *mSub) counts(t *mTopic) bool {
+	if slices.Contains(s.topics, t) {
+		return true
+	}
+	return s.matches(t.name) && (t.gone == 0 || t.gone > s.since)
+}
+
+// refOf is ref[t], the sequence number before its start if absent.
+func (s *mSub) refOf(t *mTopic) uint64 {
+	if ref, ok := s.ref[t]; ok {
+		return ref
+	}
+	return s.start - 1
+}
+
 type model struct {
-	t       testing.TB
-	ring    *Ring
-	topics  map[string]*mTopic // alive
-	frames  []*mFrame          // by sequence number; nil: reserved, not committed
-	slots   []uint64           // per slot: the greatest sequence number stored (0: none)
-	pending []mPending
-	subs    []*mSub // live
-	run     string
-	op      string
-	note    string // what the step did besides op (evictions)
-	size    uint64
-	head    uint64 // last reserved
-	visible uint64 // last made visible
-	told    uint64 // misses counted for subscribers, closed ones included
-	missed  uint64 // Ring.Missed at the previous check
-	step    int
-	msgs    int // messages published, for unique bytes
-	nsubs   int // subscribers created, for names
-	max     int // Options.MaxTopics
-	cov     map[string]int
-	keys    bool
-	trace   bool
+	t        testing.TB
+	ring     *Ring
+	topics   map[string]*mTopic // alive
+	patterns map[string]int     // live patterns: how many subscribers name each
+	pubNames []string           // the topics publishers choose from ("" broadcasts)
+	subNames []string           // the topics and patterns subscribers choose from
+	releases int                // topics released so far
+	born     int                // topics created so far
+	frames   []*mFrame          // by sequence number; nil: reserved, not committed
+	slots    []uint64           // per slot: the greatest sequence number stored (0: none)
+	pending  []mPending
+	subs     []*mSub // live
+	run      string
+	op       string
+	note     string // what the step did besides op (evictions)
+	size     uint64
+	head     uint64 // last reserved
+	visible  uint64 // last made visible
+	told     uint64 // misses counted for subscribers, closed ones included
+	missed   uint64 // Ring.Missed at the previous check
+	step     int
+	msgs     int // messages published, for unique bytes
+	nsubs    int // subscribers created, for names
+	max      int // Options.MaxTopics
+	cov      map[string]int
+	keys     bool
+	trace    bool
 }
 
 // cover counts a case the run reached (see coverage).
@@ -329,9 +531,10 @@ func (m *model) fail(format string, args ...any) {
 }
 
 // runModel runs one model check: a ring with options taken from c, then
-// steps operations (fewer if c runs out), then the end of the run. It returns
-// how many times it reached each case of coverage.
-func runModel(t testing.TB, c choices, run string, steps int) map[string]int {
+// steps operations (fewer if c runs out), then the end of the run; with
+// patterns, on the names of patternPubNames and patternSubNames, else on
+// topicNames. It returns how many times it reached each case of coverage.
+func runModel(t testing.TB, c choices, run string, steps int, patterns bool) map[string]int {
 	t.Helper()
 	opts := Options{
 		Size:      []int{4, 8, 16}[c.intn(3)],
@@ -344,23 +547,34 @@ func runModel(t testing.TB, c choices, run string, steps int) map[string]int {
 	keys := c.intn(2) == 1
 	// Permanent topics: none, one, one named twice and "" (which New
 	// ignores), or two.
-	opts.Permanent = [][]string{nil, {"d"}, {"a", "", "a"}, {"b", "d"}}[c.intn(4)]
+	permanent := [][]string{nil, {"d"}, {"a", "", "a"}, {"b", "d"}}
+	if patterns {
+		permanent = [][]string{nil, {"a.b"}, {"a", "", "a"}, {"b", "a.b.b"}}
+	}
+	opts.Permanent = permanent[c.intn(4)]
 	r := New(opts)
 	defer r.Close()
 	m := &model{
 		t: t, ring: r, run: run, trace: *modelTrace,
-		topics: map[string]*mTopic{},
-		cov:    map[string]int{},
-		frames: []*mFrame{nil}, // sequence numbers start at 1
-		slots:  make([]uint64, opts.Size),
-		size:   uint64(opts.Size),
-		max:    opts.MaxTopics,
-		keys:   keys,
+		topics:   map[string]*mTopic{},
+		patterns: map[string]int{},
+		pubNames: topicNames,
+		subNames: topicNames[1:],
+		cov:      map[string]int{},
+		frames:   []*mFrame{nil}, // sequence numbers start at 1
+		slots:    make([]uint64, opts.Size),
+		size:     uint64(opts.Size),
+		max:      opts.MaxTopics,
+		keys:     keys,
+	}
+	if patterns {
+		m.pubNames, m.subNames = patternPubNames, patternSubNames
 	}
 	m.op = fmt.Sprintf("New(%+v), sparse keys %v", opts, m.keys)
 	for _, name := range opts.Permanent {
 		if name != "" && m.topics[name] == nil {
-			t := &mTopic{name: name, permanent: true}
+			m.born++
+			t := &mTopic{name: name, permanent: true, born: m.born}
 			m.topics[name] = t
 			m.realTopic(t)
 		}
@@ -386,9 +600,9 @@ func (m *model) do(c choices) {
 	m.op = opNames[op]
 	switch op {
 	case opPublish:
-		m.publish(topicNames[c.intn(len(topicNames))], 1, c)
+		m.publish(m.pubNames[c.intn(len(m.pubNames))], 1, c)
 	case opReserve:
-		name := topicNames[c.intn(len(topicNames))]
+		name := m.pubNames[c.intn(len(m.pubNames))]
 		m.reserve(name, 1+c.intn(3))
 	case opCommit, opAbort:
 		if len(m.pending) == 0 {
@@ -429,12 +643,12 @@ func (m *model) do(c choices) {
 	case opRelease:
 		m.release()
 	case opBurst:
-		m.publish(topicNames[c.intn(len(topicNames))], int(m.size)+c.intn(int(m.size)+1), c)
+		m.publish(m.pubNames[c.intn(len(m.pubNames))], int(m.size)+c.intn(int(m.size)+1), c)
 	}
 }
 
 // chooseTopics returns the topics of a new subscriber: none (every topic)
-// or one to three names, possibly repeated.
+// or one to three names (and patterns), possibly repeated.
 func (m *model) chooseTopics(c choices) []string {
 	n := c.intn(4)
 	if n == 0 {
@@ -442,7 +656,7 @@ func (m *model) chooseTopics(c choices) []string {
 	}
 	names := make([]string, n)
 	for i := range names {
-		names[i] = topicNames[1+c.intn(len(topicNames)-1)]
+		names[i] = m.subNames[c.intn(len(m.subNames))]
 	}
 	return names
 }
@@ -519,7 +733,8 @@ func (m *model) create(name string, later []string) (*mTopic, error) {
 			return nil, err
 		}
 	}
-	t := &mTopic{name: name}
+	m.born++
+	t := &mTopic{name: name, born: m.born}
 	m.topics[name] = t
 	m.realTopic(t)
 	return t, nil
@@ -560,7 +775,8 @@ func (m *model) evict(later []string) error {
 		m.fail("topic %q evicted, but not marked released", t.name)
 	}
 	m.cover("topic evicted")
-	t.released = true
+	m.releases++
+	t.released, t.gone = true, m.releases
 	delete(m.topics, t.name)
 	m.note += fmt.Sprintf(" (evicted %q)", t.name)
 	return nil
@@ -757,9 +973,21 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 		m.op = fmt.Sprintf("Subscribe(%q)", names)
 		sub, err = m.ring.Subscribe(names...)
 	}
-	// newSubscriber: each name once, created if needed; on a refusal, the
-	// topics already taken are given back (those created stay).
+	// newSubscriber: each name once, created if needed (a pattern creates
+	// no topic, and is live while it has subscribers); on a refusal, the
+	// topics and patterns already taken are given back (topics created
+	// stay).
 	for i, name := range names {
+		if isPatternName(name) {
+			if !slices.Contains(s.patterns, name) {
+				if m.patterns[name] > 0 {
+					m.cover("pattern shared")
+				}
+				m.patterns[name]++
+				s.patterns = append(s.patterns, name)
+			}
+			continue
+		}
 		if slices.ContainsFunc(s.topics, func(t *mTopic) bool { return t.name == name }) {
 			continue
 		}
@@ -769,6 +997,10 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 			for _, t := range s.topics {
 				t.subs--
 			}
+			if len(s.patterns) > 0 {
+				m.cover("pattern refused with a topic")
+			}
+			m.unsubscribePatterns(s)
 			break
 		}
 		if t.permanent {
@@ -785,7 +1017,13 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 		m.cover("refused topic")
 		return
 	}
+	for _, t := range s.topics {
+		if s.matches(t.name) {
+			m.cover("topic named and matched")
+		}
+	}
 	s.real = sub
+	s.since, s.born = m.releases, m.born
 	s.next = m.visible + 1
 	if after {
 		next, want := m.locate(key)
@@ -800,12 +1038,20 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 	// it is none of its business, every one from there on is received,
 	// passed over or counted as missed.
 	s.start = s.next
-	s.ref = make([]uint64, len(s.topics))
-	for k := range s.ref {
-		s.ref[k] = s.next - 1
-	}
+	s.ref = map[*mTopic]uint64{}
 	m.subs = append(m.subs, s)
 	m.op += " -> " + s.name
+}
+
+// unsubscribePatterns gives s's patterns back: one without subscribers is
+// no longer live.
+func (m *model) unsubscribePatterns(s *mSub) {
+	for _, p := range s.patterns {
+		if m.patterns[p]--; m.patterns[p] == 0 {
+			m.cover("pattern gone")
+			delete(m.patterns, p)
+		}
+	}
 }
 
 // firstHeldFrom returns the first visible frame from seq on that is not an
@@ -862,23 +1108,23 @@ func (m *model) locate(key uint64) (uint64, Resume) {
 	return start, Resume{Status: ResumeExact}
 }
 
-// wants is whether s receives f, and the index of f's topic in s.topics when
-// it is the very topic s subscribed to (-1 for a released topic of the same
-// name, or broadcast).
-func (s *mSub) wants(f *mFrame) (bool, int) {
-	if f.aborted {
-		return false, -1
+// wants is whether s receives f: every frame but aborted numbers for a
+// subscriber to every topic; else broadcast frames, the frames of the very
+// topics it named, of every topic one of its patterns matches (existing when
+// it subscribed, created later, or released: frames still in the ring keep
+// their topic's name), and of a released topic of a name it gave. And
+// whether s accounts for f's topic's frames (see counts).
+func (s *mSub) wants(f *mFrame) (want, counted bool) {
+	switch {
+	case f.aborted:
+		return false, false
+	case s.all || f.topic == nil:
+		return true, false
+	case s.counts(f.topic):
+		return true, true
 	}
-	if s.all || f.topic == nil {
-		return true, -1
-	}
-	if k := slices.Index(s.topics, f.topic); k >= 0 {
-		return true, k
-	}
-	if f.topic.released && slices.ContainsFunc(s.topics, func(t *mTopic) bool { return t.name == f.topic.name }) {
-		return true, -1
-	}
-	return false, -1
+	byName := f.topic.released && slices.ContainsFunc(s.topics, func(t *mTopic) bool { return t.name == f.topic.name })
+	return byName || s.matches(f.topic.name), false
 }
 
 // readModel is Subscriber.Read as documented: the frames for s in sequence
@@ -889,7 +1135,8 @@ func (s *mSub) wants(f *mFrame) (bool, int) {
 // to some topics is told, at a topic's next frame (as the first frame of a
 // Read), how many of that topic's numbered frames it did not get since the
 // last one it read or passed over with SkipThrough, or since its start;
-// frames of a released topic of one of its names count for nothing.
+// frames of a released topic of one of its names, and of a topic its
+// patterns match that was released before it subscribed, count for nothing.
 func (m *model) readModel(s *mSub, capacity int) (got []*mFrame, missed uint64) {
 	for len(got) < capacity && s.next <= m.visible {
 		if !m.held(s.next) {
@@ -910,35 +1157,62 @@ func (m *model) readModel(s *mSub, capacity int) (got []*mFrame, missed uint64) 
 			continue
 		}
 		f := m.frames[s.next]
-		want, k := s.wants(f)
+		want, counted := s.wants(f)
 		if !want {
 			s.next++
 			continue
 		}
-		if !s.all && f.topic != nil && k < 0 {
-			m.cover("frame of a released topic")
+		viaPattern := !s.all && f.topic != nil && !slices.Contains(s.topics, f.topic) && s.matches(f.topic.name)
+		if !s.all && f.topic != nil && !counted {
+			if viaPattern {
+				m.cover("frame of a topic released before the start (pattern)")
+			} else {
+				m.cover("frame of a released topic")
+			}
 		}
 		if f.key <= s.skip {
 			m.cover("skip")
-			if k >= 0 {
-				s.ref[k] = f.seq
+			if counted {
+				if viaPattern {
+					m.cover("skip (pattern)")
+				}
+				s.ref[f.topic] = f.seq
 			}
 			s.next++
 			continue
 		}
-		if k >= 0 {
-			if n := m.numbered(s.topics[k], s.ref[k]+1, f.seq-1); n > 0 {
+		if counted {
+			ref := s.refOf(f.topic)
+			if n := m.numbered(f.topic, ref+1, f.seq-1); n > 0 {
 				if len(got) > 0 {
 					m.cover("topic miss stops a batch")
 					break
 				}
 				m.cover("topic miss told")
-				if s.ref[k] < s.start {
+				if ref < s.start {
 					m.cover("topic miss from the start")
+				}
+				if viaPattern {
+					m.cover("pattern miss told")
+					if f.topic.born > s.born {
+						m.cover("pattern miss of a topic created later")
+					}
+					if f.topic.released {
+						m.cover("pattern miss of a topic released since")
+					}
 				}
 				missed += n
 			}
-			s.ref[k] = f.seq
+			s.ref[f.topic] = f.seq
+		}
+		if viaPattern {
+			m.cover("frame via a pattern")
+			if f.topic.born > s.born {
+				m.cover("frame via a pattern of a topic created later")
+			}
+			if len(slices.DeleteFunc(slices.Clone(s.patterns), func(p string) bool { return !matchName(p, f.topic.name) })) > 1 {
+				m.cover("frame via two patterns")
+			}
 		}
 		got = append(got, f)
 		s.next++
@@ -999,36 +1273,59 @@ func (m *model) numbered(t *mTopic, from, to uint64) uint64 {
 // one to some topics, per topic, the numbered frames after those accounted
 // for that are no longer held, up to the first one that is, unless that one
 // is passed over with SkipThrough (the lost ones, with smaller keys, are
-// then no loss: Read would pass them over too).
+// then no loss: Read would pass them over too). The topics are those it
+// counts (see counts) that are alive: a topic its patterns match that was
+// released since it subscribed is no longer known to it (it may have met
+// none of its frames), so what it lost of that one is not counted.
 func (m *model) lost(s *mSub) uint64 {
-	sure := uint64(1) // the oldest number not overwritten for sure
-	if m.visible > m.size {
-		sure = m.visible - m.size + 1
-	}
-	if s.next >= sure {
+	if !m.behind(s) {
 		return 0
 	}
 	if s.all {
-		return sure - s.next
+		return m.sure() - s.next
 	}
 	var n uint64
-	for k, t := range s.topics {
-		var gone uint64
-		for seq := s.ref[k] + 1; seq <= m.visible; seq++ {
-			if f := m.frames[seq]; f != nil && f.topic == t && f.tseq != 0 {
-				if m.held(seq) {
-					if f.key <= s.skip && gone > 0 {
-						m.cover("no loss before a skipped frame")
-						gone = 0
-					}
-					break
-				}
-				gone++
+	for _, t := range m.topics {
+		if s.counts(t) {
+			gone := m.lostOf(s, t)
+			if gone > 0 && !slices.Contains(s.topics, t) {
+				m.cover("close with a loss (pattern)")
 			}
+			n += gone
 		}
-		n += gone
 	}
 	return n
+}
+
+// sure is the oldest sequence number not overwritten for sure.
+func (m *model) sure() uint64 {
+	if m.visible > m.size {
+		return m.visible - m.size + 1
+	}
+	return 1
+}
+
+// behind reports whether s's position is below sure: it may have lost
+// frames without being told.
+func (m *model) behind(s *mSub) bool { return s.next < m.sure() }
+
+// lostOf is, for a subscriber s to some topics that is behind, what it lost
+// of topic t.
+func (m *model) lostOf(s *mSub, t *mTopic) uint64 {
+	var gone uint64
+	for seq := s.refOf(t) + 1; seq <= m.visible; seq++ {
+		if f := m.frames[seq]; f != nil && f.topic == t && f.tseq != 0 {
+			if m.held(seq) {
+				if f.key <= s.skip && gone > 0 {
+					m.cover("no loss before a skipped frame")
+					gone = 0
+				}
+				break
+			}
+			gone++
+		}
+	}
+	return gone
 }
 
 func (m *model) close(s *mSub) {
@@ -1049,9 +1346,21 @@ func (m *model) close(s *mSub) {
 	if got := s.real.Missed(); got != s.total {
 		m.fail("%s.Missed %d after Close, want %d", s.name, got, s.total)
 	}
+	if len(s.patterns) > 0 && m.behind(s) {
+		seen := map[*mTopic]bool{}
+		for _, f := range m.frames {
+			if t := f.topicOrNil(); t != nil && t.released && !seen[t] && s.counts(t) {
+				seen[t] = true
+				if m.lostOf(s, t) > 0 {
+					m.cover("close: loss of a released topic not counted")
+				}
+			}
+		}
+	}
 	for _, t := range s.topics {
 		t.subs--
 	}
+	m.unsubscribePatterns(s)
 	m.subs = slices.DeleteFunc(m.subs, func(x *mSub) bool { return x == s })
 }
 
@@ -1078,7 +1387,8 @@ func (m *model) release() {
 			continue
 		}
 		m.cover("topic released")
-		t.released = true
+		m.releases++
+		t.released, t.gone = true, m.releases
 		delete(m.topics, name)
 		gone = append(gone, name)
 	}
@@ -1127,6 +1437,7 @@ func (m *model) check() {
 				got, got.pins.Load(), got.count.Load(), t.real, t.pins, t.count)
 		}
 	}
+	m.checkPatterns()
 	// Ring.Missed: what subscribers were told or lost before they closed,
 	// and what live subscribers to every topic have lost for sure.
 	missed := m.told
@@ -1154,6 +1465,44 @@ func (m *model) check() {
 			gotKey != key || ok != (f != nil) {
 			m.fail("%s: next %d missed %d behind %d nextkey %d,%v; want %d %d %d %d,%v", s.name,
 				s.real.Next(), s.real.Missed(), s.real.Behind(), gotKey, ok, s.next, s.total, behind, key, f != nil)
+		}
+	}
+}
+
+// checkPatterns compares the ring's patterns with the model's: the live
+// patterns are those with subscribers, each with as many, and each live
+// topic lists exactly the live patterns that match it (which its frames
+// wake). Patterns are no topics: check has already seen that Topics and the
+// registry count none.
+func (m *model) checkPatterns() {
+	m.t.Helper()
+	live := map[string]*Topic{}
+	m.ring.topics.eachPattern(func(p *Topic) { live[p.name] = p })
+	if len(live) != len(m.patterns) {
+		m.fail("live patterns %q, want %v", slices.Sorted(maps.Keys(live)), m.patterns)
+	}
+	for name, subs := range m.patterns {
+		if p := live[name]; p == nil || !p.pattern || p.subs != subs {
+			m.fail("pattern %q: %+v, want %d subscribers", name, p, subs)
+		}
+	}
+	for name, t := range m.topics {
+		var got, want []string
+		for _, p := range t.real.patternList() {
+			if live[p.name] != p {
+				m.fail("topic %q lists pattern %q (%p), not the live one", name, p.name, p)
+			}
+			got = append(got, p.name)
+		}
+		for p := range m.patterns {
+			if matchName(p, name) {
+				want = append(want, p)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			m.fail("topic %q lists patterns %q, want %q", name, got, want)
 		}
 	}
 }

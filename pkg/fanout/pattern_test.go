@@ -54,6 +54,7 @@ func TestPatternWakesOnlyItsSubscribers(t *testing.T) {
 		defer sub.Close()
 		woke := make(chan error, 1)
 		go func() { woke <- sub.Wait(context.Background(), time.Minute) }()
+		defer sub.Interrupt() // on failure: a bubble left with a blocked goroutine panics
 		synctest.Wait()
 		if got := r.TopicSleepers("player.*"); got != 1 {
 			t.Fatalf("sleepers on the pattern: %d, want 1", got)
@@ -108,6 +109,28 @@ func TestPatternMissesAreExact(t *testing.T) {
 	_ = sub.Close()
 	if got := sub.Missed(); got != 5+3 {
 		t.Fatalf("Missed after Close: %d, want 8", got)
+	}
+}
+
+// TestCloseCountsATopicNamedAndMatchedOnce: a subscriber that names a topic
+// and a pattern that matches it receives the topic's frames once, and, closed
+// while lapped, counts what it lost of them once: not the frames it read
+// (Close used to count every frame of the topic since its start again, as if
+// lost through the pattern).
+func TestCloseCountsATopicNamedAndMatchedOnce(t *testing.T) {
+	t.Parallel()
+	r := newRing(t, fanout.Options{Size: 4})
+	sub, err := r.Subscribe("a.x", "a.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishOn(t, r, "a.x", 0, 3) // 1 .. 3
+	expectRead(t, "a.x", sub, []string{"0", "1", "2"}, 0)
+	publishOn(t, r, "a.x", 3, 2) // 4, 5: lost
+	publishOn(t, r, "q", 10, 8)  // 6 .. 13: the ring holds 10 .. 13
+	_ = sub.Close()
+	if sub.Missed() != 2 || r.Missed() != 2 {
+		t.Fatalf("Missed after Close: subscriber %d, ring %d; want 2", sub.Missed(), r.Missed())
 	}
 }
 

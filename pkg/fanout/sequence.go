@@ -149,9 +149,14 @@ func (r *Ring) advance() {
 		woken.wake(r)
 		if woken.released.Load() {
 			// Released while this frame was in flight: subscribers to its
-			// name wait on the topic that replaced it.
+			// name wait on the topic that replaced it, which lists the
+			// live patterns that match the name. Without one, subscribers
+			// to such a pattern wait on the pattern only, which the
+			// released topic may not list (it may have come since).
 			if t := r.topics.get(woken.name); t != nil {
 				t.wake(r)
+			} else if r.patternSleepers.Load() > 0 {
+				r.topics.wakePatterns(r, woken.name)
 			}
 		}
 	}

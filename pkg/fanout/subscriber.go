@@ -21,10 +21,10 @@ type Subscriber struct {
 	topics   []*Topic // the topics it named; with patterns nil: every topic
 	last     []uint64 // per topic: Frame.tseq of the last frame before next
 	patterns []*Topic // the patterns it named
-	// plast is, per topic one of its patterns matches, Frame.tseq of the
-	// last frame before next; a topic created after the subscriber took its
-	// bearings (gen > since) is absent until its first frame: it had none
-	// before.
+	// plast is, per topic one of its patterns matches (but those it named,
+	// counted in last), Frame.tseq of the last frame before next; a topic
+	// created after the subscriber took its bearings (gen > since) is absent
+	// until its first frame: it had none before.
 	plast    map[*Topic]*uint64
 	since    uint64    // the registry's generation at its bearings
 	sleepers []sleeper // one per topic and pattern, or one in the root topic
@@ -103,7 +103,7 @@ func (s *Subscriber) bearings(start func(visible uint64) uint64) {
 	if len(s.patterns) > 0 {
 		s.plast = make(map[*Topic]*uint64)
 		r.topics.each(func(t *Topic) {
-			if s.matches(t.name) {
+			if s.matches(t.name) && !slices.Contains(s.topics, t) {
 				n := t.count.Load()
 				s.plast[t] = &n
 			}
@@ -336,8 +336,9 @@ func (s *Subscriber) place(f *Frame, read bool) (want bool, last *uint64, pos ui
 // between Reserve and Commit) are counted for a subscriber to every topic,
 // and for no subscriber to some topics (their topic is never known); and
 // frames of a released topic of the same name as one of its topics (see
-// Topic), which a subscriber to some topics receives, are lost to it without
-// a count.
+// Topic), or one of its patterns matches that was released before it
+// subscribed, which a subscriber to some topics receives, are lost to it
+// without a count.
 func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 	r := s.ring
 	visible := r.visible.Load()
@@ -518,7 +519,12 @@ func (s *Subscriber) Behind() uint64 {
 // the frames for it already overwritten ahead of its position (but those a
 // Read would pass over, see SkipThrough), is added to Missed (of the
 // subscriber and of the ring): a subscriber stuck writing and then closed is
-// accounted for what it missed. It is idempotent and returns nil.
+// accounted for what it missed. For a subscriber to patterns, that is what it
+// lost of the topics alive when it closes: a topic its patterns match that
+// was released since it subscribed is no longer known to it (it may have met
+// none of its frames), and what it lost of that one is not counted, as Read
+// tells of it only at a frame of that topic still held. It is idempotent and
+// returns nil.
 func (s *Subscriber) Close() error {
 	if s.closed {
 		return nil
@@ -603,7 +609,9 @@ func (s *Subscriber) lost() uint64 {
 	}
 	if len(s.patterns) > 0 {
 		r.topics.each(func(t *Topic) {
-			if s.matches(t.name) {
+			// A topic it named and its patterns match is counted once,
+			// above: its frames reach it by name.
+			if s.matches(t.name) && !slices.Contains(s.topics, t) {
 				count(t, s.lastOf(t, viaPattern))
 			}
 		})

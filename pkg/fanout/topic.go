@@ -166,6 +166,17 @@ func (g *registry) eachPattern(fn func(*Topic)) {
 	})
 }
 
+// wakePatterns wakes the sleepers of every live pattern that matches name.
+// For the frames of a released topic only: a live topic's frames wake the
+// patterns it lists.
+func (g *registry) wakePatterns(r *Ring, name string) {
+	g.eachPattern(func(p *Topic) {
+		if topic.Match(p.name, name) {
+			p.wakeSets(r)
+		}
+	})
+}
+
 // subscribePattern returns the live pattern of that text, created if needed
 // (and added to the patterns of every live topic it matches), with one more
 // subscriber. Patterns are not counted against Options.MaxTopics: they hold
