@@ -3,6 +3,7 @@ package fanout
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -267,5 +268,44 @@ func TestPatternGoesWithItsLastSubscriber(t *testing.T) {
 	}
 	if got := r.TopicSleepers("a.*"); got != 0 || r.patternSleepers.Load() != 0 {
 		t.Fatalf("sleepers: %d on a.*, %d on patterns; want 0", got, r.patternSleepers.Load())
+	}
+}
+
+// TestPatternSubscriberForgetsReleasedTopics: a subscriber to a pattern
+// keeps a position per topic it matched, but forgets the released topics it
+// has read past: a long-lived subscriber to ">" on a ring whose topics come
+// and go holds a bounded number of positions, and still counts exactly what
+// it misses of the live ones.
+func TestPatternSubscriberForgetsReleasedTopics(t *testing.T) {
+	t.Parallel()
+	r := New(Options{Size: 64, MaxTopics: 4})
+	defer r.Close()
+	sub, err := r.Subscribe(">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	batch := make([]*Frame, 0, 64)
+	for i := range 5000 {
+		// Each new topic takes the place of an older one (MaxTopics 4).
+		if _, err := r.Publish("t"+strconv.Itoa(i), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		var missed uint64
+		if batch, missed = sub.Read(batch[:0]); len(batch) != 1 || missed != 0 {
+			t.Fatalf("frame %d: read %d frames, missed %d", i, len(batch), missed)
+		}
+		if n := len(sub.plast); n > 200 {
+			t.Fatalf("after %d topics: %d positions held", i+1, n)
+		}
+	}
+	// The live topics are still counted: miss two frames of one of them.
+	for range 66 {
+		if _, err := r.Publish("t4999", []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, missed := sub.Read(batch[:0]); missed != 2 {
+		t.Fatalf("missed %d of a live topic, want 2", missed)
 	}
 }

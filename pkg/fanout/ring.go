@@ -178,6 +178,7 @@ func New(opts Options) *Ring {
 	}
 	r.root = newTopic("", opts.Shards)
 	r.filters.init()
+	r.topics.head = &r.head
 	opts.Permanent = slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(
 		slices.Clone(opts.Permanent), func(name string) bool { return name == "" }))))
 	r.opts.Permanent = opts.Permanent

@@ -26,6 +26,7 @@ type Subscriber struct {
 	// created after the subscriber took its bearings (gen > since) is absent
 	// until its first frame: it had none before.
 	plast    map[*Topic]*uint64
+	prune    int       // the size of plast at which to forget released topics
 	since    uint64    // the registry's generation at its bearings
 	sleepers []sleeper // one per topic and pattern, or one in the root topic
 	wake     chan struct{}
@@ -385,11 +386,29 @@ func (s *Subscriber) Read(dst []*Frame) (batch []*Frame, missed uint64) {
 		s.next++
 	}
 	s.pos.Store(s.next)
+	if len(s.plast) > s.prune {
+		s.forget()
+	}
 	if missed > 0 {
 		s.total += missed
 		r.missed.Add(missed)
 	}
 	return dst, missed
+}
+
+// forget removes from plast the released topics whose frames are all
+// behind the subscriber: it will meet none of them again, and Close counts
+// only the topics alive. So a subscriber to patterns holds a position for
+// the topics alive and the few released ones it has not read past, however
+// many topics come and go. It runs when plast has doubled since the last
+// time: amortized O(1) per topic.
+func (s *Subscriber) forget() {
+	for t := range s.plast {
+		if at := t.releasedAt.Load(); at != 0 && at < s.next {
+			delete(s.plast, t)
+		}
+	}
+	s.prune = 2*len(s.plast) + 64
 }
 
 // ready reports whether Read may have something to return: a visible frame

@@ -70,6 +70,10 @@ type Topic struct {
 	// released is set once the topic was removed from the registry; a
 	// publisher that pinned it in the meantime looks again.
 	released atomic.Bool
+	// releasedAt is, once the topic is released for good, the last
+	// sequence number reserved then: every frame of the topic has one up to
+	// it (none was pinned). 0 while it is live.
+	releasedAt atomic.Uint64
 }
 
 func newTopic(name string, shards int) *Topic {
@@ -101,9 +105,10 @@ type registry struct {
 	byName   sync.Map // string -> *Topic
 	patterns sync.Map // pattern text -> *Topic (with pattern set); written under mu
 	mu       sync.Mutex
-	list     []*Topic // guarded by mu; Topic.pos is the index here
-	hand     int      // the eviction clock's position in list; guarded by mu
-	gen      uint64   // topics created so far; guarded by mu
+	list     []*Topic       // guarded by mu; Topic.pos is the index here
+	hand     int            // the eviction clock's position in list; guarded by mu
+	gen      uint64         // topics created so far; guarded by mu
+	head     *atomic.Uint64 // the ring's last reserved sequence number
 }
 
 func (g *registry) get(name string) *Topic {
@@ -311,6 +316,7 @@ func (g *registry) release(t *Topic) bool {
 		t.released.Store(false) // a publisher is using it: not idle after all
 		return false
 	}
+	t.releasedAt.Store(g.head.Load())
 	g.byName.Delete(t.name)
 	last := len(g.list) - 1
 	moved := g.list[last]
