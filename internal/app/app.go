@@ -109,7 +109,10 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 	}()
 	// The default topic always exists: producers creating topics can never
 	// make it refuse events.
-	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics, Permanent: []string{server.DefaultTopic}})
+	p.ring = fanout.New(fanout.Options{
+		Size: st.buffer, MaxTopics: st.maxTopics, Permanent: []string{server.DefaultTopic},
+		Matcher: server.FilterMatcher, MaxFilters: st.maxFilters,
+	})
 	if w, werr := hangup.New(); werr == nil {
 		p.watcher = w
 	} else {
