@@ -23,7 +23,8 @@
 // stops consuming and hands the ring what it already received; the ring is
 // closed (every stream delivers what it holds and ends on a retry hint); the
 // server shuts down (after a short grace for open connections, streams still
-// stuck are cut); the watcher is closed.
+// stuck are cut); the watcher is closed; the verifier of signed tokens is
+// closed (with a JWKS, its refresh stops).
 package app
 
 import (
@@ -244,6 +245,9 @@ func (p *parts) shutdown(ctx context.Context) error {
 	err := p.srv.Shutdown(ctx)
 	if p.watcher != nil {
 		_ = p.watcher.Close()
+	}
+	if p.tokens != nil {
+		p.tokens.Close() // stops the JWKS refresh
 	}
 	if p.pprof != nil {
 		p.pprof.close(ctx)
