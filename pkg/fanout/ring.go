@@ -439,6 +439,7 @@ func (r *Ring) Topics() int { return r.topics.len() + len(r.opts.Permanent) }
 func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
+		r.filters.close()
 		close(r.done)
 		// Wake every subscriber through its own channel too: a Wait
 		// without a context selects on nothing else.
