@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-json/jsontext"
@@ -150,7 +151,9 @@ func (s *Server) checkPublish(ctx *fasthttp.RequestCtx) (input, *refusal) {
 // otherwise (no such field, not a string, not a valid name).
 func (s *Server) eventTopic(payload []byte) string {
 	if name, ok := filter.TopLevelString(payload, s.cfg.TopicField); ok && topic.Valid(name) {
-		return name
+		// A copy: the name shares the payload's memory (a whole batch's),
+		// which a topic created with it would keep alive.
+		return strings.Clone(name)
 	}
 	return DefaultTopic
 }
