@@ -18,7 +18,7 @@ type collector struct {
 	delivered, written, missed, panics, acceptRetries, hangups  *prometheus.Desc
 	natsConnected, natsPublished, natsConsumed, natsFailed      *prometheus.Desc
 	natsDuplicates, natsSkipped, natsStreamResets, natsReplayed *prometheus.Desc
-	natsReconnects, natsDropped                                 *prometheus.Desc
+	natsReconnects, natsDropped, natsInvalid                    *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -60,6 +60,7 @@ func newCollector(src Sources, goVersion string) *collector {
 		natsReplayed:     desc("nats_replayed_total", "Messages replayed from the stream to resuming listeners."),
 		natsReconnects:   desc("nats_reconnects_total", "Reconnections to NATS."),
 		natsDropped:      desc("nats_dropped_total", "Messages consumed from the stream that could not be put in this instance's fan-out (every topic listened to, and the topic limit reached)."),
+		natsInvalid:      desc("nats_invalid_total", "Messages read from the stream that failed the checks of an event (topic, event name, JSON object): skipped, never sent to listeners."),
 	}
 }
 
@@ -75,6 +76,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		for _, d := range []*prometheus.Desc{
 			c.natsConnected, c.natsPublished, c.natsConsumed, c.natsFailed,
 			c.natsDuplicates, c.natsSkipped, c.natsStreamResets, c.natsReplayed, c.natsReconnects, c.natsDropped,
+			c.natsInvalid,
 		} {
 			ch <- d
 		}
@@ -116,6 +118,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if b := c.src.Bridge; b != nil {
 		bs := b.Stats()
 		gauge(c.natsConnected, boolFloat(b.Status().State == natsbridge.StateReady))
+		counter(c.natsInvalid, st.ConsumeInvalid)
 		counter(c.natsPublished, bs.Published)
 		counter(c.natsConsumed, bs.Consumed)
 		counter(c.natsFailed, bs.PublishFailed)

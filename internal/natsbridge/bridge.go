@@ -229,8 +229,8 @@ func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
 	if err != nil {
 		reason = "disconnected: " + err.Error()
 	}
-	b.ready.Store(false)
 	b.mu.Lock()
+	b.ready.Store(false)
 	b.reason, b.server = reason, ""
 	if b.state == StateReady {
 		b.state = StateDisconnected
@@ -309,8 +309,8 @@ func (b *Bridge) Close(ctx context.Context) error {
 	if !b.closing.CompareAndSwap(false, true) {
 		return nil
 	}
-	b.ready.Store(false)
 	b.mu.Lock()
+	b.ready.Store(false)
 	b.state, b.reason, b.server = StateClosed, "closed", ""
 	nc, js := b.nc, b.js
 	if b.iter != nil {
@@ -348,13 +348,16 @@ func (b *Bridge) Close(ctx context.Context) error {
 }
 
 // setJoined records that the bridge reads identity id with a live consumer.
+// The bridge becomes ready only if nothing asked for a reset meanwhile (a
+// disconnect, say, whose handler may have run while the session was
+// joining): the session then ends at once and the next one joins again.
 func (b *Bridge) setJoined(id Identity) {
 	b.mu.Lock()
-	if b.state != StateClosed {
+	if b.state != StateClosed && !b.resetAsked && !b.closing.Load() {
 		b.state, b.reason, b.identity = StateReady, "", id
+		b.ready.Store(true)
 	}
 	b.mu.Unlock()
-	b.ready.Store(!b.closing.Load())
 	b.joinOnce.Do(func() { close(b.joined) })
 }
 

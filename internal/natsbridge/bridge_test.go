@@ -383,3 +383,23 @@ func TestPublishWithEndedContext(t *testing.T) {
 		t.Fatalf("first delivery %+v: the canceled publish was sent", got[0])
 	}
 }
+
+// TestDeliveryOfAForeignSubject: a message stored on a subject under the
+// prefix that is not a topic (stored by another client) is delivered with no
+// topic, so that the receiver can refuse it, not on a topic made up from it.
+func TestDeliveryOfAForeignSubject(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	b, rec := startBridge(t, testConfig(s.URL()))
+	js := client(t, s.URL())
+	for _, subject := range []string{"test.events.not:a:topic", "test.events.ok"} {
+		if _, err := js.Publish(testCtx(t), subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rec.waitLen(t, 2)
+	if got[0].Topic != "" || got[1].Topic != "ok" {
+		t.Fatalf("topics %q and %q, want \"\" and \"ok\"", got[0].Topic, got[1].Topic)
+	}
+	_ = b
+}

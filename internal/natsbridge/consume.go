@@ -291,15 +291,7 @@ func (b *Bridge) consume(cons jetstream.Consumer, cur *cursor) error {
 		if seq > cur.next {
 			b.stats.skipped.Add(seq - cur.next)
 		}
-		topic, _ := TopicOf(b.cfg.Subject, msg.Subject())
-		b.handler(Delivery{
-			Identity: cur.id,
-			Stored:   meta.Timestamp,
-			Topic:    topic,
-			Event:    msg.Headers().Get(EventHeader),
-			Data:     msg.Data(),
-			Seq:      seq,
-		})
+		b.handler(b.delivery(cur.id, msg, meta))
 		cur.next, cur.lastStored = seq+1, meta.Timestamp
 		b.lastSeq.Store(seq)
 		b.stats.consumed.Add(1)

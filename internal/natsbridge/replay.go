@@ -168,20 +168,29 @@ func (b *Bridge) replayRead(ctx context.Context, cons jetstream.Consumer, id Ide
 		if seq >= end {
 			return nil
 		}
-		topic, _ := TopicOf(b.cfg.Subject, msg.Subject())
-		if err := fn(Delivery{
-			Identity: id,
-			Stored:   meta.Timestamp,
-			Topic:    topic,
-			Event:    msg.Headers().Get(EventHeader),
-			Data:     msg.Data(),
-			Seq:      seq,
-		}); err != nil {
+		if err := fn(b.delivery(id, msg, meta)); err != nil {
 			return err
 		}
 		b.stats.replayed.Add(1)
 		if seq+1 >= end || meta.NumPending == 0 {
 			return nil
 		}
+	}
+}
+
+// delivery makes the Delivery of a message read from the stream incarnation
+// id. The topic is empty when the subject is not <prefix>.<valid topic>.
+func (b *Bridge) delivery(id Identity, msg jetstream.Msg, meta *jetstream.MsgMetadata) Delivery {
+	topic, ok := TopicOf(b.cfg.Subject, msg.Subject())
+	if !ok {
+		topic = ""
+	}
+	return Delivery{
+		Identity: id,
+		Stored:   meta.Timestamp,
+		Topic:    topic,
+		Event:    msg.Headers().Get(EventHeader),
+		Data:     msg.Data(),
+		Seq:      meta.Sequence.Stream,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/goccy/go-json/jsontext"
 	"github.com/valyala/fasthttp"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
@@ -51,7 +52,7 @@ type consumer struct {
 	lastSeq uint64     // the last sequence delivered in the current incarnation
 	// firstSeq is the first sequence delivered in the current incarnation:
 	// the ring was given every one from there to lastSeq (or a gap frame
-	// for those that expired unread).
+	// for those that expired unread), but those that failed the checks.
 	firstSeq uint64
 }
 
@@ -59,7 +60,8 @@ type consumer struct {
 // and the frame every instance gives it. It is the bridge's handler: called
 // from one goroutine, in stream order. When the stream was replaced (or lost
 // its messages) or messages expired before they were read, listeners get a
-// gap event first.
+// gap event first. A message is checked as a POST is (consumedFrame): one
+// that fails is skipped and counted, never framed.
 func (s *Server) Deliver(d natsbridge.Delivery) {
 	c := &s.consumer
 	c.mu.Lock()
@@ -91,11 +93,13 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		s.testHook("deliver")
 	}
 
-	head := frameHead{topic: d.Topic, event: []byte(d.Event)}
-	if head.topic == "" {
-		head.topic = DefaultTopic
+	frame, topic, ok := consumedFrame(nil, ep.space, d)
+	if !ok {
+		s.stats.consumeInvalid.Add(1)
+		s.warnCut("message from the stream failed the checks of an event; skipped", "seq", d.Seq, "topic", d.Topic)
+		return
 	}
-	res, err := s.ring.Reserve(head.topic, 1)
+	res, err := s.ring.Reserve(topic, 1)
 	if err != nil {
 		if !errors.Is(err, fanout.ErrClosed) {
 			s.stats.consumeDropped.Add(1)
@@ -103,9 +107,47 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		}
 		return
 	}
-	frame := make([]byte, 0, head.room()+len(d.Data)+len(frameEnd))
-	frame = appendFrame(frame, ep.space, d.Seq, head, d.Data)
 	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: d.Stored.UnixNano()})
+}
+
+// consumedFrame appends to dst the frame of a message read from the stream,
+// numbered in space sp, after checking it as a POST is checked: a valid
+// topic (a message whose subject is not under the prefix has none), a valid
+// event name other than the service's own "gap", and a JSON object (strict,
+// compacted, as a POST's body is). It returns the frame and the event's
+// topic, or ok false for a message that fails (dst unchanged).
+func consumedFrame(dst []byte, sp *idSpace, d natsbridge.Delivery) (frame []byte, topic string, ok bool) {
+	if !natsbridge.ValidTopic(d.Topic) {
+		return dst, "", false
+	}
+	if d.Event != "" && (len(d.Event) > maxNameLen || !validNameString(d.Event) || d.Event == "gap") {
+		return dst, "", false
+	}
+	head := frameHead{topic: d.Topic, event: []byte(d.Event)}
+	if dst == nil {
+		dst = make([]byte, 0, head.room()+len(d.Data)+len(frameEnd))
+	}
+	start := len(dst)
+	out := head.appendTo(dst, sp, d.Seq)
+	body := len(out)
+	out, err := jsontext.AppendFormat(out, d.Data, formatOptions...)
+	if err != nil || len(out) == body || out[body] != '{' {
+		return dst[:start], "", false
+	}
+	return append(out, frameEnd...), d.Topic, true
+}
+
+// validNameString is validName for a string, without converting it.
+func validNameString(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := range len(s) {
+		if !nameChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // newEpoch makes id the current stream incarnation, with a new id space.
@@ -272,7 +314,11 @@ func (st *stream) replayFromStream(w sink) error {
 	_, err = s.bridge.Replay(ctx, r.identity, max(r.from, first), r.to, st.resume.topics, func(d natsbridge.Delivery) error {
 		// The live stream passes over what the replay sent.
 		st.sub.SkipThrough(r.space.key(d.Seq))
-		frame = appendFrame(frame[:0], r.space, d.Seq, frameHead{topic: d.Topic, event: []byte(d.Event)}, d.Data)
+		var ok bool
+		if frame, _, ok = consumedFrame(frame[:0], r.space, d); !ok {
+			s.stats.consumeInvalid.Add(1)
+			return nil
+		}
 		_, _ = w.Write(frame)
 		if n++; n%batchSize == 0 {
 			st.delivered.Add(batchSize)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +102,78 @@ func TestResumePlanOnASharedStream(t *testing.T) {
 				t.Errorf("replay %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// deliverTo returns a server on a joined bridge with a ring of 64 frames, and
+// a subscriber to every topic of that ring.
+func deliverTo(t *testing.T, id natsbridge.Identity) (*Server, *fanout.Subscriber) {
+	t.Helper()
+	ring := fanout.New(fanout.Options{Size: 64})
+	t.Cleanup(func() { _ = ring.Close() })
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	s, err := New(&cfg, Deps{Ring: ring, Bridge: joinedBridge{id: id}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := ring.Subscribe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return s, sub
+}
+
+// frames reads what sub has, as strings.
+func frames(sub *fanout.Subscriber) []string {
+	var out []string
+	batch, _ := sub.Read(make([]*fanout.Frame, 0, 64))
+	for _, f := range batch {
+		out = append(out, string(f.Bytes()))
+	}
+	return out
+}
+
+// TestDeliverChecksMessages: what Deliver reads from the stream is checked as
+// a POST is: a message without a valid topic (a subject not under the
+// prefix, or one that is no topic name), with an event name that is not
+// one (or is the service's own "gap"), or whose data is not one JSON object
+// is skipped and counted, never framed; data that is valid but not compact
+// is compacted, so that it cannot span lines.
+func TestDeliverChecksMessages(t *testing.T) {
+	t.Parallel()
+	id := natsbridge.Identity{Stream: "S", Created: time.Unix(1_700_000_000, 0).UTC()}
+	s, sub := deliverTo(t, id)
+	msgs := []natsbridge.Delivery{
+		{Topic: DefaultTopic, Data: []byte(`{"a":1}`)},
+		{Topic: "", Data: []byte(`{"a":2}`)},
+		{Topic: "a..b", Data: []byte(`{"a":3}`)},
+		{Topic: "a b", Data: []byte(`{"a":4}`)},
+		{Topic: DefaultTopic, Event: "gap", Data: []byte(`{"missed":0}`)},
+		{Topic: DefaultTopic, Event: "bad name", Data: []byte(`{"a":5}`)},
+		{Topic: DefaultTopic, Event: strings.Repeat("e", 65), Data: []byte(`{"a":6}`)},
+		{Topic: DefaultTopic, Data: []byte(`[1]`)},
+		{Topic: DefaultTopic, Data: []byte(`nope`)},
+		{Topic: DefaultTopic, Data: []byte("{\"a\":1}\n\nevent: gap\ndata: {}")},
+		{Topic: DefaultTopic, Data: []byte("{\"a\":\"x\ny\"}")},
+		{Topic: DefaultTopic, Data: []byte("{\"a\":\"\xff\"}")},
+		{Topic: DefaultTopic, Data: nil},
+		{Topic: "t.x", Event: "play", Data: []byte("{ \"a\" : 1 ,\n \"b\":[1, 2] }")},
+	}
+	for i, d := range msgs {
+		d.Identity, d.Seq, d.Stored = id, uint64(i+1), time.Now()
+		s.Deliver(d)
+	}
+	sp := s.epoch.Load().space
+	want := []string{
+		"id: " + string(sp.appendID(nil, 1)) + "\ndata: {\"a\":1}\n\n",
+		"id: " + string(sp.appendID(nil, 14)) + "\nevent: play\ntopic: t.x\ndata: {\"a\":1,\"b\":[1,2]}\n\n",
+	}
+	if got := frames(sub); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("frames:\n%q\nwant:\n%q", got, want)
+	}
+	if got := s.Stats().ConsumeInvalid; got != uint64(len(msgs)-2) {
+		t.Fatalf("Stats().ConsumeInvalid = %d, want %d", got, len(msgs)-2)
 	}
 }

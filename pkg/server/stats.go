@@ -124,6 +124,9 @@ type stats struct {
 	// consumeDropped counts events consumed from the shared stream that
 	// could not be put in the ring (the topic limit).
 	consumeDropped atomic.Uint64
+	// consumeInvalid counts messages read from the shared stream that failed
+	// the checks of an event: skipped, never framed.
+	consumeInvalid atomic.Uint64
 }
 
 // Stats is a snapshot of the service's counters, for /health and metrics.
@@ -144,7 +147,11 @@ type Stats struct {
 	// ConsumeDropped counts events consumed from the shared stream that
 	// could not be put in this instance's fan-out (every topic listened to
 	// and the topic limit reached).
-	ConsumeDropped  uint64
+	ConsumeDropped uint64
+	// ConsumeInvalid counts messages read from the shared stream (live or
+	// replayed) that failed the checks of an event (topic, event name, JSON
+	// object): skipped, never framed.
+	ConsumeInvalid  uint64
 	Ready           bool
 	ShuttingDown    bool
 	RejectedTotal   uint64 // sum of EventsRejected
@@ -164,6 +171,7 @@ func (s *Server) Stats() Stats {
 		Buffer:         s.ring.Size(),
 		Panics:         s.stats.panics.Load(),
 		ConsumeDropped: s.stats.consumeDropped.Load(),
+		ConsumeInvalid: s.stats.consumeInvalid.Load(),
 		Ready:          s.Ready(),
 		ShuttingDown:   s.state.Load() >= stateDraining,
 	}
