@@ -107,9 +107,9 @@ func TestNATSRestartWithFileStorage(t *testing.T) {
 
 // TestNATSRestartWithMemoryStorage: a stream kept in memory is lost when NATS
 // restarts. The instances create it again; each listener gets exactly one
-// gap event and goes on with the new stream's events; ids of the old stream
-// are foreign then: resuming with one gives a gap of unknown size, then the
-// live events.
+// gap event (with no id) and goes on with the new stream's events; ids of
+// the old stream are foreign then: resuming with one gives a gap of unknown
+// size, then the live events.
 func TestNATSRestartWithMemoryStorage(t *testing.T) {
 	t.Parallel()
 	ns := natstest.RunServer(t)
@@ -161,6 +161,11 @@ func TestNATSRestartWithMemoryStorage(t *testing.T) {
 		}
 	}
 
+	for _, l := range ls {
+		if raw := l.rawText(); !strings.Contains(raw, "\n\nevent: gap\ndata: {\"missed\":null}\n\n") {
+			t.Fatalf("listener on %s: the gap event is not a frame of its own without an id:\n%s", l.name, raw)
+		}
+	}
 	for _, inst := range in {
 		resumed := inst.listen(t, oldID)
 		live := event("live."+inst.name, 0)

@@ -76,9 +76,10 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		}
 		ep = s.newEpoch(d.Identity)
 		c.lastSeq = 0
-		// Ids of the old stream are foreign now; listeners learn that
-		// their events stopped where they were. The gap's id is the new
-		// stream's sequence 0: resuming from it replays the new stream.
+		// Ids of the old stream are foreign now; listeners learn that their
+		// events stopped where they were. The gap has no id (a listener's
+		// last id stays the last event it received); its ring key is the
+		// new stream's sequence 0, below every event of the new stream.
 		s.publishGap(ep, 0)
 	case d.Seq > c.lastSeq+1 && c.lastSeq > 0:
 		// Messages expired before this instance read them (a long outage).
@@ -180,14 +181,15 @@ func (s *Server) adoptIdentity() *epoch {
 }
 
 // publishGap publishes a broadcast gap event, for every listener whatever its
-// topics, with the id of sequence seq in ep's space (the last sequence
-// before the gap).
+// topics. Like every gap event it has no id; its ring key is that of
+// sequence seq in ep's space (the last sequence before the gap), so that
+// keys keep increasing in the ring.
 func (s *Server) publishGap(ep *epoch, seq uint64) {
 	res, err := s.ring.Reserve("", 1)
 	if err != nil {
 		return
 	}
-	frame := appendFrame(nil, ep.space, seq, frameHead{event: []byte("gap")}, []byte(`{"missed":null}`))
+	frame := appendGap(nil, 0, false)
 	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(seq), Stamp: time.Now().UnixNano()})
 }
 

@@ -177,3 +177,29 @@ func TestDeliverChecksMessages(t *testing.T) {
 		t.Fatalf("Stats().ConsumeInvalid = %d, want %d", got, len(msgs)-2)
 	}
 }
+
+// TestGapFramesHaveNoID: the gap events Deliver publishes, when the stream is
+// replaced and when messages expired before they were read, carry no id, so
+// a listener's last id stays the last event it received; the ring keys keep
+// increasing all the same.
+func TestGapFramesHaveNoID(t *testing.T) {
+	t.Parallel()
+	a := natsbridge.Identity{Stream: "S", Created: time.Unix(1_700_000_000, 0).UTC()}
+	b := natsbridge.Identity{Stream: "S", Created: time.Unix(1_700_000_100, 0).UTC()}
+	s, sub := deliverTo(t, a)
+	deliver := func(id natsbridge.Identity, seq uint64) {
+		s.Deliver(natsbridge.Delivery{Identity: id, Seq: seq, Topic: DefaultTopic, Data: []byte(`{}`), Stored: time.Now()})
+	}
+	deliver(a, 1)
+	spA := s.epoch.Load().space
+	deliver(b, 1) // a new incarnation
+	spB := s.epoch.Load().space
+	deliver(b, 2)
+	deliver(b, 5) // 3 and 4 expired unread
+	const gap = "event: gap\ndata: {\"missed\":null}\n\n"
+	frame := func(sp *idSpace, n uint64) string { return "id: " + string(sp.appendID(nil, n)) + "\ndata: {}\n\n" }
+	want := []string{frame(spA, 1), gap, frame(spB, 1), frame(spB, 2), gap, frame(spB, 5)}
+	if got := frames(sub); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("frames:\n%q\nwant:\n%q", got, want)
+	}
+}
