@@ -115,8 +115,9 @@ func TestNATSResumeOlderThanTheRing(t *testing.T) {
 // TestNATSResumeOlderThanTheStream: events removed from the stream (purged
 // by an operator, as max age does) cannot be replayed: a listener resuming
 // before them gets a gap event with how many it missed, then every event
-// still held, then the live ones. On the instance that holds some of them in
-// its ring, and on one that joined after the purge.
+// still in the stream, then the live ones. On the instance whose full ring
+// holds some of them (a listener that far back would be lapped at once: it
+// is served from the stream), and on one that joined after the purge.
 func TestNATSResumeOlderThanTheStream(t *testing.T) {
 	t.Parallel()
 	ns := natstest.RunServer(t)
@@ -142,8 +143,9 @@ func TestNATSResumeOlderThanTheStream(t *testing.T) {
 		missed int      // the gap's count
 		rest   []string // what follows the gap, before the live events
 	}{
-		// The stream lost 6..30; the ring holds 25..40: 6..24 are missed.
-		{a, "ring holds part", 19, all[24:40]},
+		// The stream lost 6..30: they are missed, 31..40 come from the
+		// stream.
+		{a, "ring holds part", 25, all[30:40]},
 		// b consumed nothing: 6..30 are missed, 31..40 come from the stream.
 		{b, "joined after", 25, all[30:40]},
 	}

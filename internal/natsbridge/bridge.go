@@ -29,7 +29,7 @@ const (
 	// batchSlots caps the atomic batches this bridge has open at once: the
 	// server allows 50 per stream by default, shared by every instance.
 	batchSlots = 8
-	// replaySlots caps concurrent Replay calls (each one is a consumer).
+	// replaySlots caps the replays open at once (each one is a consumer).
 	replaySlots = 4
 )
 
@@ -57,6 +57,11 @@ type Bridge struct {
 	// lastSeq is the sequence last handed to the handler: written by the
 	// supervisor, read by Status.
 	lastSeq atomic.Uint64
+	// nextSeq is the sequence the live consumer hands to the handler next:
+	// stored by the supervisor with mu held when a session sets its cursor
+	// (with identity), and without it after each message; read by Position
+	// with mu held, so that it goes with identity.
+	nextSeq atomic.Uint64
 
 	// mu guards iter (the live consumer's iterator, nil between sessions),
 	// identity, reason, server, resetAsked and state. Fields are ordered for
@@ -294,6 +299,18 @@ func (b *Bridge) Status() Status {
 		st.Reason = ""
 	}
 	return st
+}
+
+// Position returns the stream incarnation the live consumer reads and the
+// sequence it hands to the handler next: every message of that incarnation
+// below it was handed over before Position returned (or precedes the
+// consumer's start, at the stream's end when the bridge first joined), and
+// none from it on. It returns a zero Identity before the bridge first
+// joined. It does not block on the network.
+func (b *Bridge) Position() (Identity, uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.identity, b.nextSeq.Load()
 }
 
 // Stats returns the counters. It takes no lock and does not allocate.

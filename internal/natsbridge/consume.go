@@ -164,6 +164,10 @@ func (b *Bridge) session(cur *cursor) error {
 		cur.next = 1
 	}
 	cur.id = id
+	b.mu.Lock()
+	b.identity = id
+	b.nextSeq.Store(cur.next)
+	b.mu.Unlock()
 	b.atomicBatch.Store(info.Config.AllowAtomicPublish)
 
 	cons, err := b.createConsumer(cur)
@@ -294,6 +298,7 @@ func (b *Bridge) consume(cons jetstream.Consumer, cur *cursor) error {
 		b.handler(b.delivery(cur.id, msg, meta))
 		cur.next, cur.lastStored = seq+1, meta.Timestamp
 		b.lastSeq.Store(seq)
+		b.nextSeq.Store(seq + 1)
 		b.stats.consumed.Add(1)
 	}
 }

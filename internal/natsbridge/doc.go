@@ -17,8 +17,9 @@
 //     replaced whenever anything goes wrong, resuming right after the last
 //     sequence handed to the handler.
 //
-// [Bridge.Replay] reads a past range of the stream for a listener that
-// resumes from an event older than what the instance keeps in memory.
+// [Bridge.OpenReplay] reads the stream from a past sequence on, for a
+// listener that resumes from an event older than what the instance keeps in
+// memory (or one the instance has not consumed yet).
 //
 // # Subjects and topics
 //
@@ -58,11 +59,11 @@ var (
 	// ErrNoJetStream is returned by Start when the server or account has no
 	// JetStream.
 	ErrNoJetStream = errors.New("natsbridge: JetStream not enabled")
-	// ErrUnavailable is returned by Publish, PublishBatch and Replay when NATS
-	// or the stream cannot be reached, an acknowledgement did not come in time,
-	// or the bridge has not joined the stream yet. A publish that failed with
-	// it may or may not have been stored: retrying with the same message id
-	// stores it at most once.
+	// ErrUnavailable is returned by Publish, PublishBatch, OpenReplay and
+	// Replay.Next when NATS or the stream cannot be reached, an
+	// acknowledgement did not come in time, or the bridge has not joined the
+	// stream yet. A publish that failed with it may or may not have been
+	// stored: retrying with the same message id stores it at most once.
 	ErrUnavailable = errors.New("natsbridge: NATS unavailable")
 	// ErrRejected is returned by Publish and PublishBatch when JetStream
 	// refused a message for good (too large, for instance): retrying the same
@@ -70,11 +71,18 @@ var (
 	ErrRejected = errors.New("natsbridge: publish rejected")
 	// ErrInvalidMessage is returned by Publish and PublishBatch, before
 	// anything is sent, for an invalid topic, event name or message id, and by
-	// Replay for an invalid topic.
+	// OpenReplay for an invalid topic.
 	ErrInvalidMessage = errors.New("natsbridge: invalid message")
-	// ErrStreamChanged is returned by Replay when the stream is no longer the
-	// incarnation the caller asked for.
+	// ErrStreamChanged is returned by OpenReplay and Replay.Next when the
+	// stream is no longer the incarnation the caller asked for.
 	ErrStreamChanged = errors.New("natsbridge: stream identity changed")
+	// ErrAhead is returned by OpenReplay when the sequence before the one to
+	// start from is beyond the stream's last: an id the stream never gave out.
+	ErrAhead = errors.New("natsbridge: sequence beyond the stream's last")
+	// ErrCaughtUp is returned by Replay.Next, once, when the replay's
+	// consumer starts with nothing to read: the replay has caught up (see
+	// Replay.CaughtUp). Calling Next again waits for the next message.
+	ErrCaughtUp = errors.New("natsbridge: replay caught up")
 	// ErrStarted is returned by a second call to Start.
 	ErrStarted = errors.New("natsbridge: already started")
 	// ErrClosed is returned by every method called after Close.

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"math"
 	"sync"
 	"time"
 
@@ -23,17 +22,16 @@ import (
 // listeners read it: every listener on every instance sees every event once,
 // in the stream's single order. An event's id is then its stream sequence
 // number, in the id space of the stream's incarnation (its creation time), so
-// a listener resumes on any instance; one that resumes from an id older than
-// the instance's ring but still in the stream gets the missing events from
-// the stream first (replayFromStream).
+// a listener resumes on any instance; one that resumes from an id the
+// instance's ring cannot continue from gets the missing events from the
+// stream first (sharedresume.go).
 
 // Bridge shares events between instances; *natsbridge.Bridge implements it.
 type Bridge interface {
 	Publish(ctx context.Context, m natsbridge.Message) (uint64, error)
 	PublishBatch(ctx context.Context, msgs []natsbridge.Message) (int, error)
-	FirstSeq(ctx context.Context, id natsbridge.Identity) (uint64, error)
-	Replay(ctx context.Context, id natsbridge.Identity, from, to uint64, topics []string,
-		fn func(natsbridge.Delivery) error) (uint64, error)
+	OpenReplay(ctx context.Context, id natsbridge.Identity, from uint64, topics []string) (*natsbridge.Replay, error)
+	Position() (natsbridge.Identity, uint64)
 	Status() natsbridge.Status
 }
 
@@ -43,6 +41,10 @@ type Bridge interface {
 type epoch struct {
 	space    *idSpace
 	identity natsbridge.Identity // zero without a bridge, or before the stream is known
+	// prev is the stream incarnation before this one (without its own prev),
+	// nil if none: a listener whose last id is of it missed what it had not
+	// received of it, and gets this one from its start.
+	prev *epoch
 }
 
 // consumer is the state of Deliver, owned by the bridge's consumer goroutine.
@@ -156,6 +158,9 @@ func validNameString(s string) bool {
 func (s *Server) newEpoch(id natsbridge.Identity) *epoch {
 	s.consumer.ordinal++
 	ep := &epoch{space: newStreamSpace(id.Created.UnixNano(), s.consumer.ordinal), identity: id}
+	if old := s.epoch.Load(); !old.identity.IsZero() {
+		ep.prev = &epoch{space: old.space, identity: old.identity}
+	}
 	s.epoch.Store(ep)
 	return ep
 }
@@ -178,6 +183,17 @@ func (s *Server) adoptIdentity() *epoch {
 		ep = s.newEpoch(id)
 	}
 	return ep
+}
+
+// consumed returns the first and last sequences this instance consumed from
+// ep's stream, 0 and 0 if none (or ep is no longer current).
+func (s *Server) consumed(ep *epoch) (first, last uint64) {
+	s.consumer.mu.Lock()
+	defer s.consumer.mu.Unlock()
+	if s.epoch.Load() != ep || s.consumer.lastSeq == 0 {
+		return 0, 0
+	}
+	return s.consumer.firstSeq, s.consumer.lastSeq
 }
 
 // publishGap publishes a broadcast gap event, for every listener whatever its
@@ -237,112 +253,4 @@ func (s *Server) refuseShared(ctx *fasthttp.RequestCtx, err error) {
 		s.reject(ctx, RejectUnavailable, fasthttp.StatusServiceUnavailable,
 			"cannot share the event with the other instances: "+err.Error())
 	}
-}
-
-// planShared adapts a resume to the shared stream: the listener's last
-// event id is sequence n of the current stream, and sub is positioned right
-// after the greatest key held not above it. Events the instance's ring does
-// not hold (older than it, or from before the instance joined the stream)
-// are replayed from the stream first; events the listener already has (an
-// instance further ahead served it) are skipped.
-func (s *Server) planShared(sub *fanout.Subscriber, plan resumePlan, ep *epoch, n uint64) resumePlan {
-	sub.SkipThrough(ep.space.key(n))
-	var to uint64
-	if next, ok := sub.NextKey(); ok {
-		first := next - ep.space.keyBase // next is in the current space: above key(n)
-		if first <= n+1 {
-			return plan // nothing missing
-		}
-		to = first
-	} else {
-		// Nothing visible after n. The ring holds, or is about to hold (a
-		// frame Deliver is building is not visible yet), every sequence
-		// from the first this instance consumed of this stream on. If that
-		// is n+1 or less, the listener is up to date, or ahead and what it
-		// has is skipped as it arrives. Otherwise the sequences before it
-		// come from the stream; if nothing was consumed yet, every one
-		// after n does: the consumer, started later, will never deliver
-		// those before its start, and those it does deliver are skipped.
-		switch first := s.firstConsumed(ep); {
-		case first == 0:
-			to = math.MaxUint64
-		case first <= n+1:
-			return plan
-		default:
-			to = first
-		}
-	}
-	plan.replay = &streamReplay{identity: ep.identity, space: ep.space, from: n + 1, to: to}
-	return plan
-}
-
-// firstConsumed returns the first sequence this instance consumed from ep's
-// stream, 0 if none (or ep is no longer current).
-func (s *Server) firstConsumed(ep *epoch) uint64 {
-	s.consumer.mu.Lock()
-	defer s.consumer.mu.Unlock()
-	if s.epoch.Load() != ep || s.consumer.lastSeq == 0 {
-		return 0
-	}
-	return s.consumer.firstSeq
-}
-
-// streamReplay is a range of the shared stream a stream sends before its
-// live frames.
-type streamReplay struct {
-	space    *idSpace
-	identity natsbridge.Identity
-	from, to uint64 // stream sequences [from, to)
-}
-
-// replayFromStream writes the events of the plan's range, read from the
-// shared stream, before the live stream: a gap first for what the stream no
-// longer holds. It flushes as it goes. An error ends the stream.
-func (st *stream) replayFromStream(w sink) error {
-	s, r := st.srv, st.resume.replay
-	ctx, cancel := context.WithTimeout(st.ctx, time.Minute)
-	defer cancel()
-	first, err := s.bridge.FirstSeq(ctx, r.identity)
-	if err != nil {
-		return st.replayFailed(w, err)
-	}
-	if first > r.from {
-		var buf [64]byte
-		gone := min(first, r.to) - r.from
-		_, _ = w.Write(appendGap(buf[:0], gone, len(st.resume.topics) == 0))
-	}
-	var frame []byte
-	n := 0
-	_, err = s.bridge.Replay(ctx, r.identity, max(r.from, first), r.to, st.resume.topics, func(d natsbridge.Delivery) error {
-		// The live stream passes over what the replay sent.
-		st.sub.SkipThrough(r.space.key(d.Seq))
-		var ok bool
-		if frame, _, ok = consumedFrame(frame[:0], r.space, d); !ok {
-			s.stats.consumeInvalid.Add(1)
-			return nil
-		}
-		_, _ = w.Write(frame)
-		if n++; n%batchSize == 0 {
-			st.delivered.Add(batchSize)
-			return st.flush(w, 0, batchSize, batchSize)
-		}
-		return nil
-	})
-	st.delivered.Add(uint64(n % batchSize))
-	if err != nil {
-		return st.replayFailed(w, err)
-	}
-	return st.flush(w, 0, 0, 0)
-}
-
-// replayFailed tells the listener that events before the live ones could not
-// be replayed (the stream is unreachable, or was replaced), and goes on live.
-func (st *stream) replayFailed(w sink, err error) error {
-	if st.ctx.Err() != nil {
-		return err
-	}
-	st.srv.log.Info("replay from the stream failed; the listener gets a gap", "error", err, "remote", st.ip)
-	var buf [64]byte
-	_, _ = w.Write(appendGap(buf[:0], 0, false))
-	return st.flush(w, 0, 0, 0)
 }

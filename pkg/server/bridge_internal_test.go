@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"math"
 	"strings"
 	"testing"
 	"time"
@@ -11,34 +10,39 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
 
-// joinedBridge is a Bridge that has joined a stream and is never asked to
-// publish or replay here: the tests below only look at resume plans.
-type joinedBridge struct{ id natsbridge.Identity }
+// joinedBridge is a Bridge that has joined a stream at next and is never
+// asked to publish or replay here: the tests below only look at resume
+// plans.
+type joinedBridge struct {
+	id   natsbridge.Identity
+	next uint64
+}
 
 func (b joinedBridge) Publish(context.Context, natsbridge.Message) (uint64, error) { return 0, nil }
 func (b joinedBridge) PublishBatch(context.Context, []natsbridge.Message) (int, error) {
 	return 0, nil
 }
-func (b joinedBridge) FirstSeq(context.Context, natsbridge.Identity) (uint64, error) { return 1, nil }
-func (b joinedBridge) Replay(context.Context, natsbridge.Identity, uint64, uint64, []string,
-	func(natsbridge.Delivery) error) (uint64, error) {
-	return 0, nil
+func (b joinedBridge) OpenReplay(context.Context, natsbridge.Identity, uint64, []string) (*natsbridge.Replay, error) {
+	return nil, natsbridge.ErrUnavailable
 }
+func (b joinedBridge) Position() (natsbridge.Identity, uint64) { return b.id, b.next }
 func (b joinedBridge) Status() natsbridge.Status {
 	return natsbridge.Status{State: natsbridge.StateReady, Identity: b.id}
 }
 
-// TestResumePlanOnASharedStream checks what a listener resuming with the id
-// of sequence n is planned to get from the stream before the ring's frames,
-// on an instance that joined the stream after sequence 45 and has consumed
-// some of it, including while Deliver is between recording a sequence and
-// making its frame visible.
+// TestResumePlanOnASharedStream checks how a listener resuming with the id of
+// sequence n is planned to be served, on an instance whose consumer started
+// at sequence 46 and has consumed some of the stream, including while Deliver
+// is between recording a sequence and making its frame visible: the
+// sequence the replay from the stream must reach (target), and whether n is
+// known to have been given out (verified, so that nothing is passed over for
+// an id never given out before the stream says so).
 func TestResumePlanOnASharedStream(t *testing.T) {
 	t.Parallel()
 	id := natsbridge.Identity{Stream: "S", Created: time.Unix(1_700_000_000, 0).UTC()}
 	type want struct {
-		from, to uint64
-		replay   bool
+		target   uint64
+		verified bool
 	}
 	tests := []struct {
 		name      string
@@ -47,13 +51,15 @@ func TestResumePlanOnASharedStream(t *testing.T) {
 		n         uint64   // the listener's last id
 		want      want
 	}{
-		{"nothing consumed yet", nil, 0, 40, want{41, math.MaxUint64, true}},
-		{"first event being delivered", nil, 46, 40, want{41, 46, true}},
-		{"older than what was consumed", []uint64{46, 47}, 0, 40, want{41, 46, true}},
-		{"older, the next event being delivered", []uint64{46, 47}, 48, 40, want{41, 46, true}},
-		{"up to date", []uint64{46, 47}, 0, 47, want{}},
-		{"up to date, the next event being delivered", []uint64{46, 47}, 48, 47, want{}},
-		{"ahead of this instance", []uint64{46, 47}, 0, 50, want{}},
+		{"nothing consumed yet", nil, 0, 40, want{45, false}},
+		{"first event being delivered", nil, 46, 40, want{46, false}},
+		{"older than what was consumed", []uint64{46, 47}, 0, 40, want{47, false}},
+		{"older, the next event being delivered", []uint64{46, 47}, 48, 40, want{48, false}},
+		{"just before the first consumed", []uint64{46, 47}, 0, 45, want{45, false}},
+		{"up to date", []uint64{46, 47}, 0, 47, want{47, true}},
+		{"up to date, the next event being delivered", []uint64{46, 47}, 48, 47, want{47, true}},
+		{"within the ring", []uint64{46, 47, 48}, 0, 46, want{46, true}},
+		{"ahead of this instance", []uint64{46, 47}, 0, 50, want{47, false}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +68,7 @@ func TestResumePlanOnASharedStream(t *testing.T) {
 			defer ring.Close()
 			cfg := DefaultConfig()
 			cfg.Addr = "127.0.0.1:0"
-			s, err := New(&cfg, Deps{Ring: ring, Bridge: joinedBridge{id: id}})
+			s, err := New(&cfg, Deps{Ring: ring, Bridge: joinedBridge{id: id, next: 46}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,12 +100,12 @@ func TestResumePlanOnASharedStream(t *testing.T) {
 				}
 				deliver(tc.pending)
 			}
-			var got want
-			if r := plan.replay; r != nil {
-				got = want{r.from, r.to, true}
+			r := plan.replay
+			if r == nil || plan.gap {
+				t.Fatalf("plan %+v: want a join with the stream, no gap", plan)
 			}
-			if got != tc.want {
-				t.Errorf("replay %+v, want %+v", got, tc.want)
+			if got := (want{r.target, r.verified}); got != tc.want || r.after != tc.n {
+				t.Errorf("plan after %d: %+v, want %+v", r.after, got, tc.want)
 			}
 		})
 	}
@@ -113,7 +119,7 @@ func deliverTo(t *testing.T, id natsbridge.Identity) (*Server, *fanout.Subscribe
 	t.Cleanup(func() { _ = ring.Close() })
 	cfg := DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
-	s, err := New(&cfg, Deps{Ring: ring, Bridge: joinedBridge{id: id}})
+	s, err := New(&cfg, Deps{Ring: ring, Bridge: joinedBridge{id: id, next: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
