@@ -21,6 +21,15 @@
 // listener that resumes from an event older than what the instance keeps in
 // memory (or one the instance has not consumed yet).
 //
+// # Message ids
+//
+// A message id (Nats-Msg-Id) makes a retried publish store the message at
+// most once. [EventMsgID] and [BatchMsgID] give single events and the lines
+// of a batch ids in separate namespaces, so that no key of one can name a
+// message of the other. A Message's Fingerprint, stored with its id, tells a
+// retry (same fingerprint) from another message that reuses the id
+// (ErrIDReused).
+//
 // # Subjects and topics
 //
 // An event's topic is a dot-separated name ([ValidTopic]); it is published on
@@ -70,9 +79,13 @@ var (
 	// message fails the same way.
 	ErrRejected = errors.New("natsbridge: publish rejected")
 	// ErrInvalidMessage is returned by Publish and PublishBatch, before
-	// anything is sent, for an invalid topic, event name or message id, and by
-	// OpenReplay for an invalid topic.
+	// anything is sent, for an invalid topic, event name, message id or
+	// fingerprint, and by OpenReplay for an invalid topic.
 	ErrInvalidMessage = errors.New("natsbridge: invalid message")
+	// ErrIDReused is returned by Publish and PublishBatch when a message's id
+	// is in the stream's duplicate window for a message with another
+	// fingerprint: another event reused the id. Nothing was stored.
+	ErrIDReused = errors.New("natsbridge: message id reused for another message")
 	// ErrStreamChanged is returned by OpenReplay and Replay.Next when the
 	// stream is no longer the incarnation the caller asked for.
 	ErrStreamChanged = errors.New("natsbridge: stream identity changed")

@@ -2,6 +2,7 @@ package natsbridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -14,10 +15,22 @@ import (
 // another publish at that moment (clustered streams answer "in process").
 const dupRetries = 5
 
-// Publish stores one event in the stream and returns its stream sequence once
-// JetStream acknowledged it (stored, and replicated as the stream requires).
-// A message whose MsgID is already in the stream's duplicate window is not
-// stored again: Publish then returns the sequence of the first one.
+// Ack is JetStream's acknowledgement of a published message.
+type Ack struct {
+	// Seq is the message's stream sequence; for a duplicate, the sequence of
+	// the message stored first with the same id.
+	Seq uint64
+	// Duplicate tells that a message with the same id was in the stream's
+	// duplicate window: nothing was stored.
+	Duplicate bool
+}
+
+// Publish stores one event in the stream and returns JetStream's
+// acknowledgement once the message is stored (and replicated as the stream
+// requires). A message whose MsgID is already in the stream's duplicate
+// window is not stored again: Publish then returns the first one's sequence
+// with Ack.Duplicate set, or, when both carry a Fingerprint and they differ,
+// ErrIDReused (with that Ack).
 //
 // Publish is safe for concurrent use and pipelined: calls from many goroutines
 // share the connection, each waiting only for its own acknowledgement. It
@@ -28,20 +41,20 @@ const dupRetries = 5
 // Config.PublishTimeout for the acknowledgement, less if ctx ends first; on
 // such a timeout the message may still be stored (ErrUnavailable: retry with
 // the same MsgID). It allocates the NATS message and its headers.
-func (b *Bridge) Publish(ctx context.Context, m Message) (uint64, error) {
+func (b *Bridge) Publish(ctx context.Context, m Message) (Ack, error) {
 	if err := checkMessage(&m); err != nil {
 		b.stats.publishFailed.Add(1)
-		return 0, err
+		return Ack{}, err
 	}
 	if err := b.canPublish(ctx); err != nil {
 		b.stats.publishFailed.Add(1)
-		return 0, err
+		return Ack{}, err
 	}
 	for attempt := 0; ; attempt++ {
-		ack, err := b.await(ctx, b.send(&m))
+		s := b.send(&m)
+		ack, err := b.await(ctx, s)
 		if err == nil {
-			b.countAck(ack)
-			return ack.Sequence, nil
+			return b.acked(ctx, &m, ack)
 		}
 		var apiErr *jetstream.APIError
 		if attempt < dupRetries && errors.As(err, &apiErr) && apiErr.ErrorCode == codeDuplicateInProcess &&
@@ -49,7 +62,7 @@ func (b *Bridge) Publish(ctx context.Context, m Message) (uint64, error) {
 			continue
 		}
 		b.stats.publishFailed.Add(1)
-		return 0, b.publishErr(err)
+		return Ack{}, b.publishErr(err)
 	}
 }
 
@@ -94,16 +107,62 @@ func (b *Bridge) await(ctx context.Context, s sent) (*jetstream.PubAck, error) {
 	}
 }
 
-func (b *Bridge) countAck(ack *jetstream.PubAck) {
-	if ack.Duplicate {
-		b.stats.duplicates.Add(1)
-	} else {
+// acked counts an acknowledgement of m and checks, for a duplicate, that the
+// message stored first is the same event (see Message.Fingerprint).
+func (b *Bridge) acked(ctx context.Context, m *Message, pa *jetstream.PubAck) (Ack, error) {
+	ack := Ack{Seq: pa.Sequence, Duplicate: pa.Duplicate}
+	if !ack.Duplicate {
 		b.stats.published.Add(1)
+		return ack, nil
 	}
+	if m.Fingerprint != "" {
+		stored, err := b.storedFingerprint(ctx, ack.Seq)
+		switch {
+		case err != nil:
+			return ack, fmt.Errorf("%w: reading the message stored first: %w", ErrUnavailable, err)
+		case stored != "" && stored != m.Fingerprint:
+			b.stats.conflicts.Add(1)
+			return ack, fmt.Errorf("%w: message id %q was stored at sequence %d with another content", ErrIDReused, m.MsgID, ack.Seq)
+		}
+	}
+	b.stats.duplicates.Add(1)
+	return ack, nil
+}
+
+// storedFingerprint returns the FingerprintHeader of the message stored at
+// seq, "" if it has none (stored without one, by an older version).
+func (b *Bridge) storedFingerprint(ctx context.Context, seq uint64) (string, error) {
+	actx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	defer cancel()
+	req := fmt.Appendf(nil, `{"seq":%d}`, seq)
+	reply, err := b.nc.RequestWithContext(actx, "$JS.API.STREAM.MSG.GET."+b.cfg.Stream, req)
+	if err != nil {
+		return "", err
+	}
+	var resp struct {
+		Message *struct {
+			Header []byte `json:"hdrs"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return "", err
+	}
+	if resp.Error != nil {
+		return "", resp.Error
+	}
+	if resp.Message == nil || len(resp.Message.Header) == 0 {
+		return "", nil
+	}
+	h, err := nats.DecodeHeadersMsg(resp.Message.Header)
+	if err != nil {
+		return "", err
+	}
+	return h.Get(FingerprintHeader), nil
 }
 
 // natsMsg builds the NATS message of m: subject <prefix>.<topic>, the event
-// name and message id as headers, the payload as it is.
+// name, message id and fingerprint as headers, the payload as it is.
 func (b *Bridge) natsMsg(m *Message) *nats.Msg {
 	topic := m.Topic
 	if topic == "" {
@@ -111,12 +170,15 @@ func (b *Bridge) natsMsg(m *Message) *nats.Msg {
 	}
 	msg := &nats.Msg{Subject: Subject(b.cfg.Subject, topic), Data: m.Data}
 	if m.Event != "" || m.MsgID != "" {
-		msg.Header = make(nats.Header, 2)
+		msg.Header = make(nats.Header, 3)
 		if m.Event != "" {
 			msg.Header.Set(EventHeader, m.Event)
 		}
 		if m.MsgID != "" {
 			msg.Header.Set(jetstream.MsgIDHeader, m.MsgID)
+			if m.Fingerprint != "" {
+				msg.Header.Set(FingerprintHeader, m.Fingerprint)
+			}
 		}
 	}
 	return msg

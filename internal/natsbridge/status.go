@@ -52,6 +52,7 @@ type Status struct {
 	State State
 	// Connected tells whether the NATS connection is up.
 	Connected bool
+
 	// AtomicBatches tells whether PublishBatch uses JetStream's atomic batch
 	// publish (the stream allows it) or pipelines the messages.
 	AtomicBatches bool
@@ -62,8 +63,12 @@ type Stats struct {
 	// Published counts messages acknowledged as stored, duplicates excluded.
 	Published uint64
 	// Duplicates counts messages acknowledged as duplicates of a message id
-	// already in the stream (not stored again).
+	// already in the stream (not stored again): retries. Ids reused for
+	// another message are counted in IDReused instead.
 	Duplicates uint64
+	// IDReused counts duplicates refused because the message stored first
+	// with the id has another fingerprint (ErrIDReused).
+	IDReused uint64
 	// PublishFailed counts messages whose publish returned an error.
 	PublishFailed uint64
 	// Consumed counts messages handed to the handler.
@@ -92,12 +97,14 @@ type counters struct {
 	published, duplicates, publishFailed atomic.Uint64
 	consumed, skipped, resets, replayed  atomic.Uint64
 	reconnects, streamResets             atomic.Uint64
+	conflicts                            atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		Published:     c.published.Load(),
 		Duplicates:    c.duplicates.Load(),
+		IDReused:      c.conflicts.Load(),
 		PublishFailed: c.publishFailed.Load(),
 		Consumed:      c.consumed.Load(),
 		Skipped:       c.skipped.Load(),

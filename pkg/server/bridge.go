@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/goccy/go-json/jsontext"
-	"github.com/valyala/fasthttp"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -17,19 +16,19 @@ import (
 //
 // With a Bridge, an accepted event is not published to the ring directly: it
 // is published to a NATS JetStream stream that every instance shares, and
-// answered once JetStream acknowledged it. Every instance consumes the stream
-// in order (Deliver) and publishes each message to its ring, where its
-// listeners read it: every listener on every instance sees every event once,
-// in the stream's single order. An event's id is then its stream sequence
-// number, in the id space of the stream's incarnation (its creation time), so
-// a listener resumes on any instance; one that resumes from an id the
-// instance's ring cannot continue from gets the missing events from the
-// stream first (sharedresume.go).
+// answered once JetStream acknowledged it (sharedpublish.go). Every instance
+// consumes the stream in order (Deliver) and publishes each message to its
+// ring, where its listeners read it: every listener on every instance sees
+// every event once, in the stream's single order. An event's id is then its
+// stream sequence number, in the id space of the stream's incarnation (its
+// creation time), so a listener resumes on any instance; one that resumes
+// from an id the instance's ring cannot continue from gets the missing events
+// from the stream first (sharedresume.go).
 
 // Bridge shares events between instances; *natsbridge.Bridge implements it.
 type Bridge interface {
-	Publish(ctx context.Context, m natsbridge.Message) (uint64, error)
-	PublishBatch(ctx context.Context, msgs []natsbridge.Message) (int, error)
+	Publish(ctx context.Context, m natsbridge.Message) (natsbridge.Ack, error)
+	PublishBatch(ctx context.Context, msgs []natsbridge.Message) (natsbridge.BatchAck, error)
 	OpenReplay(ctx context.Context, id natsbridge.Identity, from uint64, topics []string) (*natsbridge.Replay, error)
 	Position() (natsbridge.Identity, uint64)
 	Status() natsbridge.Status
@@ -207,50 +206,4 @@ func (s *Server) publishGap(ep *epoch, seq uint64) {
 	}
 	frame := appendGap(nil, 0, false)
 	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(seq), Stamp: time.Now().UnixNano()})
-}
-
-// publishShared publishes an event to the shared stream and waits for its
-// acknowledgement.
-func (s *Server) publishShared(ctx *fasthttp.RequestCtx, in input, seg []byte) error {
-	_, err := s.bridge.Publish(ctx, natsbridge.Message{
-		Topic: in.head.topic,
-		Event: string(in.head.event),
-		MsgID: string(ctx.Request.Header.Peek("Idempotency-Key")),
-		Data:  seg[in.room:],
-	})
-	return err
-}
-
-// publishSharedBatch publishes a batch to the shared stream and returns how
-// many of its events, from the first, JetStream acknowledged.
-func (s *Server) publishSharedBatch(ctx *fasthttp.RequestCtx, in input, segs [][]byte) (int, error) {
-	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
-	msgs := make([]natsbridge.Message, len(segs))
-	for i, seg := range segs {
-		msgs[i] = natsbridge.Message{Topic: in.head.topic, Event: string(in.head.event), Data: seg[in.room:]}
-		if key != "" {
-			msgs[i].MsgID = natsbridge.BatchMsgID(key, i)
-		}
-	}
-	return s.bridge.PublishBatch(ctx, msgs)
-}
-
-// sharedError maps a bridge error to an answer.
-func (s *Server) refuseShared(ctx *fasthttp.RequestCtx, err error) {
-	switch {
-	case errors.Is(err, natsbridge.ErrInvalidMessage):
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
-	case errors.Is(err, natsbridge.ErrRejected):
-		s.reject(ctx, RejectTooLarge, fasthttp.StatusRequestEntityTooLarge, err.Error())
-	case errors.Is(err, natsbridge.ErrClosed):
-		ctx.SetConnectionClose()
-		s.reject(ctx, RejectShuttingDown, fasthttp.StatusServiceUnavailable, "shutting down")
-	default:
-		// Unavailable (NATS unreachable, no acknowledgement in time): the
-		// event may or may not be stored; a retry with the same
-		// Idempotency-Key is safe.
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
-		s.reject(ctx, RejectUnavailable, fasthttp.StatusServiceUnavailable,
-			"cannot share the event with the other instances: "+err.Error())
-	}
 }

@@ -18,9 +18,11 @@ type joinedBridge struct {
 	next uint64
 }
 
-func (b joinedBridge) Publish(context.Context, natsbridge.Message) (uint64, error) { return 0, nil }
-func (b joinedBridge) PublishBatch(context.Context, []natsbridge.Message) (int, error) {
-	return 0, nil
+func (b joinedBridge) Publish(context.Context, natsbridge.Message) (natsbridge.Ack, error) {
+	return natsbridge.Ack{}, nil
+}
+func (b joinedBridge) PublishBatch(context.Context, []natsbridge.Message) (natsbridge.BatchAck, error) {
+	return natsbridge.BatchAck{}, nil
 }
 func (b joinedBridge) OpenReplay(context.Context, natsbridge.Identity, uint64, []string) (*natsbridge.Replay, error) {
 	return nil, natsbridge.ErrUnavailable

@@ -86,11 +86,11 @@ func (in *sharedInstance) publish(t *testing.T, from, count int) {
 		if i%2 == 1 {
 			topic = "y"
 		}
-		seq, err := in.bridge.Publish(context.Background(), natsbridge.Message{Topic: topic, Data: fmt.Appendf(nil, `{"n":%d}`, i)})
+		ack, err := in.bridge.Publish(context.Background(), natsbridge.Message{Topic: topic, Data: fmt.Appendf(nil, `{"n":%d}`, i)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		last = seq
+		last = ack.Seq
 	}
 	natstest.Poll(t, 15*time.Second, func() error {
 		if _, got := in.srv.consumed(in.srv.epoch.Load()); got < last {

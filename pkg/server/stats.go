@@ -93,12 +93,14 @@ const (
 	RejectTimeout
 	// RejectMalformed: not a valid HTTP request (400, 431, 405, 404).
 	RejectMalformed
+	// RejectConflict: the Idempotency-Key was used for another event (409).
+	RejectConflict
 	numRejectReasons
 )
 
 var rejectNames = [numRejectReasons]string{
 	"invalid", "too_large", "unauthorized", "forbidden", "shutting_down", "unavailable", "too_many_topics", "timeout",
-	"malformed",
+	"malformed", "conflict",
 }
 
 func (r RejectReason) String() string {
