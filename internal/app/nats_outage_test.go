@@ -181,8 +181,9 @@ func TestNATSRestartWithMemoryStorage(t *testing.T) {
 }
 
 // TestNATSInstanceStartedWhileNATSIsDown: an instance whose NATS server is
-// down comes up within a few seconds, says so on /health, refuses POSTs with
-// 503, and joins when NATS is back: POSTs then succeed and events flow.
+// down answers HTTP at once (it does not wait for NATS), says so on /health
+// (degraded, not ready), refuses POSTs with 503, and joins when NATS is back:
+// POSTs then succeed and events flow.
 func TestNATSInstanceStartedWhileNATSIsDown(t *testing.T) {
 	t.Parallel()
 	ns := natstest.RunServer(t)
@@ -190,9 +191,10 @@ func TestNATSInstanceStartedWhileNATSIsDown(t *testing.T) {
 
 	begin := time.Now()
 	a := startInstance(t, "a", ns.URL(), "-heartbeat", "200ms")
-	if took := time.Since(begin); took > 10*time.Second {
-		t.Errorf("start-up with NATS down took %v", took)
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("start-up with NATS down took %v: HTTP was not answered at once", took)
 	}
+	t.Logf("serving %v after Run was called, with NATS down", time.Since(begin).Round(time.Millisecond))
 	l := a.listen(t, "")
 	checkOutage(t, []*instance{a}, []*listener{l})
 

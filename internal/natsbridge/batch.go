@@ -133,6 +133,7 @@ func (b *Bridge) publishAtomic(ctx context.Context, chunk []Message) (acked int,
 				msgs[i].Header = make(nats.Header, 2) // for the batch headers
 			}
 		}
+		sentAt := time.Now().UnixNano()
 		cctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 		ack, err := jetstreamext.PublishMsgBatch(cctx, b.js, msgs, jetstreamext.BatchFlowControl{
 			AckFirst:   true, // learn at once that the server accepts the batch
@@ -148,6 +149,7 @@ func (b *Bridge) publishAtomic(ctx context.Context, chunk []Message) (acked int,
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) {
+			b.publishFailed(sentAt, err)
 			return 0, false, fmt.Errorf("atomic batch: %w", err)
 		}
 		switch apiErr.ErrorCode {
@@ -163,6 +165,7 @@ func (b *Bridge) publishAtomic(ctx context.Context, chunk []Message) (acked int,
 			}
 			return 0, false, fmt.Errorf("atomic batch: %w", ctx.Err())
 		}
+		b.publishFailed(sentAt, err)
 		return 0, false, fmt.Errorf("atomic batch: %w", err)
 	}
 }
@@ -185,6 +188,8 @@ func (b *Bridge) publishPipelined(ctx context.Context, chunk []Message) (BatchAc
 		var ack Ack
 		if err == nil {
 			ack, err = b.acked(ctx, &chunk[i], pa)
+		} else {
+			b.publishFailed(s.at, err)
 		}
 		if err != nil {
 			if firstErr == nil {

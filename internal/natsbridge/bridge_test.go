@@ -456,3 +456,37 @@ func TestDeliveryOfAForeignSubject(t *testing.T) {
 	}
 	_ = b
 }
+
+// TestPublishableFollowsTheServer: Status.Publishable says whether the bridge
+// can publish now; while it cannot, Publish fails at once, and it can again
+// once the server is back.
+func TestPublishableFollowsTheServer(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	b, _ := startBridge(t, testConfig(s.URL()))
+	if st := b.Status(); !st.Publishable || st.PublishReason != "" {
+		t.Fatalf("joined: %+v, want publishable", st)
+	}
+	s.Shutdown()
+	natstest.Poll(t, wait, func() error {
+		if st := b.Status(); st.Publishable || st.PublishReason == "" {
+			return fmt.Errorf("server down: %+v", st)
+		}
+		return nil
+	})
+	began := time.Now()
+	if _, err := b.Publish(testCtx(t), msg("a", 1)); !errors.Is(err, natsbridge.ErrUnavailable) {
+		t.Fatalf("Publish while not publishable: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(began); took > 100*time.Millisecond {
+		t.Fatalf("Publish took %v to fail", took)
+	}
+	s.Restart(t)
+	natstest.Poll(t, wait, func() error {
+		if st := b.Status(); !st.Publishable {
+			return fmt.Errorf("server back: %+v", st)
+		}
+		return nil
+	})
+	publish(t, b, msg("a", 2))
+}

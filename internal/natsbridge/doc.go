@@ -21,6 +21,10 @@
 // listener that resumes from an event older than what the instance keeps in
 // memory (or one the instance has not consumed yet).
 //
+// [Bridge.Status] says whether the bridge can publish now: connected, and the
+// stream answering with a leader (see health.go). Publish fails at once while
+// it cannot, rather than waiting on a server that is gone.
+//
 // # Message ids
 //
 // A message id (Nats-Msg-Id) makes a retried publish store the message at
@@ -69,10 +73,11 @@ var (
 	// JetStream.
 	ErrNoJetStream = errors.New("natsbridge: JetStream not enabled")
 	// ErrUnavailable is returned by Publish, PublishBatch, OpenReplay and
-	// Replay.Next when NATS or the stream cannot be reached, an
-	// acknowledgement did not come in time, or the bridge has not joined the
-	// stream yet. A publish that failed with it may or may not have been
-	// stored: retrying with the same message id stores it at most once.
+	// Replay.Next when NATS or the stream cannot be reached, the stream has
+	// no leader, an acknowledgement did not come in time, or the bridge has
+	// not joined the stream yet. A publish that failed with it may or may not
+	// have been stored: retrying with the same message id stores it at most
+	// once.
 	ErrUnavailable = errors.New("natsbridge: NATS unavailable")
 	// ErrRejected is returned by Publish and PublishBatch when JetStream
 	// refused a message for good (too large, for instance): retrying the same

@@ -34,13 +34,15 @@ type Ack struct {
 //
 // Publish is safe for concurrent use and pipelined: calls from many goroutines
 // share the connection, each waiting only for its own acknowledgement. It
-// fails at once with ErrUnavailable while the bridge is not joined to the
-// stream (NATS down, stream being recreated), with ErrInvalidMessage for an
-// invalid message (nothing sent), ErrRejected when JetStream refuses the
-// message for good, and ErrClosed after Close. It waits at most
-// Config.PublishTimeout for the acknowledgement, less if ctx ends first; on
-// such a timeout the message may still be stored (ErrUnavailable: retry with
-// the same MsgID). It allocates the NATS message and its headers.
+// fails at once with ErrUnavailable while the bridge cannot publish (NATS
+// unreachable, the stream without a leader or not answering: see health.go),
+// with ErrInvalidMessage for an invalid message (nothing sent), ErrRejected
+// when JetStream refuses the message for good, and ErrClosed after Close. It
+// waits at most Config.PublishTimeout for the acknowledgement, less if ctx
+// ends first; on such a timeout the message may still be stored
+// (ErrUnavailable: retry with the same MsgID), and the bridge stops
+// publishing until the stream answers again. It allocates the NATS message
+// and its headers.
 func (b *Bridge) Publish(ctx context.Context, m Message) (Ack, error) {
 	if err := checkMessage(&m); err != nil {
 		b.stats.publishFailed.Add(1)
@@ -62,6 +64,7 @@ func (b *Bridge) Publish(ctx context.Context, m Message) (Ack, error) {
 			continue
 		}
 		b.stats.publishFailed.Add(1)
+		b.publishFailed(s.at, err)
 		return Ack{}, b.publishErr(err)
 	}
 }
@@ -74,25 +77,36 @@ func (b *Bridge) canPublish(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if !b.ready.Load() {
-		return fmt.Errorf("%w: %s", ErrUnavailable, b.Status().Reason)
+	if !b.publishable.Load() {
+		return fmt.Errorf("%w: %s", ErrUnavailable, b.Status().PublishReason)
 	}
 	return nil
 }
 
-// sent is a publish under way: its future, or the error that stopped it.
+// sent is a publish under way: its future, or the error that stopped it,
+// when it was sent (Unix ns), and the bridge's down channel then.
 type sent struct {
-	paf jetstream.PubAckFuture
-	err error
+	paf  jetstream.PubAckFuture
+	err  error
+	down chan struct{}
+	at   int64
 }
 
-// send publishes m without waiting for its acknowledgement.
+// send publishes m without waiting for its acknowledgement. A publish that
+// finds no responder (the stream has no leader there) fails at once: it is
+// not retried.
 func (b *Bridge) send(m *Message) sent {
-	paf, err := b.js.PublishMsgAsync(b.natsMsg(m), jetstream.WithStallWait(stallWait))
-	return sent{paf: paf, err: err}
+	s := sent{at: time.Now().UnixNano(), down: *b.down.Load()}
+	s.paf, s.err = b.js.PublishMsgAsync(b.natsMsg(m), jetstream.WithStallWait(stallWait), jetstream.WithRetryAttempts(0))
+	return s
 }
 
-// await waits for the acknowledgement of s, or ctx.
+// errStreamDown ends the wait of a publish when the bridge stops being
+// publishable meanwhile.
+var errStreamDown = errors.New("the stream stopped acknowledging while the publish waited")
+
+// await waits for the acknowledgement of s, or ctx, or the bridge to stop
+// being publishable.
 func (b *Bridge) await(ctx context.Context, s sent) (*jetstream.PubAck, error) {
 	if s.err != nil {
 		return nil, s.err
@@ -104,6 +118,8 @@ func (b *Bridge) await(ctx context.Context, s sent) (*jetstream.PubAck, error) {
 		return nil, err
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-s.down:
+		return nil, errStreamDown
 	}
 }
 
@@ -132,7 +148,7 @@ func (b *Bridge) acked(ctx context.Context, m *Message, pa *jetstream.PubAck) (A
 // storedFingerprint returns the FingerprintHeader of the message stored at
 // seq, "" if it has none (stored without one, by an older version).
 func (b *Bridge) storedFingerprint(ctx context.Context, seq uint64) (string, error) {
-	actx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	actx, cancel := context.WithTimeout(ctx, b.apiTimeout())
 	defer cancel()
 	req := fmt.Appendf(nil, `{"seq":%d}`, seq)
 	reply, err := b.nc.RequestWithContext(actx, "$JS.API.STREAM.MSG.GET."+b.cfg.Stream, req)

@@ -2,9 +2,11 @@ package natsbridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 )
@@ -47,7 +49,7 @@ type Replay struct {
 // It fails with ErrAhead when from-1 is beyond the stream's last sequence (an
 // id the stream never gave out), ErrStreamChanged when the stream is not the
 // incarnation id, ErrInvalidMessage for an invalid topic, ErrUnavailable
-// when the bridge is not joined or the stream does not answer in time
+// when the bridge cannot publish now or the stream does not answer in time
 // (within ctx, and at most Config.PublishTimeout), ErrClosed after Close. A
 // replay slot is awaited within ctx.
 func (b *Bridge) OpenReplay(ctx context.Context, id Identity, from uint64, topics []string) (*Replay, error) {
@@ -69,7 +71,7 @@ func (b *Bridge) OpenReplay(ctx context.Context, id Identity, from uint64, topic
 	case <-ctx.Done():
 		return nil, fmt.Errorf("%w: replay: %w", ErrUnavailable, ctx.Err())
 	}
-	actx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	actx, cancel := context.WithTimeout(ctx, b.apiTimeout())
 	defer cancel()
 	info, err := b.streamInfo(actx)
 	if err != nil {
@@ -154,7 +156,7 @@ func (r *Replay) start(ctx context.Context) error {
 	if b.closing.Load() {
 		return ErrClosed
 	}
-	actx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
+	actx, cancel := context.WithTimeout(ctx, b.apiTimeout())
 	defer cancel()
 	cons, err := b.js.CreateConsumer(actx, b.cfg.Stream, jetstream.ConsumerConfig{
 		Name:              "pillarbox_replay_" + nuid.Next(),
@@ -223,4 +225,9 @@ func (b *Bridge) delivery(id Identity, msg jetstream.Msg, meta *jetstream.MsgMet
 		Data:     msg.Data(),
 		Seq:      meta.Sequence.Stream,
 	}
+}
+
+// errTimeoutLike tells whether err is a request that got no answer in time.
+func errTimeoutLike(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
 }

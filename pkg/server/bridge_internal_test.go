@@ -29,7 +29,7 @@ func (b joinedBridge) OpenReplay(context.Context, natsbridge.Identity, uint64, [
 }
 func (b joinedBridge) Position() (natsbridge.Identity, uint64) { return b.id, b.next }
 func (b joinedBridge) Status() natsbridge.Status {
-	return natsbridge.Status{State: natsbridge.StateReady, Identity: b.id}
+	return natsbridge.Status{State: natsbridge.StateReady, Identity: b.id, Publishable: true}
 }
 
 // TestResumePlanOnASharedStream checks how a listener resuming with the id of
