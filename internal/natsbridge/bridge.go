@@ -22,10 +22,9 @@ const (
 	reconnectJitter = 250 * time.Millisecond
 	pingInterval    = 5 * time.Second // a silent dead server is noticed in 15 s
 	maxPingsOut     = 3
-	// maxPending caps acknowledgements awaited at once on the connection; a
-	// publish beyond it waits up to stallWait for a slot, then fails.
+	// maxPending caps acknowledgements awaited at once on the connection: a
+	// publish beyond it fails at once (ErrUnavailable).
 	maxPending = 16384
-	stallWait  = 500 * time.Millisecond
 	// batchSlots caps the atomic batches this bridge has open at once: the
 	// server allows 50 per stream by default, shared by every instance.
 	batchSlots = 8
@@ -45,6 +44,7 @@ type Bridge struct {
 	log     *slog.Logger
 	nc      *nats.Conn          // set by Start, then read-only
 	js      jetstream.JetStream // set by Start, then read-only
+	acks    *acks               // the publishes awaiting an acknowledgement (acks.go)
 	ctx     context.Context     // canceled when Close gives up waiting
 	cancel  context.CancelFunc
 	// probeCtx ends the prober and its probes, at Close.
@@ -144,6 +144,7 @@ func New(cfg Config, h Handler, log *slog.Logger) (*Bridge, error) {
 		done:        make(chan struct{}),
 		batchSlots:  make(chan struct{}, batchSlots),
 		replaySlots: make(chan struct{}, replaySlots),
+		acks:        newAcks(),
 	}
 	b.down.Store(newDown())
 	return b, nil
@@ -188,12 +189,18 @@ func (b *Bridge) Start(ctx context.Context) error {
 		b.closeUnstarted()
 		return fmt.Errorf("%w: jetstream: %w", ErrInvalidConfig, err)
 	}
+	if _, err := nc.Subscribe(b.acks.prefix+"*", b.acks.handle); err != nil {
+		nc.Close()
+		b.closeUnstarted()
+		return fmt.Errorf("%w: subscribe: %w", ErrInvalidConfig, err)
+	}
 	b.mu.Lock()
 	b.nc, b.js = nc, js
 	b.state, b.reason, b.pubReason = StateJoining, "connecting", "connecting"
 	b.mu.Unlock()
-	b.probes.Add(1)
+	b.probes.Add(2)
 	go b.prober()
+	go b.sweeper()
 	go b.run()
 
 	if !nc.IsConnected() {
@@ -291,6 +298,8 @@ func (b *Bridge) onDisconnect(_ *nats.Conn, err error) {
 	}
 	b.mu.Unlock()
 	b.log.Warn("nats disconnected", "err", err)
+	// The acknowledgements awaited would come on a connection that is gone.
+	b.acks.failAll(func(*waiter) bool { return true }, nats.ErrDisconnected)
 	b.askReset()
 }
 
@@ -421,6 +430,12 @@ func (b *Bridge) Close(ctx context.Context) error {
 	select {
 	case <-js.PublishAsyncComplete():
 	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	for b.acks.pending.Load() > 0 && ctx.Err() == nil && nc.IsConnected() {
+		time.Sleep(sweepInterval / 5)
+	}
+	if ctx.Err() != nil {
 		err = ctx.Err()
 	}
 	nc.Close()

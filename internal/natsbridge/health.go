@@ -103,6 +103,22 @@ func (b *Bridge) prober() {
 	}
 }
 
+// sweeper fails the publishes whose acknowledgement is overdue, every
+// sweepInterval, until Close.
+func (b *Bridge) sweeper() {
+	defer b.probes.Done()
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			b.acks.sweep(now.UnixNano())
+		case <-b.probeCtx.Done():
+			return
+		}
+	}
+}
+
 // connected tells whether the connection is up, as the connection handlers
 // last said; it does not wait for the client.
 func (b *Bridge) connected() bool {
@@ -224,7 +240,7 @@ func (b *Bridge) publishFailed(sent int64, err error) {
 		// Closing, or the caller gave up: nothing learned.
 	case errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders):
 		b.cannotPublish(sent, "stream has no leader (no responders)", true)
-	case errors.Is(err, jetstream.ErrAsyncPublishTimeout), errTimeoutLike(err):
+	case errors.Is(err, errAckTimeout), errors.Is(err, jetstream.ErrAsyncPublishTimeout), errTimeoutLike(err):
 		b.cannotPublish(sent, "no acknowledgement in time", true)
 	case errors.Is(err, nats.ErrDisconnected), errors.Is(err, nats.ErrConnectionClosed),
 		errors.Is(err, nats.ErrConnectionReconnecting):

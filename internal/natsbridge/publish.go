@@ -83,21 +83,37 @@ func (b *Bridge) canPublish(ctx context.Context) error {
 	return nil
 }
 
-// sent is a publish under way: its future, or the error that stopped it,
-// when it was sent (Unix ns), and the bridge's down channel then.
+// sent is a publish under way: its waiter and reply subject, or the error
+// that stopped it, when it was sent (Unix ns), and the bridge's down channel
+// then.
 type sent struct {
-	paf  jetstream.PubAckFuture
-	err  error
-	down chan struct{}
-	at   int64
+	w     *waiter
+	err   error
+	down  chan struct{}
+	reply string
+	at    int64
 }
 
-// send publishes m without waiting for its acknowledgement. A publish that
-// finds no responder (the stream has no leader there) fails at once: it is
-// not retried.
+// errTooManyPending refuses a publish while maxPending acknowledgements are
+// awaited already.
+var errTooManyPending = errors.New("natsbridge: too many publishes awaiting their acknowledgement")
+
+// send publishes m without waiting for its acknowledgement (see acks.go). A
+// publish that finds no responder (the stream has no leader there) fails as
+// soon as the server says so: it is not retried.
 func (b *Bridge) send(m *Message) sent {
 	s := sent{at: time.Now().UnixNano(), down: *b.down.Load()}
-	s.paf, s.err = b.js.PublishMsgAsync(b.natsMsg(m), jetstream.WithStallWait(stallWait), jetstream.WithRetryAttempts(0))
+	if b.acks.pending.Load() >= maxPending {
+		s.err = errTooManyPending
+		return s
+	}
+	msg := b.natsMsg(m)
+	s.w, s.reply = b.acks.register(s.at + int64(b.cfg.PublishTimeout))
+	msg.Reply = s.reply
+	if err := b.nc.PublishMsg(msg); err != nil {
+		b.acks.forget(s.reply)
+		s.w, s.err = nil, err
+	}
 	return s
 }
 
@@ -111,16 +127,26 @@ func (b *Bridge) await(ctx context.Context, s sent) (*jetstream.PubAck, error) {
 	if s.err != nil {
 		return nil, s.err
 	}
+	var err error
 	select {
-	case ack := <-s.paf.Ok():
-		return ack, nil
-	case err := <-s.paf.Err():
-		return nil, err
+	case r := <-s.w.ch:
+		release(s.w)
+		if r.err != nil {
+			return nil, r.err
+		}
+		return &r.ack, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		err = ctx.Err()
 	case <-s.down:
-		return nil, errStreamDown
+		err = errStreamDown
 	}
+	// Given up: the waiter is either still registered, or taken by the
+	// handler, which is about to send its outcome.
+	if id, ok := b.acks.idOf(s.reply); ok && b.acks.take(id) == nil {
+		<-s.w.ch
+	}
+	release(s.w)
+	return nil, err
 }
 
 // acked counts an acknowledgement of m and checks, for a duplicate, that the
