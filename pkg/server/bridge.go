@@ -109,7 +109,9 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		}
 		return
 	}
-	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: d.Stored.UnixNano()})
+	// The stamp is when the event entered this instance's fan-out, on this
+	// machine's clock (the stream's storage time is on the NATS server's).
+	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: time.Now().UnixNano()})
 }
 
 // consumedFrame appends to dst the frame of a message read from the stream,

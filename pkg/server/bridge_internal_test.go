@@ -211,3 +211,45 @@ func TestGapFramesHaveNoID(t *testing.T) {
 		t.Fatalf("frames:\n%q\nwant:\n%q", got, want)
 	}
 }
+
+// nullSink is a sink that keeps nothing.
+type nullSink struct{ n int }
+
+func (w *nullSink) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+func (w *nullSink) Flush() error                { w.n = 0; return nil }
+func (w *nullSink) Buffered() int               { return w.n }
+
+// TestBurstIsNotLag: frames a stream finds together that had all arrived a
+// moment before (the consumer of a shared stream hands over what it received
+// in one go) do not tell the write budget that the stream lags behind them,
+// so that a sparse stream fed through the bridge is not made to gather;
+// frames that waited do.
+func TestBurstIsNotLag(t *testing.T) {
+	t.Parallel()
+	ring := fanout.New(fanout.Options{Size: 64})
+	defer ring.Close()
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	s, err := New(&cfg, Deps{Ring: ring})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &stream{srv: s}
+	w := &nullSink{}
+	for _, tc := range []struct {
+		name  string
+		age   time.Duration
+		ready uint64
+	}{
+		{"a burst that just arrived", 100 * time.Microsecond, 1},
+		{"frames that waited", 10 * time.Millisecond, 3},
+	} {
+		before := s.budget.ready.Load()
+		if err := st.flush(w, time.Now().Add(-tc.age).UnixNano(), 3, 3); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.budget.ready.Load() - before; got != tc.ready {
+			t.Errorf("%s: the budget counted %d frames ready, want %d", tc.name, got, tc.ready)
+		}
+	}
+}
