@@ -15,6 +15,9 @@ const DefaultTopic = "default"
 // EventHeader is the message header that carries the event's name.
 const EventHeader = "Pillarbox-Event"
 
+// FingerprintHeader is the message header that carries Message.Fingerprint.
+const FingerprintHeader = "Pillarbox-Fingerprint"
+
 // maxHeaderValueLen bounds event names and message ids.
 const maxHeaderValueLen = 256
 
@@ -66,10 +69,18 @@ func TopicOf(prefix, subject string) (string, bool) {
 	return topic, ValidTopic(topic)
 }
 
+// EventMsgID is the message id of a single event sent with idempotency key
+// key: "e:" + key. Ids of single events and of batch lines (BatchMsgID) live
+// in separate namespaces: no key of one names a message of the other.
+func EventMsgID(key string) string {
+	return "e:" + key
+}
+
 // BatchMsgID is the message id of line index (from 0) of a batch sent with
-// idempotency key key: key + ":" + index.
+// idempotency key key: "b:" + index + ":" + key. The index comes first, so
+// that ids of different keys and lines never collide.
 func BatchMsgID(key string, index int) string {
-	return key + ":" + strconv.Itoa(index)
+	return "b:" + strconv.Itoa(index) + ":" + key
 }
 
 // checkMessage validates what Publish sends: a valid topic (empty means
@@ -84,6 +95,9 @@ func checkMessage(m *Message) error {
 	}
 	if !validHeaderValue(m.MsgID) {
 		return fmt.Errorf("%w: message id %q", ErrInvalidMessage, m.MsgID)
+	}
+	if !validHeaderValue(m.Fingerprint) {
+		return fmt.Errorf("%w: fingerprint %q", ErrInvalidMessage, m.Fingerprint)
 	}
 	return nil
 }

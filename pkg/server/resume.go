@@ -19,7 +19,8 @@ import (
 // resumePlan is what a stream sends before its first live frame.
 type resumePlan struct {
 	topics []string
-	// replay, with a bridge, is a range of the shared stream to send first.
+	// replay, with a bridge, says how to join the shared stream to the ring
+	// (see sharedresume.go).
 	replay *streamReplay
 	// gap: send a gap event first, with missed when known.
 	missed uint64
@@ -35,8 +36,10 @@ func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, 
 		sub, err := s.ring.Subscribe(topics...)
 		return sub, plan, err
 	}
-	ep := s.adoptIdentity()
-	sp := ep.space
+	if s.bridge != nil {
+		return s.subscribeShared(lastID, topics, plan)
+	}
+	sp := s.epoch.Load().space
 	n, ok := sp.parse(lastID)
 	if !ok {
 		sub, err := s.ring.Subscribe(topics...)
@@ -47,9 +50,6 @@ func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, 
 	sub, res, err := s.ring.SubscribeAfter(key, topics...)
 	if err != nil {
 		return nil, plan, err
-	}
-	if s.bridge != nil {
-		return sub, s.planShared(sub, plan, ep, n), nil
 	}
 	switch res.Status {
 	case fanout.ResumeExact:
