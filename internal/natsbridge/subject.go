@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // MaxTopicLen is the longest topic name, in bytes.
-const MaxTopicLen = 64
+const MaxTopicLen = topic.MaxLen
 
 // DefaultTopic is the topic of an event published without one.
 const DefaultTopic = "default"
@@ -21,15 +23,14 @@ const FingerprintHeader = "Pillarbox-Fingerprint"
 // maxHeaderValueLen bounds event names and message ids.
 const maxHeaderValueLen = 256
 
-// ValidTopic tells whether topic is a valid topic name: dot-separated tokens
-// of ASCII letters, digits, '_' and '-' (^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$),
-// at most MaxTopicLen bytes. It does not allocate.
-func ValidTopic(topic string) bool {
-	return len(topic) <= MaxTopicLen && validTokens(topic)
-}
+// ValidTopic tells whether t is a valid topic name, as [topic.Valid] says:
+// dot-separated tokens of ASCII letters, digits, '_' and '-'
+// (^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$), at most MaxTopicLen bytes. It does
+// not allocate.
+func ValidTopic(t string) bool { return topic.Valid(t) }
 
 // validTokens tells whether s is one or more non-empty dot-separated tokens
-// of [A-Za-z0-9_-].
+// of [A-Za-z0-9_-], of any length: a subject prefix, which is not a topic.
 func validTokens(s string) bool {
 	if s == "" {
 		return false
