@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // replayBatch is how many messages a replay asks for at a time.
@@ -43,8 +45,11 @@ type Replay struct {
 }
 
 // OpenReplay opens a read of the stream incarnation id from sequence from on,
-// of the messages on topics (every topic when topics is empty). It asks the
-// stream where it stands, and creates no consumer until Next needs one.
+// of the messages on topics (every topic when topics is empty), each a topic
+// name or a pattern ([topic.ValidPattern]: its wildcards are the subject
+// wildcards of the consumer's filter, which delivers each message once). It
+// asks the stream where it stands, and creates no consumer until Next needs
+// one.
 //
 // It fails with ErrAhead when from-1 is beyond the stream's last sequence (an
 // id the stream never gave out), ErrStreamChanged when the stream is not the
@@ -54,12 +59,12 @@ type Replay struct {
 // replay slot is awaited within ctx.
 func (b *Bridge) OpenReplay(ctx context.Context, id Identity, from uint64, topics []string) (*Replay, error) {
 	r := &Replay{b: b, id: id, from: max(from, 1)}
-	for _, t := range topics {
-		if !ValidTopic(t) {
+	for i, t := range topics {
+		if !topic.ValidPattern(t) {
 			return nil, fmt.Errorf("%w: topic %q", ErrInvalidMessage, t)
 		}
-		if s := Subject(b.cfg.Subject, t); !slices.Contains(r.filters, s) {
-			r.filters = append(r.filters, s)
+		if !coveredByOther(topics, i) {
+			r.filters = append(r.filters, Subject(b.cfg.Subject, t))
 		}
 	}
 	if err := b.canPublish(ctx); err != nil {
@@ -96,6 +101,23 @@ func (b *Bridge) OpenReplay(ctx context.Context, id Identity, from uint64, topic
 	}
 	r.caughtUp = r.from > r.last
 	return r, nil
+}
+
+// coveredByOther tells whether topics[i] is matched by another of topics, or
+// is a repeat: JetStream refuses a filter subject that is a subset of
+// another one.
+func coveredByOther(topics []string, i int) bool {
+	t := topics[i]
+	if slices.Contains(topics[:i], t) {
+		return true
+	}
+	for j, u := range topics {
+		// Of two that match the same topics, the first is kept.
+		if u != t && topic.Covers([]string{u}, t) && (j < i || !topic.Covers([]string{t}, u)) {
+			return true
+		}
+	}
+	return false
 }
 
 // Gone returns how many sequences from the one OpenReplay was given were no

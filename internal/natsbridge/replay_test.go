@@ -67,6 +67,11 @@ func TestReplay(t *testing.T) {
 		{"one topic", 20, []string{"b"}, []uint64{20, 23, 26, 29}, 0},
 		{"two topics", 24, []string{"a", "c.d"}, []uint64{24, 25, 27, 28, 30}, 0},
 		{"topic with nothing", 10, []string{"zzz"}, nil, 0},
+		{"pattern", 24, []string{"c.*"}, []uint64{24, 27, 30}, 0},
+		{"tail pattern and a topic it covers", 24, []string{"a", ">"}, seqs(24, 30), 0},
+		// Filter subjects that overlap: each message once.
+		{"overlapping patterns", 24, []string{"c.*", "*.d", "a"}, []uint64{24, 25, 27, 28, 30}, 0},
+		{"overlapping patterns, last ones not theirs", 20, []string{"b.*", "*.b", "b"}, []uint64{20, 23, 26, 29}, 0},
 		{"partly gone", 3, nil, seqs(6, 30), 3},
 		{"from zero", 0, nil, seqs(6, 30), 5},
 		{"at the end", 31, nil, nil, 0},
