@@ -221,7 +221,7 @@ func (m *seam) open(ctx context.Context, w sink) error {
 			end = m.r.target
 		}
 		var buf [64]byte
-		_, _ = w.Write(appendGap(buf[:0], end-m.covered, len(m.st.resume.topics) == 0))
+		_, _ = w.Write(appendGap(buf[:0], end-m.covered, len(m.st.resume.topics) == 0 && m.st.resume.filter == nil))
 		m.covered = end
 	}
 	m.st.sub.SkipThrough(m.r.space.key(m.covered))
@@ -246,9 +246,14 @@ func (m *seam) add(w sink, d natsbridge.Delivery) error {
 	}
 	m.covered = d.Seq
 	m.st.sub.SkipThrough(m.r.space.key(d.Seq))
+	var event []byte
 	var ok bool
-	if m.frame, _, _, ok = consumedFrame(m.frame[:0], m.r.space, d); !ok {
+	if m.frame, event, _, ok = consumedFrame(m.frame[:0], m.r.space, d); !ok {
 		m.st.srv.stats.consumeInvalid.Add(1)
+		return nil
+	}
+	if f := m.st.resume.filter; f != nil && !f.Matches(event, d.Seq) {
+		m.st.srv.stats.filteredOut.Add(1) // as the live stream counts it
 		return nil
 	}
 	_, _ = w.Write(m.frame)
