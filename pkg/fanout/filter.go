@@ -102,9 +102,37 @@ type selected struct {
 
 // mark is a group a frame matched, and the frame's position among the group's
 // frames (1, 2, ...), set by the sequencer before it makes the frame visible.
+// A frame's marks are in increasing order of their groups' gen (see find).
 type mark struct {
-	g *Topic
-	n uint64
+	g   *Topic
+	gen uint64 // g.gen, without a pointer to follow
+	n   uint64
+}
+
+// find returns the mark of group g, nil if the frame did not match it. Every
+// subscriber of a group looks for it in every frame of its topics, so it is
+// a binary search: marks are in increasing gen order, because groups are
+// evaluated in creation order (the compiled ones, then those created since)
+// and complete appends groups created after those evaluated.
+func (sel *selected) find(g *Topic) *mark {
+	if sel == nil {
+		return nil
+	}
+	// The first mark whose gen is not below g's (sort.Search, inlined: this
+	// runs for every subscriber of a group and every frame of its topics).
+	lo, hi := 0, len(sel.marks)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if sel.marks[mid].gen < g.gen {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	if lo == len(sel.marks) || sel.marks[lo].g != g {
+		return nil
+	}
+	return &sel.marks[lo]
 }
 
 // filterSet is the live groups, immutable: the ring's filters replace it
@@ -318,15 +346,18 @@ func (fs *filterSet) evaluate(t *Topic, event []byte, key uint64, idx *[]int) *s
 	var marks []mark
 	if fs.m != nil {
 		*idx = fs.m.Match(event, key, (*idx)[:0])
-		for _, i := range *idx {
+		for _, i := range *idx { // increasing: so are the groups' gen
 			if g := fs.groups[i]; g != nil && g.group.covers(t) {
-				marks = append(marks, mark{g: g})
+				if marks == nil {
+					marks = make([]mark, 0, len(*idx)+len(fs.groups)-fs.nbase)
+				}
+				marks = append(marks, mark{g: g, gen: g.gen})
 			}
 		}
 	}
 	for _, g := range fs.groups[fs.nbase:] {
 		if g.group.covers(t) && g.group.matches(event, key) {
-			marks = append(marks, mark{g: g})
+			marks = append(marks, mark{g: g, gen: g.gen})
 		}
 	}
 	if marks == nil {
@@ -357,7 +388,7 @@ func (fs *filterSet) complete(f *Frame) {
 	}
 	for _, g := range fs.groups {
 		if g != nil && g.gen > gen && g.group.covers(f.topic) && g.group.matches(f.event, f.key) {
-			sel.marks = append(sel.marks, mark{g: g})
+			sel.marks = append(sel.marks, mark{g: g, gen: g.gen})
 		}
 	}
 	f.sel = sel

@@ -299,12 +299,8 @@ func (s *Subscriber) place(f *Frame, read bool) (want bool, last *uint64, pos ui
 	if f.topic == nil {
 		return true, nil, 0 // broadcast
 	}
-	if f.sel != nil {
-		for _, mk := range f.sel.marks {
-			if mk.g == s.group {
-				return true, &s.glast, mk.n
-			}
-		}
+	if mk := f.sel.find(s.group); mk != nil {
+		return true, &s.glast, mk.n
 	}
 	if !read {
 		return false, nil, 0
