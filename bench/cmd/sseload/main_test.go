@@ -65,3 +65,34 @@ func TestRunPrintsTableAndJSON(t *testing.T) {
 		t.Fatalf("json-out: %v", err)
 	}
 }
+
+// TestFiltersAgainstAServerThatDoesNotFilter: the baseline ignores the
+// listeners' where parameters, so they receive what their filters reject:
+// the run is written, and sseload fails saying why.
+func TestFiltersAgainstAServerThatDoesNotFilter(t *testing.T) {
+	srv := baseline.New(baseline.Options{Buffer: 1024})
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	defer srv.Close()
+
+	file := filepath.Join(t.TempDir(), "r.json")
+	var out, errOut bytes.Buffer
+	code := run([]string{"-url", ts.URL, "-listeners", "4", "-producers", "1", "-events", "40", "-warmup", "0",
+		"-duration", "10s", "-filters", "4", "-buckets", "4", "-quiet", "-json-out", file}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "120 events reached listeners whose filter rejects them") {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{"4 distinct, round-robin over the listeners, each passing 1 bucket in 4 (listener 0: ?where=bucket:0)",
+		"160 frames (whole run) checked against their listener's filter: 120 it rejects"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+	r, err := load.ReadReport(file)
+	if err != nil || r.Params.Filters != 4 || r.Params.Buckets != 4 || r.Load.Filter == nil || r.Load.Filter.Rejected != 120 {
+		t.Fatalf("json-out: %+v (%v)", r, err)
+	}
+	if code := run([]string{"-filters", "-1", "-quiet"}, &out, &errOut); code != 1 {
+		t.Errorf("negative -filters: exit %d", code)
+	}
+}

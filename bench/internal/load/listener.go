@@ -29,9 +29,10 @@ var (
 
 // listener is one SSE connection.
 type listener struct {
-	e    *engine
-	idx  int
-	slow bool
+	e      *engine
+	idx    int
+	slow   bool
+	filter *listenerFilter // nil: the listener asks for every event
 
 	mu     sync.Mutex
 	closer io.Closer // the connection (or response body); nil until connected
@@ -59,6 +60,9 @@ type listener struct {
 	foreign            int64  // sampled frames from other runs / traffic
 	badParse           int64  // sampled frames that did not parse
 	refused            []byte // the refusal control frame, once received
+	filterChecked      int64  // data frames checked against the filter
+	filterRejected     int64  // data frames the filter rejects: the server's error
+	rejectedExample    []byte // the first of them
 
 	// shared with the engine while running
 	delivered atomic.Int64 // data events seen so far
@@ -80,15 +84,33 @@ func newListener(e *engine, idx int, slow bool) *listener {
 	if l.sc.EventPrefix != nil {
 		l.sc.OnControl = l.onControl
 	}
+	if e.cfg.Filters > 0 {
+		l.filter = newListenerFilter(idx, e.cfg.Filters, e.cfg.Buckets)
+		l.sc.OnEvent = l.onEvent
+	}
 	l.feed = l.sc.Feed
 	l.rawRead = l.rawReadFn
 	if e.cfg.Producers > 0 {
+		// The sequence number before the first one the listener is to
+		// receive (see onSample).
+		first := int64(-1)
+		if l.filter != nil {
+			first = int64(l.filter.bucket) - l.seqStep()
+		}
 		l.lastSeq = make([]int64, e.cfg.Producers)
 		for i := range l.lastSeq {
-			l.lastSeq[i] = -1
+			l.lastSeq[i] = first
 		}
 	}
 	return l
+}
+
+// query is the query of the listener's GET: its filter, or none.
+func (l *listener) query() string {
+	if l.filter == nil {
+		return ""
+	}
+	return l.filter.query
 }
 
 func (l *listener) setErr(err error) {
@@ -216,7 +238,7 @@ func (l *listener) runRaw(ctx context.Context, deadline time.Time, release func(
 		}
 	}
 	_ = conn.SetWriteDeadline(deadline)
-	if _, err := conn.Write(l.e.target.sseRequest()); err != nil {
+	if _, err := conn.Write(l.e.target.sseRequest(l.query())); err != nil {
 		return fmt.Errorf("send request: %w", err)
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
@@ -339,8 +361,9 @@ func (l *listener) onSample(p []byte) {
 	case f.seq < last:
 		l.disorder++
 	default:
-		if l.sc.SampleEvery == 1 && f.seq != last+1 {
-			l.seqGaps += f.seq - last - 1
+		// A filtered listener receives one sequence number in seqStep.
+		if step := l.seqStep(); l.sc.SampleEvery == 1 && f.seq != last+step {
+			l.seqGaps += (f.seq-last)/step - 1
 		}
 		l.lastSeq[f.pid] = f.seq
 	}

@@ -65,6 +65,13 @@ type Params struct {
 	ServerPID       int     `json:"server_pid,omitempty"`
 	DialConcurrency int     `json:"dial_concurrency"`
 	ReadyOnSend     bool    `json:"ready_on_send,omitempty"`
+	// Filters and Buckets are Config's: distinct listener filters, and
+	// buckets in the events (see filter.go).
+	Filters int `json:"filters,omitempty"`
+	Buckets int `json:"buckets,omitempty"`
+	// FilterExample is the query of listener 0, to show what the filters
+	// look like.
+	FilterExample string `json:"filter_example,omitempty"`
 }
 
 // RunResult holds the numbers of a load run.
@@ -101,6 +108,10 @@ type RunResult struct {
 
 	E2E   Latency    `json:"e2e_latency"`
 	Order OrderCheck `json:"order"`
+	// Filter is the check of what filtered listeners received (runs with
+	// Params.Filters). With filters, Expected, Lost and DeliveryRatio count
+	// for each listener the events its filter accepts.
+	Filter *FilterCheck `json:"filter,omitempty"`
 
 	Slow *SlowResult `json:"slow,omitempty"`
 }
