@@ -36,10 +36,16 @@ type target struct {
 	// only, when set, names the scenarios the target runs in; it is
 	// skipped in the others.
 	only []string
+	// filters says whether the server understands listener filters
+	// (GET /events?where=…): only those run in the filter scenario.
+	filters bool
 }
 
 // runsIn says whether the target is measured in scenario.
 func (t *target) runsIn(scenario string) bool {
+	if scenario == report.ScenarioFilter && !t.filters {
+		return false
+	}
 	return len(t.only) == 0 || slices.Contains(t.only, scenario)
 }
 
@@ -54,6 +60,7 @@ func parseTargets(list string, ta targetArgs) ([]target, error) {
 		switch name {
 		case "ours", "ours-hijack", "ours-scraped":
 			t.bin, t.dir, t.pkg, t.args = "event_dispatcher", ".", "./cmd/event_dispatcher", ta.ours
+			t.filters = true
 			switch name {
 			case "ours-hijack":
 				t.args += " -streamer hijack"

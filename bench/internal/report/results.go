@@ -29,10 +29,12 @@ const (
 	ScenarioRates       = "rates"        // moderate fixed rates
 	ScenarioIdle        = "idle"         // idle listeners' memory
 	ScenarioSlow        = "slow"         // listeners that stop reading
+	ScenarioFilter      = "filter"       // listeners with filters, at full speed
 )
 
 // Scenarios lists the scenarios in report order.
-var Scenarios = []string{ScenarioSweep, ScenarioSize, ScenarioRates, ScenarioIdle, ScenarioIngest, ScenarioSlow, ScenarioToolCeiling}
+var Scenarios = []string{ScenarioSweep, ScenarioSize, ScenarioFilter, ScenarioRates, ScenarioIdle, ScenarioIngest, ScenarioSlow,
+	ScenarioToolCeiling}
 
 // RunFile is the name of the file, in the results directory, that says
 // how the results were made.
@@ -71,7 +73,8 @@ type Case struct {
 	Listeners int     `json:"listeners"`
 	Rate      float64 `json:"rate,omitempty"` // events/s; 0 = as fast as possible
 	Size      int     `json:"size"`
-	Slow      float64 `json:"slow,omitempty"` // fraction of listeners that stop reading
+	Slow      float64 `json:"slow,omitempty"`    // fraction of listeners that stop reading
+	Filters   int     `json:"filters,omitempty"` // distinct listener filters (0: none)
 }
 
 // Stats are the medians of a case's repeated runs. A figure that no run
@@ -166,7 +169,8 @@ func caseOf(scenario string, rep *load.Report) Case {
 		label = "sseload"
 	}
 	p := rep.Params
-	return Case{Scenario: scenario, Target: label, Listeners: p.Listeners, Rate: p.Rate, Size: p.Size, Slow: p.SlowFraction}
+	return Case{Scenario: scenario, Target: label, Listeners: p.Listeners, Rate: p.Rate, Size: p.Size, Slow: p.SlowFraction,
+		Filters: p.Filters}
 }
 
 func (s *Stats) less(o *Stats) bool {
@@ -182,8 +186,10 @@ func (s *Stats) less(o *Stats) bool {
 		return a.Listeners < b.Listeners
 	case a.Rate != b.Rate:
 		return a.Rate < b.Rate
-	default:
+	case a.Slow != b.Slow:
 		return a.Slow < b.Slow
+	default:
+		return a.Filters < b.Filters
 	}
 }
 
