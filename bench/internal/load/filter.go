@@ -25,7 +25,9 @@ import (
 // one evaluation between listeners with the same filter) without changing
 // what it accepts: every filter passes exactly 1/Buckets of the events. A
 // filtered listener checks every data frame it receives against its filter
-// (RunResult.Filter); one its filter rejects is an error of the server.
+// (RunResult.Filter); one its filter rejects is an error of the server,
+// counted apart: it is neither a delivery (it does not make up for a lost
+// event) nor checked for order.
 
 // BucketField is the event field the listeners' filters look at.
 const BucketField = "bucket"
@@ -119,9 +121,11 @@ func (l *listener) seqStep() int64 {
 
 // onEvent checks a data frame against the listener's filter (the whole
 // run, warm-up included).
+// The frame scanner calls it before onSample for the same frame.
 func (l *listener) onEvent(p []byte) {
 	l.filterChecked++
-	if l.filter.accepts(p) {
+	l.rejectedLast = !l.filter.accepts(p)
+	if !l.rejectedLast {
 		return
 	}
 	l.filterRejected++

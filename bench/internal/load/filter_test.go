@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/baseline"
 )
@@ -146,11 +147,20 @@ func TestFrameScannerOnEvent(t *testing.T) {
 type filteringServer struct {
 	mu   sync.Mutex
 	subs map[chan []byte][]string // the values each listener accepts
+	// route, when set, is the bucket an event goes to, in place of its
+	// own: a server that gets its filters wrong.
+	route func(pid, seq int64, bucket string) string
 }
 
 func startFilteringServer(t *testing.T) string {
 	t.Helper()
-	s := &filteringServer{subs: map[chan []byte][]string{}}
+	return startMisroutingServer(t, nil)
+}
+
+// startMisroutingServer starts a filteringServer whose route is route.
+func startMisroutingServer(t *testing.T, route func(pid, seq int64, bucket string) string) string {
+	t.Helper()
+	s := &filteringServer{subs: map[chan []byte][]string{}, route: route}
 	ts := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(ts.Close)
 	return ts.URL
@@ -186,8 +196,14 @@ func (s *filteringServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	case "/api/events":
 		body, _ := io.ReadAll(r.Body)
-		var ev struct{ Bucket string }
+		var ev struct {
+			Bucket   string
+			Pid, Seq int64
+		}
 		_ = json.Unmarshal(body, &ev)
+		if s.route != nil {
+			ev.Bucket = s.route(ev.Pid, ev.Seq, ev.Bucket)
+		}
 		s.mu.Lock()
 		for ch, values := range s.subs {
 			if len(values) == 0 || slices.Contains(values, ev.Bucket) {
@@ -240,7 +256,8 @@ func TestRunWithFilters(t *testing.T) {
 
 // TestRunWithFiltersCatchesAServerThatDoesNotFilter: the baseline ignores
 // the where parameters; every listener gets every event, which the tool
-// must report.
+// must report. The events its filter rejects are counted apart: the
+// listener's deliveries, and its order check, are those of its bucket.
 func TestRunWithFiltersCatchesAServerThatDoesNotFilter(t *testing.T) {
 	_, url := startBaseline(t, baseline.Options{Buffer: 1024})
 	cfg := testConfig(url)
@@ -250,14 +267,57 @@ func TestRunWithFiltersCatchesAServerThatDoesNotFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := rep.Load
-	if f := l.Filter; f == nil || f.Checked != 4*300 || f.Rejected != f.Checked-l.Expected || f.Example == "" {
-		t.Fatalf("filter check %+v (expected %d)", f, l.Expected)
+	// The run ends once every listener has its bucket's events: the
+	// events posted after a listener's last one may not have reached it.
+	if f := l.Filter; f == nil || f.Rejected == 0 || f.Checked > 4*300 || f.Checked-f.Rejected != l.Delivered || f.Example == "" {
+		t.Fatalf("filter check %+v (delivered %d)", f, l.Delivered)
 	}
-	if l.Expected < 4*29 || l.Expected > 4*31 || l.Extra != l.Delivered-l.Expected {
-		t.Errorf("expected %d extra %d", l.Expected, l.Extra)
+	if l.Expected < 4*29 || l.Expected > 4*31 || l.Delivered != l.Expected || l.Lost != 0 || l.Extra != 0 || l.DeliveryRatio != 1 || !l.Complete {
+		t.Errorf("delivered %d of %d (lost %d, extra %d, ratio %v, complete %v)", l.Delivered, l.Expected, l.Lost, l.Extra, l.DeliveryRatio, l.Complete)
+	}
+	if o := l.Order; o.Checked != l.Delivered || o.OutOfOrder != 0 || o.SeqGaps != 0 || o.Duplicates != 0 {
+		t.Errorf("order check %+v: the rejected frames must be left out of it", o)
 	}
 	want := fmt.Sprintf("%d events reached listeners whose filter rejects them", l.Filter.Rejected)
 	if w := runWarnings(rep); len(w) == 0 || !strings.HasPrefix(w[0], want) {
+		t.Errorf("warnings %q", w)
+	}
+}
+
+// TestRunWithFiltersCatchesAMisroutingServer: a server that loses an
+// event of one bucket, and sends another bucket's listeners an event of
+// bucket 1 in place of their own, is caught on both counts: an event their
+// filter rejects does not make up for the one they lost.
+func TestRunWithFiltersCatchesAMisroutingServer(t *testing.T) {
+	url := startMisroutingServer(t, func(pid, seq int64, bucket string) string {
+		switch {
+		case pid == 0 && seq == 9: // bucket 0: lost
+			return "none"
+		case pid == 0 && seq == 10: // bucket 1: to the listeners of bucket 0
+			return "0"
+		}
+		return bucket
+	})
+	cfg := testConfig(url)
+	cfg.ServerPID = 0
+	cfg.Listeners, cfg.Filters, cfg.Buckets = 6, 3, 3 // 2 listeners per bucket
+	cfg.DrainQuiet = 300 * time.Millisecond
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rep.Load
+	// Bucket 0's listeners lost seq 9 and got seq 10; bucket 1's lost seq 10.
+	if f := l.Filter; f == nil || f.Rejected != 2 || f.Checked != 600-4+2 || !strings.Contains(f.Example, `"bucket":"1"`) {
+		t.Errorf("filter check %+v", f)
+	}
+	if l.Expected != 600 || l.Delivered != 596 || l.Lost != 4 || l.Extra != 0 || l.Complete {
+		t.Errorf("delivered %d of %d (lost %d, extra %d, complete %v)", l.Delivered, l.Expected, l.Lost, l.Extra, l.Complete)
+	}
+	if o := l.Order; o.Checked != 596 || o.SeqGaps != 4 || o.OutOfOrder != 0 || o.Duplicates != 0 {
+		t.Errorf("order check %+v", o)
+	}
+	if w := runWarnings(rep); len(w) == 0 || !strings.HasPrefix(w[0], "2 events reached listeners whose filter rejects them") {
 		t.Errorf("warnings %q", w)
 	}
 }

@@ -63,9 +63,10 @@ type listener struct {
 	filterChecked      int64  // data frames checked against the filter
 	filterRejected     int64  // data frames the filter rejects: the server's error
 	rejectedExample    []byte // the first of them
+	rejectedLast       bool   // the filter rejected the last data frame
 
 	// shared with the engine while running
-	delivered atomic.Int64 // data events seen so far
+	delivered atomic.Int64 // data events seen so far (with a filter: those it accepts)
 	pub       struct {     // non-data block counters, published for the engine
 		seen                                               int64 // Blocks-Data at last publish
 		gaps, gapMissed, named, comments, retries, control atomic.Int64
@@ -291,7 +292,9 @@ func (l *listener) process(p []byte) error {
 		} else {
 			l.sc.Feed(p)
 		}
-		l.delivered.Store(l.sc.Data)
+		// A frame the filter rejects is not a delivery: it is counted
+		// apart (filterRejected), and must not make up for a lost one.
+		l.delivered.Store(l.sc.Data - l.filterRejected)
 		if other := l.sc.Blocks - l.sc.Data; other != l.pub.seen {
 			l.pub.seen = other
 			l.pub.gaps.Store(l.sc.Gaps)
@@ -339,6 +342,11 @@ func (l *listener) markReady() {
 // onSample handles one sampled data frame: end-to-end latency and per
 // producer ordering.
 func (l *listener) onSample(p []byte) {
+	if l.rejectedLast {
+		// The frame its filter rejects (onEvent has just seen it) is
+		// counted apart; its sequence number is not this listener's.
+		return
+	}
 	f, ok := parseEvent(p)
 	if !ok {
 		l.badParse++

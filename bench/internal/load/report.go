@@ -109,8 +109,9 @@ type RunResult struct {
 	E2E   Latency    `json:"e2e_latency"`
 	Order OrderCheck `json:"order"`
 	// Filter is the check of what filtered listeners received (runs with
-	// Params.Filters). With filters, Expected, Lost and DeliveryRatio count
-	// for each listener the events its filter accepts.
+	// Params.Filters). With filters, Expected, Delivered, Lost and
+	// DeliveryRatio count for each listener the events its filter accepts;
+	// those it rejects are counted here only.
 	Filter *FilterCheck `json:"filter,omitempty"`
 
 	Slow *SlowResult `json:"slow,omitempty"`
