@@ -195,6 +195,17 @@ func TestGoals(t *testing.T) {
 	if got := goals[10].Measured; got != "5k with 1,000 filters vs 3k unfiltered: **1.67×**; 2 events reached listeners whose filter rejects them" {
 		t.Errorf("filter goal with rejections: %q", got)
 	}
+	// A filtered point that lost events misses its goal, whatever its
+	// ratio.
+	lossy := &Results{Stats: []Stats{
+		{Case: Case{Scenario: ScenarioFilter, Target: "ours", Listeners: 1000, Size: 128}, PostsPerSec: 1e3, DeliveryRatio: 1},
+		{Case: Case{Scenario: ScenarioFilter, Target: "ours", Listeners: 1000, Size: 128, Filters: 10}, PostsPerSec: 4e3,
+			DeliveryRatio: 0.99, Lost: 4000},
+	}}
+	if g := lossy.goalFilter("ours", filterGoals[0]); g.Status != Missed ||
+		g.Measured != "4k with 10 filters vs 1k unfiltered: **4.00×**; with filters, delivery ratio 0.9900 (median 4k events lost)" {
+		t.Errorf("filter goal with losses: %+v", g)
+	}
 	// Without the cases a goal needs, it is not measured.
 	empty := &Results{Stats: []Stats{{Case: Case{Scenario: ScenarioIngest, Target: "ours"}, PostsPerSec: 1}}}
 	for _, g := range empty.Goals() {
