@@ -28,8 +28,9 @@
 #   BENCH_REPEAT=3      runs of every scenario point; the report takes medians
 #   BENCH_DURATION=5s   measured time of each run (idle: hold time)
 #   BENCH_OUT=bench/results
-#   BENCH_FLAGS=        more benchrun flags, e.g. -warmup 2s or
-#                       -sweep-listeners 100,1000,5000,10000,20000
+#   BENCH_FLAGS=        more benchrun flags, e.g. -warmup 2s,
+#                       -sweep-listeners 100,1000,5000,10000,20000 or
+#                       -filters 0,10,100,1000
 #   SOAK_DURATION=3m    how long make soak loads the service
 #   SOAK_FLAGS=         more soak flags, e.g. -args "-streamer hijack"
 
@@ -49,7 +50,7 @@ ifeq ($(BENCH_OUT),bench/results)
 BENCH_README_FLAGS := -readme README.md -bench-readme bench/README.md
 endif
 
-.PHONY: bench-all bench-report bench-sweep bench-size bench-rates bench-idle bench-ingest bench-latency bench-slow bench-tool-ceiling bench-quick soak
+.PHONY: bench-all bench-report bench-sweep bench-size bench-filter bench-rates bench-idle bench-ingest bench-latency bench-slow bench-tool-ceiling bench-quick soak
 
 # The flags every scenario target passes to benchrun.
 BENCH_RUN_FLAGS = -targets '$(BENCH_TARGETS)' -repeat '$(BENCH_REPEAT)' -duration '$(BENCH_DURATION)' $(BENCH_FLAGS)
@@ -81,6 +82,9 @@ bench-sweep: ## Benchmark full speed at 100/1000/5000/10000 listeners, 8 produce
 
 bench-size: ## Benchmark 1 KiB events at full speed, 1000 listeners
 	$(call bench_run,size,$(BENCH_RUN_FLAGS),,$(BENCH_OUT))
+
+bench-filter: ## Benchmark 1000 listeners at full speed unfiltered, with 10 and with 1000 distinct filters (each passing 10% of events): the service only (ours, ours-hijack)
+	$(call bench_run,filter,$(BENCH_RUN_FLAGS),,$(BENCH_OUT))
 
 bench-rates: ## Benchmark 1000 listeners at 50/100/200 events/s: e2e p99 and server CPU
 	$(call bench_run,rates,$(BENCH_RUN_FLAGS),,$(BENCH_OUT))

@@ -7,7 +7,7 @@
 // server logs, a summary.md per scenario) with <out>/run.json saying how
 // they were made; benchreport turns them into the report.
 //
-//	go run ./bench/cmd/benchrun [flags] sweep size rates idle ingest slow tool-ceiling | all
+//	go run ./bench/cmd/benchrun [flags] sweep size filter rates idle ingest slow tool-ceiling | all
 package main
 
 import (
@@ -31,7 +31,7 @@ import (
 
 // allScenarios is what "all" runs, in order; ScenarioSlow runs on request.
 var allScenarios = []string{report.ScenarioToolCeiling, report.ScenarioIngest, report.ScenarioSweep,
-	report.ScenarioSize, report.ScenarioRates, report.ScenarioIdle, report.ScenarioLatency}
+	report.ScenarioSize, report.ScenarioFilter, report.ScenarioRates, report.ScenarioIdle, report.ScenarioLatency}
 
 // exitNothingMeasured is the exit status when the preparation failed
 // (a build, Centrifugo's installation, or a target that does not start):
@@ -59,6 +59,8 @@ type options struct {
 	ceilingL              int
 	latencyL              int     // listeners of the latency scenario
 	latencyRate           float64 // events/s of the latency scenario
+	filterL               int     // listeners of the filter scenario
+	filters               []int   // its points: distinct filters (0: none)
 	sseloadBin            string
 	natsServer            string // nats-server, for the NATS targets
 
@@ -79,7 +81,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	o.g = &proc.Group{Log: stderr}
 	// Children inherit the limit: servers and sseload need one descriptor
 	// per listener each.
-	most := max(o.idleL, o.rateL, o.ceilingL, o.sizeL, slices.Max(o.sweepL))
+	most := max(o.idleL, o.rateL, o.ceilingL, o.sizeL, o.filterL, slices.Max(o.sweepL))
 	if _, err := load.RaiseFileLimit(uint64(most + 1024)); err != nil {
 		fmt.Fprintf(stderr, "benchrun: warning: %v\n", err)
 	}
@@ -151,7 +153,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, int) {
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured duration of each run (idle: hold time)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "warm-up of each load run")
 	fs.IntVar(&o.repeat, "repeat", 3, "runs of each scenario point and target; the report takes their medians")
-	fs.IntVar(&o.producers, "producers", 8, "producers at full speed (sweep, size, ingest, slow)")
+	fs.IntVar(&o.producers, "producers", 8, "producers at full speed (sweep, size, filter, ingest, slow)")
 	sweep := fs.String("sweep-listeners", "100,1000,5000,10000", "listener counts of the sweep scenario")
 	rates := fs.String("rates", "50,100,200", "total events/s of the rates scenario")
 	fs.IntVar(&o.rateL, "rate-listeners", 1000, "listeners of the rates and slow scenarios")
@@ -162,6 +164,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, int) {
 	fs.IntVar(&o.ceilingL, "ceiling-listeners", 1000, "listeners of the tool-ceiling scenario")
 	fs.IntVar(&o.latencyL, "latency-listeners", 1, "listeners of the latency scenario")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 500, "events/s of the latency scenario")
+	fs.IntVar(&o.filterL, "filter-listeners", 1000, "listeners of the filter scenario")
+	filters := fs.String("filters", "0,10,1000", "points of the filter scenario: distinct listener filters, each passing 1 event in 10 (0 = unfiltered)")
 	fs.IntVar(&o.maxListen, "max-listeners", 20000, "value for the servers' -max-listeners")
 	fs.BoolVar(&o.noBuild, "no-build", false, "use the binaries already in -bin (and -tools)")
 	fs.BoolVar(&o.quick, "quick", false, "tiny runs (1 s, few listeners, one repeat) to check the set-up, not for numbers")
@@ -183,6 +187,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, int) {
 	}
 	if err == nil {
 		o.rates, err = parseFloats(*rates)
+	}
+	if err == nil {
+		o.filters, err = parseInts(*filters)
 	}
 	if err == nil {
 		o.targets, err = parseTargets(*targets, ta)
@@ -237,6 +244,8 @@ func quickDefaults(fs *flag.FlagSet, o *options) {
 	quick("idle-listeners", func() { o.idleL = 200 })
 	quick("ceiling-listeners", func() { o.ceilingL = 50 })
 	quick("producers", func() { o.producers = 2 })
+	quick("filter-listeners", func() { o.filterL = 50 })
+	quick("filters", func() { o.filters = []int{0, 10, 50} })
 }
 
 // recordedArgs are the arguments worth recording for the report: all but

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,6 +98,12 @@ func TestParseTargets(t *testing.T) {
 		nt[2].runsIn(report.ScenarioLatency) || !ts[0].runsIn(report.ScenarioLatency) || nt[0].hint == "" {
 		t.Errorf("NATS targets: %+v, %v", nt, err)
 	}
+	// Only the service understands listener filters.
+	for _, tg := range ts {
+		if want := strings.HasPrefix(tg.name, "ours"); tg.runsIn(report.ScenarioFilter) != want {
+			t.Errorf("%s runs in the filter scenario: %v, want %v", tg.name, !want, want)
+		}
+	}
 	for _, bad := range []string{"", "nats", "ours,other"} {
 		if _, err := parseTargets(bad, ta); err == nil {
 			t.Errorf("%q accepted", bad)
@@ -106,6 +113,7 @@ func TestParseTargets(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{nil, {"nope"}, {"-targets", "other", "ingest"}, {"-sweep-listeners", "x", "sweep"},
+		{"-filters", "10,-1", "filter"},
 		{"-repeat", "0", "sweep"}, {"-rates", "-1", "rates"}, {"sweep", "all"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(args, &stdout, &stderr); code != 2 {
@@ -113,7 +121,7 @@ func TestUsageErrors(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"-help"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "all = tool-ceiling ingest sweep size rates idle") {
+	if code := run([]string{"-help"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "all = tool-ceiling ingest sweep size filter rates idle") {
 		t.Errorf("-help: %d %s", code, stderr.String())
 	}
 }
@@ -138,6 +146,9 @@ func TestSummary(t *testing.T) {
 			Load: &load.RunResult{PostsPerSec: 1234, DeliveriesPerSec: 2_500_000, DeliveryRatio: 1,
 				E2E: load.Latency{P50Us: 300, P99Us: 2000}, Slow: &load.SlowResult{Listeners: 100, Disconnected: 100}},
 			Server: &load.ServerStats{CPUCores: 1.2, PeakRSSKiB: 40960}},
+		{Schema: load.Schema, Mode: load.ModeLoad, Label: "ours", Env: env,
+			Params: load.Params{Listeners: 1000, Producers: 8, Size: 128, Filters: 10, Buckets: 10},
+			Load:   &load.RunResult{PostsPerSec: 4321, Filter: &load.FilterCheck{Filters: 10, Checked: 100, Rejected: 3}}},
 		{Schema: load.Schema, Mode: load.ModeIdle, Label: "baseline", Env: env, Params: load.Params{Listeners: 10000},
 			Idle: &load.IdleResult{Listeners: 10000, KiBPerListener: 12.5}},
 		{Schema: load.Schema, Mode: load.ModeSelfTest, Env: env,
@@ -156,11 +167,43 @@ func TestSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	md := string(b)
-	for _, want := range []string{"| ours | 1000 | 10% | 8 | max | 128 B | 1234 |", "2.5M", "2ms", "40.0 MiB",
+	for _, want := range []string{"| ours | 1000 | 10% | - | 8 | max | 128 B | 1234 |", "| ours | 1000 | 0% | 10 | 8 | max | 128 B | 4321 |",
+		"- ours, 1000 listeners, 10 filters: 3 events reached listeners whose filter rejects them.", "2.5M", "2ms", "40.0 MiB",
 		"100 slow listeners", "100 were disconnected", "| baseline | 10000 |", "12.50", "| 158 B | 1000 | 5M |", "note"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("summary lacks %q:\n%s", want, md)
 		}
+	}
+}
+
+// TestFilterSpecs: the filter scenario's points are the same full-speed
+// run, unfiltered and with filters, events carrying a bucket in each.
+func TestFilterSpecs(t *testing.T) {
+	var stderr bytes.Buffer
+	o, _, code := parseFlags([]string{"-filter-listeners", "1000", "-filters", "0,10,1000", "-producers", "8", "filter"}, &stderr)
+	if o == nil {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	got := specs(o, report.ScenarioFilter)
+	wantFiles := []string{"L01000-F00000", "L01000-F00010", "L01000-F01000"}
+	if len(got) != len(wantFiles) {
+		t.Fatalf("%d specs: %+v", len(got), got)
+	}
+	for i, sp := range got {
+		args := " " + strings.Join(sp.args, " ") + " "
+		for _, want := range []string{" -listeners 1000 ", " -producers 8 ", " -size 128 ", " -buckets 10 ",
+			fmt.Sprintf(" -filters %d ", []int{0, 10, 1000}[i])} {
+			if !strings.Contains(args, want) {
+				t.Errorf("%s: args %q lack %q", sp.file, args, want)
+			}
+		}
+		if sp.file != wantFiles[i] {
+			t.Errorf("file %q, want %q", sp.file, wantFiles[i])
+		}
+	}
+	q, _, _ := parseFlags([]string{"-quick", "filter"}, &stderr)
+	if q.filterL != 50 || fmt.Sprint(q.filters) != "[0 10 50]" {
+		t.Errorf("quick: %d listeners, filters %v", q.filterL, q.filters)
 	}
 }
 
@@ -229,6 +272,58 @@ func TestBaselineScenarios(t *testing.T) {
 	s, ok := res.Find(report.Case{Scenario: report.ScenarioSweep, Target: "baseline", Listeners: 50, Size: 128})
 	if !ok || s.Runs != 2 || s.DeliveriesPerSec <= 0 || res.Run == nil || res.Run.Command != "go test" || res.Run.Repeat != 2 {
 		t.Fatalf("report: %+v %+v", s, res.Run)
+	}
+}
+
+// TestFilterScenario runs the filter scenario for real against the
+// service (the baseline, which has no filters, is left out of it): every
+// filtered listener gets the events of its bucket and nothing else.
+func TestFilterScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds binaries and starts servers")
+	}
+	bin := buildBinaries(t, "baseline", "sseload")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, "event_dispatcher"),
+		"github.com/SRGSSR/pillarbox-event-dispatcher/cmd/event_dispatcher")
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build the service: %v\n%s", err, b)
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"-no-build", "-bin", bin, "-out", out, "-targets", "ours,baseline", "-quick",
+		"-filter-listeners", "20", "-filters", "0,5,20", "filter"}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, stderr.String())
+	}
+	if files, _ := filepath.Glob(filepath.Join(out, "filter", "baseline-*")); len(files) != 0 {
+		t.Errorf("the baseline ran in the filter scenario: %v", files)
+	}
+	for _, filters := range []int{0, 5, 20} {
+		r, err := load.ReadReport(filepath.Join(out, "filter", fmt.Sprintf("ours-L00020-F%05d-r1.json", filters)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := r.Load
+		if r.Params.Filters != filters || r.Params.Buckets != 10 || l.Sent == 0 || l.DeliveryRatio != 1 || l.Order.OutOfOrder != 0 {
+			t.Errorf("%d filters: params %+v, result %+v", filters, r.Params, l)
+		}
+		switch {
+		case filters == 0 && l.Filter != nil:
+			t.Errorf("unfiltered: filter check %+v", l.Filter)
+		case filters > 0 && (l.Filter == nil || l.Filter.Filters != filters || l.Filter.Checked == 0 || l.Filter.Rejected != 0):
+			t.Errorf("%d filters: filter check %+v", filters, l.Filter)
+		case filters > 0 && (l.Expected*8 > l.Sent*20 || l.Expected*12 < l.Sent*20):
+			t.Errorf("%d filters: %d expected of %d sent to 20 listeners, want about 10 %%", filters, l.Expected, l.Sent)
+		}
+	}
+	res, err := report.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := res.Find(report.Case{Scenario: report.ScenarioFilter, Target: "ours", Listeners: 20, Size: 128, Filters: 5}); !ok || s.PostsPerSec <= 0 {
+		t.Fatalf("report: %+v %v", s, ok)
 	}
 }
 

@@ -17,6 +17,10 @@ import (
 // smallEvent is the event size of every scenario but size.
 const smallEvent = 128
 
+// filterBuckets is how many buckets the events of the filter scenario go
+// round: each listener's filter passes one, 10 % of the events.
+const filterBuckets = 10
+
 // runSpec is one sseload invocation, run against every target.
 type runSpec struct {
 	file string   // result file name, between "<target>-" and "-r<repeat>"
@@ -47,6 +51,16 @@ func specs(o *options, name string) []runSpec {
 			out = append(out, runSpec{file: fmt.Sprintf("L%d-R%g", o.rateL, r), args: []string{
 				"-listeners", itoa(o.rateL), "-producers", itoa(min(o.producers, 4)), "-rate", fmt.Sprint(r),
 				"-size", itoa(smallEvent), "-sample", "1", "-duration", dur, "-warmup", warm, "-drain", "5s"}})
+		}
+	case report.ScenarioFilter:
+		// The same listeners and producers, unfiltered and with filters:
+		// every event carries a bucket (1 in 10) in every point, and each
+		// filter passes one bucket (see sseload -filters).
+		for _, f := range o.filters {
+			sp := fullSpeed(o.filterL, smallEvent)
+			sp.file = fmt.Sprintf("L%05d-F%05d", o.filterL, f)
+			sp.args = append(sp.args, "-buckets", itoa(filterBuckets), "-filters", itoa(f))
+			out = append(out, sp)
 		}
 	case report.ScenarioIngest:
 		out = append(out, runSpec{file: fmt.Sprintf("ingest-%dB", smallEvent), args: []string{

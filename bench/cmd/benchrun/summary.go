@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/load"
@@ -45,6 +46,9 @@ func writeSummary(dir string) error {
 		if a.Params.SlowFraction != b.Params.SlowFraction {
 			return a.Params.SlowFraction < b.Params.SlowFraction
 		}
+		if a.Params.Filters != b.Params.Filters {
+			return a.Params.Filters < b.Params.Filters
+		}
 		return a.StartedAt.Before(b.StartedAt)
 	})
 	f, err := os.Create(filepath.Join(dir, "summary.md"))
@@ -83,8 +87,8 @@ func summarize(w io.Writer, title string, reports []*load.Report) error {
 		}
 	}
 	if len(loads) > 0 {
-		fmt.Fprintln(w, "| server | listeners | slow | producers | rate | size | posts/s | POST p99 | deliveries/s | delivery ratio | lost | gap events | e2e p50 | e2e p99 | e2e p99.9 | server CPU (cores) | server peak RSS | sseload CPU (cores) |")
-		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Fprintln(w, "| server | listeners | slow | filters | producers | rate | size | posts/s | POST p99 | deliveries/s | delivery ratio | lost | gap events | e2e p50 | e2e p99 | e2e p99.9 | server CPU (cores) | server peak RSS | sseload CPU (cores) |")
+		fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 		for _, r := range loads {
 			p, l := r.Params, r.Load
 			rate := "max"
@@ -102,13 +106,21 @@ func summarize(w io.Writer, title string, reports []*load.Report) error {
 				ratio = fmt.Sprintf("%.4f", l.DeliveryRatio)
 				p50, p99, p999 = load.FormatMicros(l.E2E.P50Us), load.FormatMicros(l.E2E.P99Us), load.FormatMicros(l.E2E.P999Us)
 			}
-			fmt.Fprintf(w, "| %s | %d | %.0f%% | %d | %s | %d B | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %.2f |\n",
-				label(r), p.Listeners, p.SlowFraction*100, p.Producers, rate, p.Size,
+			filters := "-"
+			if p.Filters > 0 {
+				filters = strconv.Itoa(p.Filters)
+			}
+			fmt.Fprintf(w, "| %s | %d | %.0f%% | %s | %d | %s | %d B | %s | %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %.2f |\n",
+				label(r), p.Listeners, p.SlowFraction*100, filters, p.Producers, rate, p.Size,
 				load.FormatCount(l.PostsPerSec), load.FormatMicros(l.PostLatency.P99Us),
 				deliv, ratio, l.Lost, l.GapEvents, p50, p99, p999, cpu, rss, r.Tool.CPUCores)
 		}
 		fmt.Fprintln(w)
 		for _, r := range loads {
+			if f := r.Load.Filter; f != nil && f.Rejected > 0 {
+				fmt.Fprintf(w, "- %s, %d listeners, %d filters: %d events reached listeners whose filter rejects them.\n",
+					label(r), r.Params.Listeners, r.Params.Filters, f.Rejected)
+			}
 			if s := r.Load.Slow; s != nil {
 				fmt.Fprintf(w, "- %s, %d listeners: %d slow listeners received %d events in the measured phase; %d were disconnected by the server.\n",
 					label(r), r.Params.Listeners, s.Listeners, s.Delivered, s.Disconnected)

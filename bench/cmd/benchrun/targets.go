@@ -39,12 +39,18 @@ type target struct {
 	// instances, for a NATS target, is how many instances share the stream
 	// of a nats-server started for each run (see nats.go); 0 otherwise.
 	instances int
+	// filters says whether the server understands listener filters
+	// (GET /events?where=…): only those run in the filter scenario.
+	filters bool
 }
 
 // runsIn says whether the target is measured in scenario. The latency
 // scenario compares the service's modes: the other servers skip it.
 func (t *target) runsIn(scenario string) bool {
 	if scenario == report.ScenarioLatency && !strings.HasPrefix(t.name, "ours") {
+		return false
+	}
+	if scenario == report.ScenarioFilter && !t.filters {
 		return false
 	}
 	return len(t.only) == 0 || slices.Contains(t.only, scenario)
@@ -61,6 +67,7 @@ func parseTargets(list string, ta targetArgs) ([]target, error) {
 		switch name {
 		case "ours", "ours-hijack", "ours-scraped", "ours-nats", "ours-nats3":
 			t.bin, t.dir, t.pkg, t.args = "event_dispatcher", ".", "./cmd/event_dispatcher", ta.ours
+			t.filters = true
 			switch name {
 			case "ours-hijack":
 				t.args += " -streamer hijack"

@@ -78,6 +78,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.WaitGreeting, "greeting", cfg.WaitGreeting, "wait for a first SSE block (the greeting comment) before a listener counts as connected")
 	fs.BoolVar(&cfg.ReadyOnSend, "ready-on-send", false, "count a listener as connected once its request is sent, without waiting for any response byte: for servers that send no header before the first event (the original service); keep a -warmup so that the server registers every listener before the measured phase (raw client only)")
 	fs.BoolVar(&cfg.Insecure, "insecure", false, "do not verify TLS certificates (https URLs)")
+	fs.IntVar(&cfg.Filters, "filters", 0, "give the listeners this many distinct filters, round-robin: listener i gets filter j = i mod N, "+
+		"?where=bucket:<j mod buckets> (plus &where=bucket:x<j>, a value no event has, when N > -buckets, to keep the N filters distinct); "+
+		"each passes 1 event in -buckets, and every frame a listener receives is checked against its filter (0 = no filter)")
+	fs.IntVar(&cfg.Buckets, "buckets", 0, "events carry \"bucket\":\"<seq mod N>\" (zero-padded), the field -filters look at "+
+		"(0 = no such field; 10 with -filters)")
 	fs.IntVar(&cfg.FramesPerChunk, "self-test-frames-per-chunk", cfg.FramesPerChunk, "frames per HTTP chunk written by the -self-test server")
 	idle := fs.Bool("idle", false, "idle mode: open the listeners, hold them for -duration, report server memory per listener")
 	selfTest := fs.Bool("self-test", false, "measure the tool's own ceiling against a trivial in-process server (ignores -url)")
@@ -166,6 +171,13 @@ Usage: sseload [flags]
 			fmt.Fprintf(stderr, "sseload: %v\n", err)
 			return 1
 		}
+	}
+	if l := rep.Load; l != nil && l.Filter != nil && l.Filter.Rejected > 0 {
+		// The server sent listeners what they did not ask for: the run
+		// is written, but it failed.
+		fmt.Fprintf(stderr, "sseload: %d events reached listeners whose filter rejects them (the first: %s)\n",
+			l.Filter.Rejected, l.Filter.Example)
+		return 1
 	}
 	return 0
 }

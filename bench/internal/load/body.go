@@ -17,35 +17,44 @@ import (
 // output whatever order it writes keys in):
 //
 //	{"run":"<8 hex>","pid":<n>,"seq":<20-wide>,"ts":<20-wide>,"pad":"xxx…"}
+//
+// With buckets (Config.Buckets, for listener filters: see filter.go) a
+// bucket, seq mod buckets, zero-padded, comes before the padding:
+//
+//	…,"ts":<20-wide>,"bucket":"<digits>","pad":"xxx…"}
 const slotWidth = 20 // enough for any uint64 / positive int64
 
 // Body is one producer's reusable event body.
 type Body struct {
-	buf    []byte
-	seqOff int
-	tsOff  int
+	buf       []byte
+	seqOff    int
+	tsOff     int
+	bucketOff int    // where the bucket's digits start (with buckets)
+	bucketEnd int    // and end
+	buckets   uint64 // 0: no bucket field
 }
 
 // MinBodySize is the smallest body NewBody can produce (empty padding).
-var MinBodySize = len(buildBody("", "", "00000000", 0, 0).buf)
+var MinBodySize = len(buildBody("", "", "00000000", 0, 0, 0).buf)
 
 // NewBody builds a body of approximately size bytes (exactly size when size
 // is at least MinBodySize for the given producer id) for producer pid of run.
 func NewBody(run string, pid int, size int) *Body {
-	return newWrappedBody("", "", run, pid, size)
+	return newWrappedBody("", "", run, pid, size, 0)
 }
 
 // newWrappedBody is NewBody with the event between prefix and suffix (the
-// POST body of protocols that wrap the event); size is the event's.
-func newWrappedBody(prefix, suffix, run string, pid int, size int) *Body {
-	b := buildBody(prefix, suffix, run, pid, 0)
+// POST body of protocols that wrap the event) and, when buckets is
+// positive, a bucket field; size is the event's.
+func newWrappedBody(prefix, suffix, run string, pid, size, buckets int) *Body {
+	b := buildBody(prefix, suffix, run, pid, 0, buckets)
 	if pad := size - (len(b.buf) - len(prefix) - len(suffix)); pad > 0 {
-		b = buildBody(prefix, suffix, run, pid, pad)
+		b = buildBody(prefix, suffix, run, pid, pad, buckets)
 	}
 	return b
 }
 
-func buildBody(prefix, suffix, run string, pid int, pad int) *Body {
+func buildBody(prefix, suffix, run string, pid, pad, buckets int) *Body {
 	buf := append([]byte(nil), prefix...)
 	buf = append(buf, `{"run":"`...)
 	buf = append(buf, run...)
@@ -57,22 +66,34 @@ func buildBody(prefix, suffix, run string, pid int, pad int) *Body {
 	buf = append(buf, `,"ts":`...)
 	tsOff := len(buf)
 	buf = append(buf, bytes.Repeat([]byte{' '}, slotWidth)...)
+	bucketOff, bucketEnd := 0, 0
+	if buckets > 0 {
+		buf = append(buf, `,"`+BucketField+`":"`...)
+		bucketOff = len(buf)
+		buf = append(buf, bytes.Repeat([]byte{'0'}, bucketWidth(buckets))...)
+		bucketEnd = len(buf)
+		buf = append(buf, '"')
+	}
 	buf = append(buf, `,"pad":"`...)
 	buf = append(buf, bytes.Repeat([]byte{'x'}, pad)...)
 	buf = append(buf, `"}`...)
 	buf = append(buf, suffix...)
-	b := &Body{buf: buf, seqOff: seqOff, tsOff: tsOff}
+	b := &Body{buf: buf, seqOff: seqOff, tsOff: tsOff, bucketOff: bucketOff, bucketEnd: bucketEnd, buckets: uint64(max(buckets, 0))}
 	b.Set(0, 0)
 	return b
 }
 
-// Set patches the sequence number and the send timestamp (Unix ns).
+// Set patches the sequence number, the send timestamp (Unix ns) and, with
+// buckets, the bucket: seq mod buckets.
 func (b *Body) Set(seq uint64, tsNanos int64) {
 	putSlot(b.buf[b.seqOff:b.seqOff+slotWidth], seq)
 	if tsNanos < 0 {
 		tsNanos = 0
 	}
 	putSlot(b.buf[b.tsOff:b.tsOff+slotWidth], uint64(tsNanos))
+	if b.buckets > 0 {
+		putBucket(b.buf[b.bucketOff:b.bucketEnd], seq%b.buckets)
+	}
 }
 
 // Bytes returns the body; it is patched in place by Set.

@@ -55,6 +55,17 @@ type Config struct {
 	// should precede the measured phase. Raw client only.
 	ReadyOnSend bool
 
+	// Filters, when positive, gives the listeners that many distinct
+	// filters, round-robin: listener i gets filter i mod Filters, which
+	// accepts the events of one bucket (see filter.go). Every data frame a
+	// listener receives is checked against its filter. Dispatcher
+	// protocol only.
+	Filters int
+	// Buckets, when positive, makes every event carry a bucket,
+	// "bucket":"<seq mod Buckets>", the field the filters look at; 0 with
+	// Filters is DefaultBuckets.
+	Buckets int
+
 	// Centrifugo, when not nil, selects ProtocolCentrifugo (the server is
 	// Centrifugo); nil is ProtocolDispatcher.
 	Centrifugo *Centrifugo
@@ -100,6 +111,10 @@ func (c *Config) validate() error {
 		return errors.New("slow must be within [0,1]")
 	case c.Client != ClientRaw && c.Client != ClientNetHTTP:
 		return fmt.Errorf("client must be %q or %q", ClientRaw, ClientNetHTTP)
+	case c.Filters < 0 || c.Buckets < 0:
+		return errors.New("filters and buckets must not be negative")
+	case c.Filters > 0 && c.Centrifugo != nil:
+		return errors.New("filters: the dispatcher protocol only")
 	case c.ReadyOnSend && c.Client != ClientRaw:
 		// net/http's client returns the response only once its head has
 		// arrived, which such servers send with the first event.
@@ -107,6 +122,9 @@ func (c *Config) validate() error {
 	}
 	if err := c.Centrifugo.validate(c); err != nil {
 		return err
+	}
+	if c.Filters > 0 && c.Buckets == 0 {
+		c.Buckets = DefaultBuckets
 	}
 	if c.DialConcurrency <= 0 {
 		c.DialConcurrency = 256
@@ -136,7 +154,7 @@ func (c *Config) params() Params {
 		DrainSec:        c.Drain.Seconds(),
 		ConnectTimeout:  c.ConnectTimeout.Seconds(),
 		Size:            c.Size,
-		BodyBytes:       len(NewBody("00000000", 0, c.Size).Bytes()),
+		BodyBytes:       len(newWrappedBody("", "", "00000000", 0, c.Size, c.Buckets).Bytes()),
 		Sample:          c.Sample,
 		SlowFraction:    c.SlowFraction,
 		Client:          c.Client,
@@ -146,5 +164,8 @@ func (c *Config) params() Params {
 		PostURLs:        c.PostURLs,
 		DialConcurrency: c.DialConcurrency,
 		ReadyOnSend:     c.ReadyOnSend,
+		Filters:         c.Filters,
+		Buckets:         c.Buckets,
+		FilterExample:   FilterQuery(0, c.Filters, c.Buckets),
 	}
 }

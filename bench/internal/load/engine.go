@@ -190,7 +190,8 @@ func (e *engine) runProducers(ctx context.Context, d time.Duration) time.Duratio
 	return time.Since(start)
 }
 
-func (e *engine) sent() int64 {
+// sentTotal is the number of events the producers have had accepted.
+func (e *engine) sentTotal() int64 {
 	var n int64
 	for _, p := range e.producers {
 		n += p.sent.Load()
@@ -198,11 +199,43 @@ func (e *engine) sent() int64 {
 	return n
 }
 
+// sentCounts are the events the producers have had accepted: in all, and
+// per bucket (with Config.Buckets).
+type sentCounts struct {
+	total   int64
+	buckets []int64
+}
+
+// sent reads the producers' counts; they must not be posting (between
+// phases), or the total and the buckets may disagree.
+func (e *engine) sent() sentCounts {
+	c := sentCounts{}
+	if e.cfg.Buckets > 0 {
+		c.buckets = make([]int64, e.cfg.Buckets)
+	}
+	for _, p := range e.producers {
+		c.total += p.sent.Load()
+		for i := range p.sentBucket {
+			c.buckets[i] += p.sentBucket[i].Load()
+		}
+	}
+	return c
+}
+
+// of is how many of the events listener l is to receive: all of them, or,
+// with a filter, those of its bucket.
+func (c sentCounts) of(l *listener) int64 {
+	if l.filter == nil {
+		return c.total
+	}
+	return c.buckets[l.filter.bucket]
+}
+
 // waitDelivered waits until every healthy, still connected listener has
-// received expected events more than base, or no delivery happened for
-// cfg.DrainQuiet, or max has passed. It returns the time of the last
-// observed progress and whether delivery was complete.
-func (e *engine) waitDelivered(ctx context.Context, base []int64, expected int64, limit time.Duration) (time.Time, bool) {
+// received what it is to receive of sent more than base, or no delivery
+// happened for cfg.DrainQuiet, or max has passed. It returns the time of
+// the last observed progress and whether delivery was complete.
+func (e *engine) waitDelivered(ctx context.Context, base []int64, sent sentCounts, limit time.Duration) (time.Time, bool) {
 	start := time.Now()
 	lastProgress := start
 	var lastTotal int64 = -1
@@ -217,7 +250,7 @@ func (e *engine) waitDelivered(ctx context.Context, base []int64, expected int64
 			}
 			got := l.delivered.Load() - base[i]
 			total += got
-			if got < expected && !l.gone.Load() {
+			if got < sent.of(l) && !l.gone.Load() {
 				complete = false
 			}
 		}

@@ -67,6 +67,12 @@ type FrameScanner struct {
 	// slice is only valid during the call.
 	OnSample func(payload []byte)
 
+	// OnEvent, when set, receives the payload of the first data line of
+	// every data event (at most maxCapture bytes), sampled or not: the
+	// listeners check each one against their filter. The slice is only
+	// valid during the call.
+	OnEvent func(payload []byte)
+
 	// line state
 	lineLen  int
 	kind     lineKind
@@ -125,6 +131,9 @@ func (s *FrameScanner) Feed(p []byte) {
 					}
 				} else {
 					s.Data++
+					if s.OnEvent != nil {
+						s.OnEvent(dataPayload(line))
+					}
 					if s.takeSample() && s.OnSample != nil {
 						s.OnSample(dataPayload(line))
 					}
@@ -211,7 +220,7 @@ func (s *FrameScanner) classify(final bool) {
 		s.kind = lineData
 		if !s.hasData {
 			s.sampleThis = s.takeSample()
-			s.capture = s.sampleThis || s.eventKind == eventGap || s.EventPrefix != nil
+			s.capture = s.sampleThis || s.eventKind == eventGap || s.EventPrefix != nil || s.OnEvent != nil
 		}
 	case bytes.HasPrefix(p, []byte("event:")) || (final && isField(p, "event")):
 		s.kind = lineEvent
@@ -322,6 +331,9 @@ func (s *FrameScanner) endBlock() {
 		}
 	case s.hasData && s.eventKind == eventMessage:
 		s.Data++
+		if s.OnEvent != nil {
+			s.OnEvent(dataPayload(s.captured)) // truncated past maxCapture
+		}
 		if complete && s.sampleThis && s.OnSample != nil {
 			s.OnSample(dataPayload(s.captured))
 		}

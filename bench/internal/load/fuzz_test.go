@@ -85,7 +85,7 @@ func FuzzParseEvent(f *testing.F) {
 			}
 		}
 		seq %= 1 << 60
-		b := newWrappedBody(`{"channel":"bench","pub":{"data":`, `}}`, "0badcafe", 5, 200)
+		b := newWrappedBody(`{"channel":"bench","pub":{"data":`, `}}`, "0badcafe", 5, 200, 0)
 		b.Set(seq, int64(seq)+1)
 		f1, ok := parseEvent(b.Bytes())
 		if !ok || string(f1.run) != "0badcafe" || f1.pid != 5 || f1.seq != int64(seq) || f1.ts != int64(seq)+1 {

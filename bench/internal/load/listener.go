@@ -29,9 +29,10 @@ var (
 
 // listener is one SSE connection.
 type listener struct {
-	e    *engine
-	idx  int
-	slow bool
+	e      *engine
+	idx    int
+	slow   bool
+	filter *listenerFilter // nil: the listener asks for every event
 
 	mu     sync.Mutex
 	closer io.Closer // the connection (or response body); nil until connected
@@ -59,9 +60,13 @@ type listener struct {
 	foreign            int64  // sampled frames from other runs / traffic
 	badParse           int64  // sampled frames that did not parse
 	refused            []byte // the refusal control frame, once received
+	filterChecked      int64  // data frames checked against the filter
+	filterRejected     int64  // data frames the filter rejects: the server's error
+	rejectedExample    []byte // the first of them
+	rejectedLast       bool   // the filter rejected the last data frame
 
 	// shared with the engine while running
-	delivered atomic.Int64 // data events seen so far
+	delivered atomic.Int64 // data events seen so far (with a filter: those it accepts)
 	pub       struct {     // non-data block counters, published for the engine
 		seen                                               int64 // Blocks-Data at last publish
 		gaps, gapMissed, named, comments, retries, control atomic.Int64
@@ -80,15 +85,33 @@ func newListener(e *engine, idx int, slow bool) *listener {
 	if l.sc.EventPrefix != nil {
 		l.sc.OnControl = l.onControl
 	}
+	if e.cfg.Filters > 0 {
+		l.filter = newListenerFilter(idx, e.cfg.Filters, e.cfg.Buckets)
+		l.sc.OnEvent = l.onEvent
+	}
 	l.feed = l.sc.Feed
 	l.rawRead = l.rawReadFn
 	if e.cfg.Producers > 0 {
+		// The sequence number before the first one the listener is to
+		// receive (see onSample).
+		first := int64(-1)
+		if l.filter != nil {
+			first = int64(l.filter.bucket) - l.seqStep()
+		}
 		l.lastSeq = make([]int64, e.cfg.Producers)
 		for i := range l.lastSeq {
-			l.lastSeq[i] = -1
+			l.lastSeq[i] = first
 		}
 	}
 	return l
+}
+
+// query is the query of the listener's GET: its filter, or none.
+func (l *listener) query() string {
+	if l.filter == nil {
+		return ""
+	}
+	return l.filter.query
 }
 
 func (l *listener) setErr(err error) {
@@ -216,7 +239,7 @@ func (l *listener) runRaw(ctx context.Context, deadline time.Time, release func(
 		}
 	}
 	_ = conn.SetWriteDeadline(deadline)
-	if _, err := conn.Write(l.e.target.sseRequest()); err != nil {
+	if _, err := conn.Write(l.e.target.sseRequest(l.query())); err != nil {
 		return fmt.Errorf("send request: %w", err)
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
@@ -269,7 +292,9 @@ func (l *listener) process(p []byte) error {
 		} else {
 			l.sc.Feed(p)
 		}
-		l.delivered.Store(l.sc.Data)
+		// A frame the filter rejects is not a delivery: it is counted
+		// apart (filterRejected), and must not make up for a lost one.
+		l.delivered.Store(l.sc.Data - l.filterRejected)
 		if other := l.sc.Blocks - l.sc.Data; other != l.pub.seen {
 			l.pub.seen = other
 			l.pub.gaps.Store(l.sc.Gaps)
@@ -317,6 +342,11 @@ func (l *listener) markReady() {
 // onSample handles one sampled data frame: end-to-end latency and per
 // producer ordering.
 func (l *listener) onSample(p []byte) {
+	if l.rejectedLast {
+		// The frame its filter rejects (onEvent has just seen it) is
+		// counted apart; its sequence number is not this listener's.
+		return
+	}
 	f, ok := parseEvent(p)
 	if !ok {
 		l.badParse++
@@ -339,8 +369,9 @@ func (l *listener) onSample(p []byte) {
 	case f.seq < last:
 		l.disorder++
 	default:
-		if l.sc.SampleEvery == 1 && f.seq != last+1 {
-			l.seqGaps += f.seq - last - 1
+		// A filtered listener receives one sequence number in seqStep.
+		if step := l.seqStep(); l.sc.SampleEvery == 1 && f.seq != last+step {
+			l.seqGaps += (f.seq-last)/step - 1
 		}
 		l.lastSeq[f.pid] = f.seq
 	}

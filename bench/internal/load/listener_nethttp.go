@@ -12,7 +12,7 @@ import (
 // (which de-chunks the body itself). It exists to compare costs
 // (-client nethttp); the raw implementation is the default.
 func (l *listener) runNetHTTP(ctx context.Context, deadline time.Time, release func()) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.e.target.eventsURL(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.e.target.eventsURL(l.query()), nil)
 	if err != nil {
 		return err
 	}

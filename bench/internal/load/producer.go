@@ -30,6 +30,9 @@ type producer struct {
 
 	sent   atomic.Int64 // events accepted (HTTP 200)
 	failed atomic.Int64 // transport errors and non-200 answers
+	// sentBucket counts the events accepted per bucket (with
+	// Config.Buckets): what each filtered listener is to receive.
+	sentBucket []atomic.Int64
 }
 
 func newProducer(e *engine, id int) *producer {
@@ -60,9 +63,12 @@ func newProducer(e *engine, id int) *producer {
 		hc:       hc,
 		req:      fasthttp.AcquireRequest(),
 		resp:     fasthttp.AcquireResponse(),
-		body:     newWrappedBody(t.wire.bodyPrefix, t.wire.bodySuffix, string(e.runID), id, e.cfg.Size),
+		body:     newWrappedBody(t.wire.bodyPrefix, t.wire.bodySuffix, string(e.runID), id, e.cfg.Size, e.cfg.Buckets),
 		lat:      newHist(),
 		statuses: map[int]int64{},
+	}
+	if e.cfg.Buckets > 0 {
+		p.sentBucket = make([]atomic.Int64, e.cfg.Buckets)
 	}
 	p.req.SetRequestURI(t.postURL())
 	p.req.Header.SetHost(t.host)
@@ -102,7 +108,8 @@ func (p *producer) run(ctx context.Context, start, deadline time.Time, rate floa
 
 func (p *producer) postOne(ctx context.Context) {
 	t0 := time.Now()
-	p.body.Set(p.seq, t0.UnixNano())
+	seq := p.seq
+	p.body.Set(seq, t0.UnixNano())
 	p.seq++
 	err := p.hc.Do(p.req, p.resp)
 	d := time.Since(t0).Nanoseconds()
@@ -123,6 +130,9 @@ func (p *producer) postOne(ctx context.Context) {
 	}
 	if code == fasthttp.StatusOK {
 		p.sent.Add(1)
+		if n := uint64(len(p.sentBucket)); n > 0 {
+			p.sentBucket[seq%n].Add(1) // the bucket Set wrote
+		}
 	} else {
 		p.failed.Add(1)
 		p.statuses[code]++
@@ -148,6 +158,9 @@ func (p *producer) resetStats() {
 	p.skipped = 0
 	p.sent.Store(0)
 	p.failed.Store(0)
+	for i := range p.sentBucket {
+		p.sentBucket[i].Store(0)
+	}
 }
 
 func (p *producer) close() {

@@ -47,7 +47,7 @@ func startProgress(e *engine, w io.Writer) *progress {
 				}
 				return
 			case now := <-t.C:
-				sent := e.sent()
+				sent := e.sentTotal()
 				var delivered int64
 				for _, l := range e.listeners {
 					if !l.slow {

@@ -67,6 +67,13 @@ type Params struct {
 	PostURLs        []string `json:"post_urls,omitempty"`
 	DialConcurrency int      `json:"dial_concurrency"`
 	ReadyOnSend     bool     `json:"ready_on_send,omitempty"`
+	// Filters and Buckets are Config's: distinct listener filters, and
+	// buckets in the events (see filter.go).
+	Filters int `json:"filters,omitempty"`
+	Buckets int `json:"buckets,omitempty"`
+	// FilterExample is the query of listener 0, to show what the filters
+	// look like.
+	FilterExample string `json:"filter_example,omitempty"`
 }
 
 // RunResult holds the numbers of a load run.
@@ -103,6 +110,11 @@ type RunResult struct {
 
 	E2E   Latency    `json:"e2e_latency"`
 	Order OrderCheck `json:"order"`
+	// Filter is the check of what filtered listeners received (runs with
+	// Params.Filters). With filters, Expected, Delivered, Lost and
+	// DeliveryRatio count for each listener the events its filter accepts;
+	// those it rejects are counted here only.
+	Filter *FilterCheck `json:"filter,omitempty"`
 
 	Slow *SlowResult `json:"slow,omitempty"`
 }

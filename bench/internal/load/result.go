@@ -14,7 +14,7 @@ func (e *engine) report(rep *Report, m *measurement) {
 	res := &RunResult{
 		ProduceSec:  round3(m.produced.Seconds()),
 		DeliverySec: round3(m.window.Seconds()),
-		Sent:        m.sent,
+		Sent:        m.sent.total,
 		Complete:    m.complete,
 	}
 	rep.Load = res
@@ -54,7 +54,7 @@ func (e *engine) producerResults(res *RunResult, m *measurement) {
 	}
 	res.PostLatency = summarize(postHist, postMax)
 	if m.produced > 0 {
-		res.PostsPerSec = round1(float64(m.sent) / m.produced.Seconds())
+		res.PostsPerSec = round1(float64(m.sent.total) / m.produced.Seconds())
 	}
 }
 
@@ -74,10 +74,12 @@ func (e *engine) listenerResults(res *RunResult, m *measurement) {
 		res.HealthyListeners++
 		counts = append(counts, got)
 		res.Delivered += got
-		if got < m.sent {
-			res.Lost += m.sent - got
+		want := m.sent.of(l)
+		res.Expected += want
+		if got < want {
+			res.Lost += want - got
 		} else {
-			res.Extra += got - m.sent
+			res.Extra += got - want
 		}
 		if l.gone.Load() {
 			res.Disconnected++
@@ -97,7 +99,6 @@ func (e *engine) listenerResults(res *RunResult, m *measurement) {
 		slow.Disconnected = m.slowGone
 		res.Slow = slow
 	}
-	res.Expected = m.sent * int64(res.HealthyListeners)
 	if res.Expected > 0 {
 		res.DeliveryRatio = round6(float64(res.Delivered) / float64(res.Expected))
 	}
@@ -105,6 +106,7 @@ func (e *engine) listenerResults(res *RunResult, m *measurement) {
 		res.DeliveriesPerSec = round1(float64(res.Delivered) / m.window.Seconds())
 	}
 	res.PerListenerMin, res.PerListenerMed, res.PerListenerMax = countStats(counts)
+	res.Filter = e.filterResults()
 	h, hmax := e.e2e.merged()
 	res.E2E = summarize(h, hmax)
 }
@@ -123,6 +125,12 @@ func (e *engine) warnDelivery(res *RunResult) {
 	cfg := e.cfg
 	if res.Order.Foreign > 0 {
 		e.warn("%d sampled frames came from other traffic: counts include events not sent by this run", res.Order.Foreign)
+	}
+	if f := res.Filter; f != nil && f.Rejected > 0 {
+		e.warn("%d events reached listeners whose filter rejects them (the first: %s)", f.Rejected, f.Example)
+	}
+	if f := res.Filter; f != nil && cfg.Filters > len(e.listeners) {
+		e.warn("%d filters asked for, %d distinct ones given: there are fewer listeners", cfg.Filters, f.Filters)
 	}
 	if !res.Complete && res.Lost > 0 && res.GapEvents == 0 {
 		e.warn("%d events were never delivered and no gap event announced the loss", res.Lost)

@@ -28,7 +28,7 @@ type measurement struct {
 
 	start        time.Time     // the measured phase's start
 	produced     time.Duration // time spent producing
-	sent         int64
+	sent         sentCounts
 	lastDelivery time.Time
 	complete     bool          // every healthy listener got every event
 	window       time.Duration // delivery window: start to the last delivery, at least produced

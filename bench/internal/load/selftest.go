@@ -168,6 +168,8 @@ func RunSelfTest(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.FramesPerChunk <= 0 {
 		cfg.FramesPerChunk = 1
 	}
+	// The trivial server streams every frame to everyone: no filter.
+	cfg.Filters, cfg.Buckets = 0, 0
 	srv, frameLen, err := startTrivialServer(cfg.Size, cfg.FramesPerChunk)
 	if err != nil {
 		return nil, err
@@ -267,11 +269,11 @@ func RunSelfTest(ctx context.Context, cfg Config) (*Report, error) {
 			}
 			p.close()
 		}
-		res.PostsPerSec = round1(float64(e.sent()) / el.Seconds())
+		res.PostsPerSec = round1(float64(e.sentTotal()) / el.Seconds())
 		res.PostLatency = summarize(h, hmax)
 		res.ProducerCPUSec = round3(cpu1.CPUSeconds - cpu0.CPUSeconds)
 		if res.ProducerCPUSec > 0 {
-			res.PostsPerCPU = round1(float64(e.sent()) / res.ProducerCPUSec)
+			res.PostsPerCPU = round1(float64(e.sentTotal()) / res.ProducerCPUSec)
 		}
 		warnings = append(warnings, e.warnings...)
 	}

@@ -35,6 +35,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("parameters", fmt.Sprintf("listeners=%d (slow %.0f%%) producers=%d rate=%s duration=%s warmup=%s size=%dB (body %dB) sample=1/%d client=%s",
 			p.Listeners, p.SlowFraction*100, p.Producers, rate, secs(p.DurationSec), secs(p.WarmupSec), p.Size, p.BodyBytes, p.Sample, p.Client))
 	}
+	if p.Filters > 0 {
+		row("filters", fmt.Sprintf("%d distinct, round-robin over the listeners, each passing 1 %s in %d (listener 0: %s)",
+			p.Filters, BucketField, p.Buckets, p.FilterExample))
+	} else if p.Buckets > 0 {
+		row("filters", fmt.Sprintf("none (events carry a %s, 1 in %d)", BucketField, p.Buckets))
+	}
 	e := r.Env
 	commit := e.GitCommit
 	if len(commit) > 12 {
@@ -57,6 +63,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 				row("control frames", fmt.Sprintf("%d data blocks that are not events (not counted)", l.ControlFrames))
 			}
 			row("e2e latency", latLine(l.E2E, true))
+			if f := l.Filter; f != nil {
+				row("filter check", fmt.Sprintf("%d frames (whole run) checked against their listener's filter: %d it rejects",
+					f.Checked, f.Rejected))
+			}
 			o := l.Order
 			row("order check", fmt.Sprintf("%d sampled frames (whole run): %d out of order, %d duplicates, %d seq gaps, %d foreign, %d unparsed", o.Checked, o.OutOfOrder, o.Duplicates, o.SeqGaps, o.Foreign, o.Unparsed))
 		}

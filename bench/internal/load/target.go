@@ -23,8 +23,9 @@ type target struct {
 	wire     wire // endpoints and framing of the protocol
 }
 
-func (t *target) eventsURL() string { return t.base + t.wire.eventsPath }
-func (t *target) postURL() string   { return t.base + t.wire.postPath }
+// eventsURL is the listeners' URL; query ("?…" or "") is added to it.
+func (t *target) eventsURL(query string) string { return t.base + t.wire.eventsPath + query }
+func (t *target) postURL() string               { return t.base + t.wire.postPath }
 
 // parseTarget parses the base URL and resolves its host once, so that
 // thousands of dials do not each go through the resolver.
@@ -149,9 +150,10 @@ func (d *dialer) dial(ctx context.Context) (net.Conn, error) {
 	return tc, nil
 }
 
-// sseRequest is the raw GET request a listener sends.
-func (t *target) sseRequest() []byte {
-	return []byte("GET " + t.path + t.wire.eventsPath + " HTTP/1.1\r\n" +
+// sseRequest is the raw GET request a listener sends; query ("?…" or "")
+// is added to the path.
+func (t *target) sseRequest(query string) []byte {
+	return []byte("GET " + t.path + t.wire.eventsPath + query + " HTTP/1.1\r\n" +
 		"Host: " + t.host + "\r\n" +
 		"User-Agent: sseload\r\n" +
 		"Accept: text/event-stream\r\n" +

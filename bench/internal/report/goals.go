@@ -32,14 +32,16 @@ const (
 var goalRates = []float64{50, 100}
 
 // Goals marks the issue's goals against r: the scale and moderate-rate goals
-// for each streamer, the hijack streamer's, and what being scraped costs.
+// for each streamer, the hijack streamer's, what being scraped costs, and
+// what listener filters save each streamer (filter.go).
 func (r *Results) Goals() []Goal {
-	return []Goal{
+	goals := []Goal{
 		r.goalScale("ours"), r.goalScale("ours-hijack"),
 		r.goalModerate("ours"), r.goalModerate("ours-hijack"),
 		r.goalIdle(), r.goalHijackFaster(), r.goalMetrics(),
 		r.goalNATSLatency(), r.goalNATSCPU(),
 	}
+	return append(goals, r.filterTargetsGoals()...)
 }
 
 // The NATS mode's goals (issue 18): its e2e p99 on a sparse stream at most

@@ -19,8 +19,8 @@ func (r *Results) Markdown(goals []Goal, linkBase string) string {
 	var b strings.Builder
 	b.WriteString(r.provenance() + "\n\n")
 	b.WriteString("### Goals\n\n" + goalTable(goals) + "\n")
-	sections := []func(*strings.Builder, string){r.writeSweep, r.writeSize, r.writeRates, r.writeIdle, r.writeIngest,
-		r.writeLatency, r.writeSlow, r.writeCeiling}
+	sections := []func(*strings.Builder, string){r.writeSweep, r.writeSize, r.writeFilter, r.writeRates, r.writeIdle,
+		r.writeIngest, r.writeLatency, r.writeSlow, r.writeCeiling}
 	for _, write := range sections {
 		write(&b, linkBase)
 	}
@@ -172,8 +172,8 @@ func (r *Results) writeLosses(b *strings.Builder, scenario string) {
 	var lines []string
 	for _, s := range r.Select(scenario) {
 		if s.Listeners > 0 && s.DeliveryRatio < 1 {
-			lines = append(lines, fmt.Sprintf("- %s, %s listeners%s: delivery ratio %.4f (median %s events lost, %s listeners disconnected)",
-				s.Target, Num(s.Listeners), rateSuffix(s.Rate), s.DeliveryRatio, Count(s.Lost), Count(s.Disconnected)))
+			lines = append(lines, fmt.Sprintf("- %s, %s listeners%s%s: delivery ratio %.4f (median %s events lost, %s listeners disconnected)",
+				s.Target, Num(s.Listeners), rateSuffix(s.Rate), filtersSuffix(s.Filters), s.DeliveryRatio, Count(s.Lost), Count(s.Disconnected)))
 		}
 	}
 	if len(lines) == 0 {
@@ -355,7 +355,7 @@ func caseName(c Case) string {
 	if c.Listeners > 0 {
 		s += ", " + Num(c.Listeners) + " listeners"
 	}
-	return s + rateSuffix(c.Rate)
+	return s + rateSuffix(c.Rate) + filtersSuffix(c.Filters)
 }
 
 func joinInts(xs []int) string {

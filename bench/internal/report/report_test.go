@@ -35,6 +35,32 @@ func writeLoad(t *testing.T, dir, scenario, target string, rep, listeners int, r
 	}
 }
 
+// writeFiltered writes one run of the filter scenario at 1,000 listeners
+// with filters distinct filters: posts POSTs/s, and rejected events that
+// reached listeners whose filter rejects them.
+func writeFiltered(t *testing.T, dir, target string, rep, filters int, posts float64, rejected int64) {
+	t.Helper()
+	res := delivered(posts*1000, posts, 50)
+	if filters > 0 {
+		res.DeliveriesPerSec /= 10
+		res.Filter = &load.FilterCheck{Filters: filters, Checked: 1000, Rejected: rejected}
+	}
+	r := &load.Report{
+		Schema: load.Schema, Mode: load.ModeLoad, Label: target, Env: testEnv,
+		Params: load.Params{Listeners: 1000, Size: 128, Producers: 8, Filters: filters, Buckets: 10},
+		Load:   &res,
+		Server: &load.ServerStats{CPUSeconds: 5, CPUCores: 1},
+		Host:   &load.HostStats{LoadAvg1: float64(2 + rep), OtherCores: 0.01},
+	}
+	if rejected > 0 {
+		r.Warnings = []string{fmt.Sprintf("%d events reached listeners whose filter rejects them", rejected)}
+	}
+	name := fmt.Sprintf("%s-L01000-F%05d-r%d.json", target, filters, rep)
+	if err := r.WriteJSONFile(filepath.Join(dir, ScenarioFilter, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeIdle(t *testing.T, dir, target string, rep, listeners int, kib float64) {
 	t.Helper()
 	r := &load.Report{Schema: load.Schema, Mode: load.ModeIdle, Label: target, Env: testEnv,
@@ -83,6 +109,15 @@ func fixture(t *testing.T) string {
 		}
 		writeIdle(t, dir, "ours", rep, 10000, 29+k)
 		writeIdle(t, dir, "ours-hijack", rep, 10000, 11+k)
+		// Filters: ours 3.5× with 10 (met), 1.25× with 1,000 (missed);
+		// ours-hijack 3.17× with 10 (met), 1.67× with 1,000 but with
+		// events its listeners' filters reject (missed).
+		writeFiltered(t, dir, "ours", rep, 0, 2e3, 0)
+		writeFiltered(t, dir, "ours", rep, 10, 7e3, 0)
+		writeFiltered(t, dir, "ours", rep, 1000, 2.5e3, 0)
+		writeFiltered(t, dir, "ours-hijack", rep, 0, 3e3, 0)
+		writeFiltered(t, dir, "ours-hijack", rep, 10, 9.5e3, 0)
+		writeFiltered(t, dir, "ours-hijack", rep, 1000, 5e3, int64(rep-1))
 	}
 	// A directory left from an older bench is not read.
 	if err := os.MkdirAll(filepath.Join(dir, "fanout"), 0o755); err != nil {
@@ -147,8 +182,8 @@ func TestGoals(t *testing.T) {
 	goals := r.Goals()
 	// Scale: ours met, ours-hijack missed (0.33×); moderate: ours missed
 	// (p99 at 100/s), ours-hijack met; idle met; hijack faster missed;
-	// metrics met; NATS latency met, NATS CPU missed.
-	want := []string{Met, Missed, Missed, Met, Met, Missed, Met, Met, Missed}
+	// metrics met; NATS latency met, NATS CPU missed; filters: see fixture.
+	want := []string{Met, Missed, Missed, Met, Met, Missed, Met, Met, Missed, Met, Missed, Met, Missed}
 	if len(goals) != len(want) {
 		t.Fatalf("%d goals, want %d", len(goals), len(want))
 	}
@@ -162,6 +197,24 @@ func TestGoals(t *testing.T) {
 		goals[8].Measured != "10.0 µs vs 2.9 µs: 3.50×" {
 		t.Errorf("measured: %q / %q / %q / %q / %q", goals[0].Measured, goals[4].Measured, goals[6].Measured,
 			goals[7].Measured, goals[8].Measured)
+	}
+	if got := goals[9]; got.Goal != "1,000 listeners at full speed, ours: POSTs/s with 10 distinct filters (each passing 10 % of the events) ≥ 3× the figure unfiltered" ||
+		got.Measured != "7k with 10 filters vs 2k unfiltered: **3.50×**" {
+		t.Errorf("filter goal: %+v", got)
+	}
+	if got := goals[12].Measured; got != "5k with 1,000 filters vs 3k unfiltered: **1.67×**; 2 events reached listeners whose filter rejects them" {
+		t.Errorf("filter goal with rejections: %q", got)
+	}
+	// A filtered point that lost events misses its goal, whatever its
+	// ratio.
+	lossy := &Results{Stats: []Stats{
+		{Case: Case{Scenario: ScenarioFilter, Target: "ours", Listeners: 1000, Size: 128}, PostsPerSec: 1e3, DeliveryRatio: 1},
+		{Case: Case{Scenario: ScenarioFilter, Target: "ours", Listeners: 1000, Size: 128, Filters: 10}, PostsPerSec: 4e3,
+			DeliveryRatio: 0.99, Lost: 4000},
+	}}
+	if g := lossy.goalFilter("ours", filterGoals[0]); g.Status != Missed ||
+		g.Measured != "4k with 10 filters vs 1k unfiltered: **4.00×**; with filters, delivery ratio 0.9900 (median 4k events lost)" {
+		t.Errorf("filter goal with losses: %+v", g)
 	}
 	// Without the cases a goal needs, it is not measured.
 	empty := &Results{Stats: []Stats{{Case: Case{Scenario: ScenarioIngest, Target: "ours"}, PostsPerSec: 1}}}
@@ -191,6 +244,14 @@ func TestMarkdownAndSummary(t *testing.T) {
 		"| 100: e2e p99 (ms) | 15 | 9 | 12 |",
 		"| 50: server CPU (s) | 0.50 | 0.40 | 0.60 |",
 		"| ours-hijack | 10,000 | 13.0 |",
+		"### Listener filters, 1,000 listeners, full speed",
+		"| server | filters | POSTs/s | × unfiltered | deliveries/s | server CPU (cores) | server CPU per POST (µs) | e2e p50 / p99 (ms) |",
+		"| ours | none | 2k | 1.00× | 2M | 1.00 | 500 | 15 / 50 |",
+		"| ours | 10 | 7k | 3.50× | 700k | 1.00 | 143 | 15 / 50 |",
+		"| ours-hijack | 1,000 | 5k | 1.67× | 500k | 1.00 | 200 | 15 / 50 |",
+		"- ours-hijack, 1,000 filters: up to 2 events reached listeners whose filter rejects them",
+		"Load average (1 minute) when the runs started: 4.0–4.0 (medians of the points).",
+		"- filter ours-hijack, 1,000 listeners, 1,000 filters: 1 events reached listeners whose filter rejects them",
 		"- failed: centrifugo sweep L1000 r2: connect timeout",
 		"- ingest ours: median of 1 runs only",
 		"| ours | 128 B | 70k | 2.9 µs |",
@@ -209,7 +270,9 @@ func TestMarkdownAndSummary(t *testing.T) {
 		"| 10,000 idle listeners: server memory each | 31.0 KiB | 13.0 KiB | - | - | - | - |",
 		"| no listener: server CPU per POST | 2.9 µs | - | - | 10.0 µs | - | - |",
 		"| a sparse stream (500 events/s): e2e p50 / p99 | 0.6 / 2 ms | - | - | 0.84 / 2.8 ms | - | - |",
-		"Goals: 5 of 9 met.",
+		"| 1,000 listeners, 10 distinct filters: POSTs/s (× unfiltered) | 7k (3.50×) | 9.5k (3.17×) | - | - | - | - |",
+		"| 1,000 listeners, full speed, unfiltered (filter scenario): POSTs/s | 2k | 3k | - | - | - | - |",
+		"Goals: 7 of 13 met.",
 		"[bench/README.md](bench/README.md)",
 	} {
 		if !strings.Contains(sum, want) {
@@ -293,5 +356,40 @@ func TestFormat(t *testing.T) {
 	tb.row("x|y")
 	if got := tb.String(); got != "| a | b |\n|---|---:|\n| x\\|y | - |\n" {
 		t.Errorf("table %q", got)
+	}
+}
+
+// TestApart: a scenario run on its own at another commit than the rest of
+// the results says so in its section.
+func TestApart(t *testing.T) {
+	dir := t.TempDir()
+	writeLoad(t, dir, ScenarioSweep, "ours", 1, 1000, 0, 128, delivered(1e6, 1e3, 20), 4)
+	writeFiltered(t, dir, "ours", 1, 0, 2e3, 0)
+	r, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if note := r.apart(ScenarioFilter); note != "" {
+		t.Errorf("same commit: %q", note)
+	}
+	later := &load.Report{Schema: load.Schema, Mode: load.ModeLoad, Label: "ours", StartedAt: time.Date(2026, 12, 6, 11, 0, 0, 0, time.UTC),
+		Env: load.Env{CPUModel: "Test CPU", GitCommit: "bbbbbbbbbbbbbbbbbbbb", GitDirty: true}, Params: load.Params{Listeners: 1000, Size: 128, Filters: 10},
+		Load: &load.RunResult{PostsPerSec: 6e3}}
+	if err := os.RemoveAll(filepath.Join(dir, ScenarioFilter)); err != nil {
+		t.Fatal(err)
+	}
+	if err := later.WriteJSONFile(filepath.Join(dir, ScenarioFilter, "later.json")); err != nil {
+		t.Fatal(err)
+	}
+	if r, err = Load(dir); err != nil {
+		t.Fatal(err)
+	}
+	want := "Measured apart from the rest of this report: runs from 2026-12-06 11:00 UTC, commit `bbbbbbbbbbbb` with uncommitted changes."
+	if note := r.apart(ScenarioFilter); note != want {
+		t.Errorf("got %q, want %q", note, want)
+	}
+	md := r.Markdown(r.Goals(), "")
+	if !strings.Contains(md, "| ours | 10 | 6k | - |") || !strings.Contains(md, want) {
+		t.Errorf("markdown:\n%s", md)
 	}
 }

@@ -30,11 +30,12 @@ const (
 	ScenarioIdle        = "idle"         // idle listeners' memory
 	ScenarioSlow        = "slow"         // listeners that stop reading
 	ScenarioLatency     = "latency"      // a sparse stream: 500 events/s, few listeners
+	ScenarioFilter      = "filter"       // listeners with filters, at full speed
 )
 
 // Scenarios lists the scenarios in report order.
-var Scenarios = []string{ScenarioSweep, ScenarioSize, ScenarioRates, ScenarioIdle, ScenarioIngest, ScenarioLatency,
-	ScenarioSlow, ScenarioToolCeiling}
+var Scenarios = []string{ScenarioSweep, ScenarioSize, ScenarioFilter, ScenarioRates, ScenarioIdle, ScenarioIngest,
+	ScenarioLatency, ScenarioSlow, ScenarioToolCeiling}
 
 // RunFile is the name of the file, in the results directory, that says
 // how the results were made.
@@ -73,7 +74,8 @@ type Case struct {
 	Listeners int     `json:"listeners"`
 	Rate      float64 `json:"rate,omitempty"` // events/s; 0 = as fast as possible
 	Size      int     `json:"size"`
-	Slow      float64 `json:"slow,omitempty"` // fraction of listeners that stop reading
+	Slow      float64 `json:"slow,omitempty"`    // fraction of listeners that stop reading
+	Filters   int     `json:"filters,omitempty"` // distinct listener filters (0: none)
 }
 
 // Stats are the medians of a case's repeated runs. A figure that no run
@@ -94,6 +96,13 @@ type Stats struct {
 	KiBPerListener   float64 `json:"kib_per_listener"`
 	ToolCPUCores     float64 `json:"sseload_cpu_cores"`
 	OtherCores       float64 `json:"other_cores"`
+	// LoadAvg1 is the machine's 1-minute load average when the runs'
+	// measured phases started.
+	LoadAvg1 float64 `json:"load_avg_1m,omitempty"`
+	// FilterRejected is the most events any run's listeners received that
+	// their filter rejects (runs with filters): anything but 0 is an error
+	// of the server.
+	FilterRejected float64 `json:"filter_rejected,omitempty"`
 
 	// Spread is the largest over the smallest value of the runs'
 	// deliveries/s (load runs with listeners), POSTs/s (without) or KiB
@@ -111,6 +120,17 @@ type Results struct {
 	// Others are the sub-directories of the results directory that are not
 	// scenarios (left from an older bench, most likely), not read.
 	Others []string `json:"-"`
+	// origins are where each scenario's runs come from, to tell a
+	// scenario measured apart from the others (see apart).
+	origins map[string]origin
+}
+
+// origin is where a scenario's runs come from: the commit, and when the
+// first one started.
+type origin struct {
+	commit  string
+	dirty   bool
+	started time.Time
 }
 
 // Load reads every sseload report under dir's scenario directories and
@@ -126,6 +146,7 @@ func Load(dir string) (*Results, error) {
 		return nil, err
 	}
 	groups := map[Case][]*load.Report{}
+	r.origins = map[string]origin{}
 	for _, sc := range Scenarios {
 		files, err := filepath.Glob(filepath.Join(dir, sc, "*.json"))
 		if err != nil {
@@ -140,6 +161,9 @@ func Load(dir string) (*Results, error) {
 			groups[c] = append(groups[c], rep)
 			if r.Env.CPUModel == "" {
 				r.Env = rep.Env
+			}
+			if o, seen := r.origins[sc]; !seen || rep.StartedAt.Before(o.started) {
+				r.origins[sc] = origin{commit: rep.Env.GitCommit, dirty: rep.Env.GitDirty, started: rep.StartedAt}
 			}
 		}
 	}
@@ -168,7 +192,8 @@ func caseOf(scenario string, rep *load.Report) Case {
 		label = "sseload"
 	}
 	p := rep.Params
-	return Case{Scenario: scenario, Target: label, Listeners: p.Listeners, Rate: p.Rate, Size: p.Size, Slow: p.SlowFraction}
+	return Case{Scenario: scenario, Target: label, Listeners: p.Listeners, Rate: p.Rate, Size: p.Size, Slow: p.SlowFraction,
+		Filters: p.Filters}
 }
 
 func (s *Stats) less(o *Stats) bool {
@@ -184,8 +209,10 @@ func (s *Stats) less(o *Stats) bool {
 		return a.Listeners < b.Listeners
 	case a.Rate != b.Rate:
 		return a.Rate < b.Rate
-	default:
+	case a.Slow != b.Slow:
 		return a.Slow < b.Slow
+	default:
+		return a.Filters < b.Filters
 	}
 }
 
@@ -246,7 +273,7 @@ func sortTargets(names []string) []string {
 // medians summarises a case's runs.
 func medians(c Case, reps []*load.Report) Stats {
 	s := Stats{Case: c, Runs: len(reps)}
-	var posts, deliv, ratio, lost, disc, p50, p99, cpuS, cpuC, kib, other, spread []float64
+	var posts, deliv, ratio, lost, disc, p50, p99, cpuS, cpuC, kib, other, loadAvg, spread []float64
 	tool := make([]float64, 0, len(reps))
 	warned := map[string]bool{}
 	for _, rep := range reps {
@@ -260,6 +287,9 @@ func medians(c Case, reps []*load.Report) Stats {
 				p50 = append(p50, l.E2E.P50Us/1e3)
 				p99 = append(p99, l.E2E.P99Us/1e3)
 				spread = append(spread, l.DeliveriesPerSec)
+				if f := l.Filter; f != nil {
+					s.FilterRejected = max(s.FilterRejected, float64(f.Rejected))
+				}
 			} else {
 				spread = append(spread, l.PostsPerSec)
 			}
@@ -280,6 +310,7 @@ func medians(c Case, reps []*load.Report) Stats {
 		tool = append(tool, rep.Tool.CPUCores)
 		if rep.Host != nil {
 			other = append(other, rep.Host.OtherCores)
+			loadAvg = append(loadAvg, rep.Host.LoadAvg1)
 		}
 		for _, w := range rep.Warnings {
 			if !warned[w] {
@@ -291,7 +322,7 @@ func medians(c Case, reps []*load.Report) Stats {
 	s.PostsPerSec, s.DeliveriesPerSec, s.DeliveryRatio = Median(posts), Median(deliv), Median(ratio)
 	s.Lost, s.Disconnected, s.P50Ms, s.P99Ms = Median(lost), Median(disc), Median(p50), Median(p99)
 	s.ServerCPUSeconds, s.ServerCPUCores, s.KiBPerListener = Median(cpuS), Median(cpuC), Median(kib)
-	s.ToolCPUCores, s.OtherCores = Median(tool), Median(other)
+	s.ToolCPUCores, s.OtherCores, s.LoadAvg1 = Median(tool), Median(other), Median(loadAvg)
 	if lo, hi := minMax(spread); lo > 0 && len(spread) > 1 {
 		s.Spread = round(hi/lo, 3)
 	}

@@ -24,6 +24,9 @@ func (r *Results) Summary(goals []Goal, benchReadme string) string {
 		{"10,000 listeners, full speed: deliveries/s (POSTs/s)", ScenarioSweep, listeners(10000), delivPosts},
 		{"1,000 listeners, full speed: e2e p50 / p99", ScenarioSweep, listeners(1000), p50p99},
 		{"1 KiB events, 1,000 listeners: deliveries/s", ScenarioSize, listeners(1000), func(s Stats) string { return Count(s.DeliveriesPerSec) }},
+		{"1,000 listeners, full speed, unfiltered (filter scenario): POSTs/s", ScenarioFilter, filtered(1000, 0), r.postsVsUnfiltered},
+		{"1,000 listeners, 10 distinct filters: POSTs/s (× unfiltered)", ScenarioFilter, filtered(1000, 10), r.postsVsUnfiltered},
+		{"1,000 listeners, 1,000 distinct filters: POSTs/s (× unfiltered)", ScenarioFilter, filtered(1000, 1000), r.postsVsUnfiltered},
 		{"1,000 listeners × 50 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 50), p99CPU},
 		{"1,000 listeners × 100 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 100), p99CPU},
 		{"1,000 listeners × 200 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 200), p99CPU},
@@ -86,6 +89,20 @@ func (r *Results) allTargets() []string {
 }
 
 func listeners(n int) func(Stats) bool { return func(s Stats) bool { return s.Listeners == n } }
+
+func filtered(listeners, filters int) func(Stats) bool {
+	return func(s Stats) bool { return s.Listeners == listeners && s.Filters == filters }
+}
+
+// postsVsUnfiltered is a filter case's POSTs/s and, with filters, their
+// ratio to the same server's unfiltered figure.
+func (r *Results) postsVsUnfiltered(s Stats) string {
+	base, ok := r.filterCase(s.Target, s.Listeners, 0)
+	if s.Filters == 0 || !ok {
+		return Count(s.PostsPerSec)
+	}
+	return fmt.Sprintf("%s (%.2f×)", Count(s.PostsPerSec), s.PostsPerSec/base.PostsPerSec)
+}
 
 func rateAt(listeners int, v float64) func(Stats) bool {
 	return func(s Stats) bool { return s.Listeners == listeners && s.Rate == v }
