@@ -52,7 +52,7 @@ func runFuzzInput(tb testing.TB, input []byte, run string) map[string]int {
 		input[0] &^= 0x80
 		run += " (patterns)"
 	}
-	return runModel(tb, &fuzzBytes{b: input}, run, len(input), patterns)
+	return runModel(tb, &fuzzBytes{b: input}, run, len(input), modelMode{patterns: patterns})
 }
 
 // ringScript is a FuzzRing input written by hand: options, then operations
