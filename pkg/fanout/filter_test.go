@@ -162,6 +162,9 @@ func TestFilterWakesOnlyForItsFrames(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := filterRing(t, fanout.Options{Size: 64})
 		sub := filtered(t, r, "err", "player")
+		// A failure leaves a Wait blocked: release it first, or the bubble
+		// panics and the test binary dies, hiding the other tests' results.
+		defer sub.Interrupt()
 		for _, c := range []struct {
 			topic, event string
 			wakes        bool
@@ -247,6 +250,7 @@ func TestFilterCreatedWhileFramesInFlight(t *testing.T) {
 		}
 		r.Commit(second, fanout.Message{Data: []byte("x2"), Event: []byte("x2")}) // no filter yet
 		sub := filtered(t, r, "x", "t")
+		defer sub.Interrupt() // a failure leaves the Wait blocked (see above)
 		woke := make(chan error, 1)
 		go func() { woke <- sub.Wait(context.Background(), time.Minute) }()
 		synctest.Wait()
