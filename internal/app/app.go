@@ -23,7 +23,8 @@
 // stops consuming and hands the ring what it already received; the ring is
 // closed (every stream delivers what it holds and ends on a retry hint); the
 // server shuts down (after a short grace for open connections, streams still
-// stuck are cut); the watcher is closed.
+// stuck are cut); the watcher is closed; the verifier of signed tokens is
+// closed (with a JWKS, its refresh stops).
 package app
 
 import (
@@ -109,7 +110,10 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 	}()
 	// The default topic always exists: producers creating topics can never
 	// make it refuse events.
-	p.ring = fanout.New(fanout.Options{Size: st.buffer, MaxTopics: st.maxTopics, Permanent: []string{server.DefaultTopic}})
+	p.ring = fanout.New(fanout.Options{
+		Size: st.buffer, MaxTopics: st.maxTopics, Permanent: []string{server.DefaultTopic},
+		Matcher: server.FilterMatcher, MaxFilters: st.maxFilters,
+	})
 	if w, werr := hangup.New(); werr == nil {
 		p.watcher = w
 	} else {
@@ -241,6 +245,9 @@ func (p *parts) shutdown(ctx context.Context) error {
 	err := p.srv.Shutdown(ctx)
 	if p.watcher != nil {
 		_ = p.watcher.Close()
+	}
+	if p.tokens != nil {
+		p.tokens.Close() // stops the JWKS refresh
 	}
 	if p.pprof != nil {
 		p.pprof.close(ctx)

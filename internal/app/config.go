@@ -38,6 +38,7 @@ type settings struct {
 	maxListeners string // "auto" or a number
 	buffer       int
 	maxTopics    int
+	maxFilters   int
 	// healthcheck is the URL -healthcheck checks; set, Run checks it and
 	// does nothing else.
 	healthcheck string
@@ -68,6 +69,7 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 		maxListeners:    "auto",
 		buffer:          fanout.DefaultSize,
 		maxTopics:       fanout.DefaultMaxTopics,
+		maxFilters:      fanout.DefaultMaxFilters,
 		shutdownTimeout: 10 * time.Second,
 	}
 	c := &st.server
@@ -99,6 +101,10 @@ func parseSettings(args []string, getenv func(string) string, out io.Writer) (se
 	fs.IntVar(&st.maxTopics, "max-topics", st.maxTopics,
 		"topics alive at once, the default one aside (a full table releases a topic without listeners for a new one)")
 	fs.IntVar(&c.MaxListenerTopics, "max-topics-per-listener", c.MaxListenerTopics, "topics one listener may ask for")
+	fs.IntVar(&st.maxFilters, "max-filters", st.maxFilters,
+		"distinct listener filters (where/sample over distinct topics) alive at once; a listener with a new one past it is turned away")
+	fs.StringVar(&c.TopicField, "topic-field", c.TopicField,
+		"top-level string field naming the topic of an event posted without a topic parameter (empty: none; the default topic when absent or invalid)")
 	fs.Func("max-batch-events", "most events in one NDJSON batch: auto (a quarter of -buffer) or a number (default auto)", func(v string) error {
 		if v == "auto" {
 			c.MaxBatchEvents = 0
@@ -316,6 +322,8 @@ func (st *settings) validate() error {
 		return fmt.Errorf("buffer: must be between 1 and %d, got %d", 1<<24, st.buffer)
 	case st.maxTopics < 1:
 		return fmt.Errorf("max-topics: must be at least 1, got %d", st.maxTopics)
+	case st.maxFilters < 1:
+		return fmt.Errorf("max-filters: must be at least 1, got %d", st.maxFilters)
 	case st.shutdownTimeout < 100*time.Millisecond:
 		return fmt.Errorf("shutdown-timeout: must be at least 100ms, got %v", st.shutdownTimeout)
 	}

@@ -23,9 +23,10 @@ var jwtShape = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z
 // forms \r and \n, as a quoted request head shows them), the value of every
 // "token" query parameter (whatever separates it from what comes before:
 // '?', '&', ';', a space or a quote; its name percent-decoded as in
-// [AppendRedactedURI]), anything shaped like a JSON Web Token, and every
+// [AppendRedactedURI]), anything shaped like a JSON Web Token, every
 // occurrence of the given secrets (the configured tokens, say; empty ones
-// are ignored).
+// are ignored), and the first line of the second part of a quoted head cut
+// in two (see [cutMarker]).
 //
 // It allocates; it is meant for log lines, not for a hot path.
 func RedactText(text []byte, secrets ...[]byte) string {
@@ -35,6 +36,7 @@ func RedactText(text []byte, secrets ...[]byte) string {
 			out = bytes.ReplaceAll(out, s, []byte(Redacted))
 		}
 	}
+	out = redactCutLines(out)
 	out = jwtShape.ReplaceAll(out, []byte(Redacted))
 	out = redactHeaders(out)
 	return string(redactTokenParams(out))
@@ -154,4 +156,58 @@ func isValueEnd(text []byte, i int) bool {
 		return i+1 < len(text) && (text[i+1] == 'r' || text[i+1] == 'n' || text[i+1] == '"')
 	}
 	return false
+}
+
+// cutMarker is how fasthttp quotes a request head longer than 400 bytes that
+// it cannot parse: its first and last 200 bytes, each quoted, joined by
+// "...", as in `"GET /events?token=eyJhbGciOi"..."XVCJ9.eyJzdWIi...\r\nX: 1\r\n"`.
+// The second part starts anywhere, in the middle of a header value or of a
+// token, where neither the header's name nor a token's shape can be seen.
+const cutMarker = `"..."`
+
+// redactCutLines replaces the line fragment that begins the second part of
+// every quoted head cut in two, up to its line's end or the closing quote,
+// with [Redacted]: it may be the end of a credential.
+func redactCutLines(text []byte) []byte {
+	if !bytes.Contains(text, []byte(cutMarker)) {
+		return text
+	}
+	var dst []byte
+	last := 0
+	for i := 0; i+len(cutMarker) <= len(text); {
+		at := bytes.Index(text[i:], []byte(cutMarker))
+		if at < 0 {
+			break
+		}
+		from := i + at + len(cutMarker)
+		end := quotedLineEnd(text, from)
+		if end > from {
+			dst = append(dst, text[last:from]...)
+			dst = append(dst, Redacted...)
+			last = end
+		}
+		i = max(end, from)
+	}
+	if dst == nil {
+		return text
+	}
+	return append(dst, text[last:]...)
+}
+
+// quotedLineEnd returns the index where the line of a Go-quoted string that
+// holds text[from] ends: at an escaped CR or LF (\r, \n), or at the quote
+// that closes the string.
+func quotedLineEnd(text []byte, from int) int {
+	for i := from; i < len(text); i++ {
+		switch text[i] {
+		case '"', '\r', '\n':
+			return i
+		case '\\':
+			if i+1 < len(text) && (text[i+1] == 'r' || text[i+1] == 'n') {
+				return i
+			}
+			i++ // an escaped character, \" included
+		}
+	}
+	return len(text)
 }

@@ -1,8 +1,11 @@
 package auth_test
 
 import (
+	"bufio"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/auth"
 )
@@ -53,5 +56,41 @@ func TestRedactText(t *testing.T) {
 				t.Errorf("%q: no %s marker", got, auth.Redacted)
 			}
 		})
+	}
+}
+
+// TestRedactTextOfAHeadCutInTwo: fasthttp quotes a long request head it
+// cannot parse by its first and last 200 bytes; wherever the cut falls in a
+// credential (here a JSON Web Token in the Authorization header, the cookie
+// and the query), no part of it survives. The second part used to begin
+// with the end of a token, which neither a header's name nor a token's
+// shape revealed.
+func TestRedactTextOfAHeadCutInTwo(t *testing.T) {
+	t.Parallel()
+	const tok = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." +
+		"eyJleHAiOjE3OTY1NTc4MDcsInBpbGxhcmJveCI6eyJzdWJzY3JpYmUiOlsibG9nLioiXX0sInN1YiI6Imxpc3RlbmVyIn0." +
+		"xdwbXiWAnZuAOapW_j52Oad66dU5ADqwNxstzoaiMWk"
+	segments := strings.Split(tok, ".")
+	for after := 0; after < 260; after++ {
+		head := "GET /events?token=" + tok + " HTTP/1.1\r\nHost: x\r\n" +
+			"Cookie: dispatcher_token=" + tok + "\r\nAuthorization: Bearer " + tok + "\r\n" +
+			"X-After: " + strings.Repeat("a", after) + "\r\nContent-Length: x\r\n\r\n"
+		var h fasthttp.RequestHeader
+		err := h.Read(bufio.NewReader(strings.NewReader(head)))
+		if err == nil || !strings.Contains(err.Error(), `"..."`) {
+			t.Fatalf("after %d: fasthttp's error %v does not quote the head cut in two", after, err)
+		}
+		got := auth.RedactText([]byte(err.Error()))
+		for _, s := range segments {
+			// Any 8 bytes of a segment: the cut may leave a piece of one.
+			for i := 0; i+8 <= len(s); i++ {
+				if strings.Contains(got, s[i:i+8]) {
+					t.Fatalf("after %d: %q holds %q, from the token", after, got, s[i:i+8])
+				}
+			}
+		}
+		if !strings.Contains(got, "Content-Length: x") {
+			t.Fatalf("after %d: %q lost what is not a credential", after, got)
+		}
 	}
 }

@@ -13,6 +13,7 @@ type collector struct {
 	goVersion string
 
 	listeners, maxListeners, topics, ready, buildInfo           *prometheus.Desc
+	filters, filteredOut                                        *prometheus.Desc
 	accepted, turnedAway, ended                                 *prometheus.Desc
 	eventsAccepted, eventsRejected                              *prometheus.Desc
 	delivered, written, missed, panics, acceptRetries, hangups  *prometheus.Desc
@@ -33,6 +34,8 @@ func newCollector(src Sources, goVersion string) *collector {
 		listeners:    desc("listeners", "Listeners streaming now."),
 		maxListeners: desc("max_listeners", "The listener limit in force (from -max-listeners and the descriptor limit)."),
 		topics:       desc("topics", "Topics alive."),
+		filters:      desc("filters", "Distinct listener filters alive (where/sample over distinct topics), each evaluated once per event."),
+		filteredOut:  desc("events_filtered_out_total", "Events of listeners' topics their filters turned away (one per event and listener): writes saved."),
 		ready:        desc("ready", "1 while the service is ready (serving, not shutting down, NATS reachable when configured)."),
 		buildInfo:    desc("build_info", "Always 1; the labels say what runs.", "version", "commit", "goversion"),
 
@@ -65,7 +68,7 @@ func newCollector(src Sources, goVersion string) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		c.listeners, c.maxListeners, c.topics, c.ready, c.buildInfo,
+		c.listeners, c.maxListeners, c.topics, c.ready, c.buildInfo, c.filters, c.filteredOut,
 		c.accepted, c.turnedAway, c.ended, c.eventsAccepted, c.eventsRejected,
 		c.delivered, c.written, c.missed, c.panics, c.acceptRetries, c.hangups,
 	} {
@@ -92,6 +95,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.listeners, float64(st.Listeners))
 	gauge(c.maxListeners, float64(st.MaxListeners))
 	gauge(c.topics, float64(st.Topics))
+	gauge(c.filters, float64(st.Filters))
+	counter(c.filteredOut, st.FilteredOut)
 	gauge(c.ready, boolFloat(c.src.Server.Ready()))
 	gauge(c.buildInfo, 1, c.src.Version, c.src.Commit, c.goVersion)
 

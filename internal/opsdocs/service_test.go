@@ -74,15 +74,24 @@ func listenPort(args []string, env map[string]string) string {
 }
 
 // startService runs the service in-process on a free loopback port until
-// the test ends, and returns its address.
-func startService(t *testing.T) string {
+// the test ends, and returns its address. env are DISPATCHER_* variables
+// it reads, as pairs of name and value.
+func startService(t *testing.T, env ...string) string {
 	t.Helper()
+	getenv := func(name string) string {
+		for i := 0; i+1 < len(env); i += 2 {
+			if env[i] == name {
+				return env[i+1]
+			}
+		}
+		return ""
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- app.Run(ctx, []string{"-port", "127.0.0.1:0", "-log-format", "json", "-shutdown-timeout", "2s"},
-			func(string) string { return "" }, io.Discard, logs)
+			getenv, io.Discard, logs)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -49,6 +49,14 @@ type service struct {
 // released at once, not at the next heartbeat.
 func startService(tb testing.TB, addr string, configure func(*server.Config)) *service {
 	tb.Helper()
+	return startServiceWith(tb, addr, configure, nil)
+}
+
+// startServiceWith is startService with tokens, the verifier of signed
+// tokens (nil: none), as the application gives it with -jwt-secret and the
+// like.
+func startServiceWith(tb testing.TB, addr string, configure func(*server.Config), tokens server.TokenVerifier) *service {
+	tb.Helper()
 	cfg := server.DefaultConfig()
 	cfg.Addr = addr
 	if configure != nil {
@@ -65,7 +73,7 @@ func startService(tb testing.TB, addr string, configure func(*server.Config)) *s
 			_ = watcher.Close()
 		}
 	}
-	srv, err := server.New(&cfg, server.Deps{Ring: ring, Watcher: watcher, Log: slog.New(slog.DiscardHandler)})
+	srv, err := server.New(&cfg, server.Deps{Ring: ring, Watcher: watcher, Log: slog.New(slog.DiscardHandler), Tokens: tokens})
 	if err != nil {
 		closeDeps()
 		tb.Fatalf("server.New: %v", err)

@@ -58,7 +58,7 @@ func startService(tb testing.TB, ringSize int, configure func(*server.Config)) *
 	if configure != nil {
 		configure(&cfg)
 	}
-	ring := fanout.New(fanout.Options{Size: ringSize, Permanent: []string{server.DefaultTopic}})
+	ring := fanout.New(fanout.Options{Size: ringSize, Permanent: []string{server.DefaultTopic}, Matcher: server.FilterMatcher})
 	srv, err := server.New(&cfg, server.Deps{Ring: ring})
 	if err != nil {
 		_ = ring.Close()

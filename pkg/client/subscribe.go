@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,17 @@ type SubscribeOptions struct {
 	// Topics are the topics to receive (the service's ?topic=); none means
 	// every event of every topic.
 	Topics []string
+	// Where are filter terms on the events' own fields (the service's
+	// ?where=), each "<path>:<value>": the service sends only the events of
+	// the topics whose fields match (terms on one path: any; on different
+	// paths: all). See the service's README for the syntax and limits; a
+	// malformed term makes Subscribe fail with a 400 ([ErrInvalid]).
+	Where []string
+	// Sample, when between 0 and 1, asks the service for that fraction of
+	// the events (?sample=), the same subset for every listener with the
+	// same fraction, chosen from the events' ids, and kept across
+	// reconnections. 0 or 1: every event.
+	Sample float64
 	// LastEventID, when set, is the id of the last event received before:
 	// the first connection asks to resume after it (Last-Event-ID), as a
 	// reconnection does. The service then sends every event after it that
@@ -123,6 +135,7 @@ func (c *Client) Subscribe(ctx context.Context, opts *SubscribeOptions) (*Subscr
 	if opts != nil {
 		o = *opts
 		o.Topics = slices.Clone(o.Topics)
+		o.Where = slices.Clone(o.Where)
 	}
 	if o.MinDelay <= 0 {
 		o.MinDelay = defaultMinDelay
@@ -134,6 +147,12 @@ func (c *Client) Subscribe(ctx context.Context, opts *SubscribeOptions) (*Subscr
 	q := url.Values{}
 	for _, t := range o.Topics {
 		q.Add("topic", t)
+	}
+	for _, w := range o.Where {
+		q.Add("where", w)
+	}
+	if o.Sample != 0 && o.Sample != 1 {
+		q.Set("sample", strconv.FormatFloat(o.Sample, 'g', -1, 64))
 	}
 	target, err := c.endpoint("events", q)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -409,5 +411,39 @@ func TestSubscribeOneByOne(t *testing.T) {
 		if i%100 == 0 {
 			time.Sleep(10 * time.Millisecond) // a reader that pauses
 		}
+	}
+}
+
+// TestSubscribeFiltered: a subscription with Where and Sample gets only the
+// events whose fields match, the sampled subset of them, and a malformed
+// term is refused as invalid.
+func TestSubscribeFiltered(t *testing.T) {
+	t.Parallel()
+	svc := startService(t, 0, nil)
+	c := newClient(t, svc.url)
+	errs := subscribe(t, c, &client.SubscribeOptions{Where: []string{"type:error", "type:fatal", "media.id:1"}})
+	none := subscribe(t, c, &client.SubscribeOptions{Where: []string{"type:error"}, Sample: 1e-12})
+	for i, ev := range []string{
+		`{"type":"error","media":{"id":"1"}}`, `{"type":"info","media":{"id":"1"}}`,
+		`{"type":"fatal","media":{"id":"2"}}`, `{"type":"fatal","media":{"id":"1"}}`,
+	} {
+		body := strings.Replace(ev, "{", fmt.Sprintf(`{"n":%d,`, i), 1)
+		if err := c.Publish(testContext(t), "", "", []byte(body), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []int{0, 3} {
+		if got := n(t, next(t, errs)); got != want {
+			t.Fatalf("got event %d, want %d", got, want)
+		}
+	}
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if ev, err := none.Next(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a sample of 1e-12 got %+v, %v", ev, err)
+	}
+	sub, err := c.Subscribe(testContext(t), &client.SubscribeOptions{Where: []string{"no colon"}})
+	if sub != nil || !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), "where") {
+		t.Fatalf("a malformed term: got %v, %v; want a 400 naming where", sub, err)
 	}
 }

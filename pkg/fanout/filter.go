@@ -1,13 +1,13 @@
 package fanout
 
 import (
-	"cmp"
 	"errors"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
@@ -86,10 +86,10 @@ func (g *group) covers(t *Topic) bool {
 		slices.ContainsFunc(g.pats, func(p string) bool { return topic.Match(p, t.name) })
 }
 
-// matches evaluates the group's filter alone against f.
-func (g *group) matches(f *Frame) bool {
+// matches evaluates the group's filter alone against an event.
+func (g *group) matches(event []byte, key uint64) bool {
 	var buf [1]int
-	return len(g.own.Match(f.event, f.key, buf[:0])) > 0
+	return len(g.own.Match(event, key, buf[:0])) > 0
 }
 
 // selected is what is known of a frame's filters: the generation of the
@@ -108,13 +108,31 @@ type mark struct {
 }
 
 // filterSet is the live groups, immutable: the ring's filters replace it
-// whole.
+// whole. The first nbase groups are compiled into m (a group that left since
+// is a nil entry); the others, joined since m was compiled, are evaluated
+// each with its own Matcher until the next compilation (see filters).
 type filterSet struct {
 	gen    uint64   // groups created so far when it was built
-	groups []*Topic // the live groups, in creation order
-	m      Matcher  // their filters, in the same order; nil without groups
+	groups []*Topic // in creation order
+	nbase  int      // groups[:nbase] are m's filters, in order
+	live   int      // non-nil groups
+	m      Matcher  // nil when nbase is 0
 	none   *selected
 }
+
+// Compiling the live filters into one Matcher costs time in proportion to
+// them (about a microsecond per filter), so it is not done at every join and
+// leave: a new group is evaluated with its own Matcher, and a group that
+// left stays in the compiled one as a nil entry, until the next compilation.
+// That runs in the background after compileDelay, or longer after a
+// compilation that took long (ten times its duration: at most a tenth of a
+// core however fast listeners come and go), or at once, in a join, when
+// maxPending groups are evaluated apart (so that an event never costs more
+// than that many extra evaluations).
+const (
+	compileDelay = 20 * time.Millisecond
+	maxPending   = 32
+)
 
 // filters is the ring's registry of filter groups.
 type filters struct {
@@ -122,10 +140,16 @@ type filters struct {
 	mu    sync.Mutex
 	byKey map[string]*Topic // guarded by mu
 	gen   uint64            // groups created so far; guarded by mu
+	// timer runs the next compilation; nil when none is scheduled.
+	// Guarded by mu.
+	timer  *time.Timer
+	delay  time.Duration // before the next scheduled compilation; guarded by mu
+	closed bool          // the ring is closed: no more compilations; guarded by mu
 }
 
 func (fr *filters) init() {
 	fr.byKey = make(map[string]*Topic)
+	fr.delay = compileDelay
 	fr.cur.Store(&filterSet{none: &selected{}})
 }
 
@@ -159,7 +183,14 @@ func (fr *filters) join(r *Ring, f Filter, s *Subscriber) (*Topic, error) {
 	t.group = g
 	t.subs = 1
 	fr.byKey[key] = t
-	fr.publish(r)
+	old := fr.cur.Load()
+	groups := append(slices.Clip(old.groups), t)
+	if len(groups)-old.nbase > maxPending {
+		fr.compile(r, groups)
+		return t, nil
+	}
+	fr.publish(old, groups, old.nbase)
+	fr.schedule(r)
 	return t, nil
 }
 
@@ -172,24 +203,84 @@ func (fr *filters) leave(r *Ring, t *Topic) {
 		return
 	}
 	delete(fr.byKey, t.name)
-	fr.publish(r)
+	old := fr.cur.Load()
+	groups := slices.Clone(old.groups)
+	i := slices.Index(groups, t)
+	if i < old.nbase {
+		groups[i] = nil // in the compiled Matcher until the next compilation
+	} else {
+		groups = slices.Delete(groups, i, i+1)
+	}
+	fr.publish(old, groups, old.nbase)
+	fr.schedule(r)
 }
 
-// publish replaces the filter set with the live groups. The caller holds mu.
-func (fr *filters) publish(r *Ring) {
-	fs := &filterSet{gen: fr.gen, none: &selected{gen: fr.gen}}
-	for _, t := range fr.byKey {
-		fs.groups = append(fs.groups, t)
+// publish replaces the filter set with groups, the first nbase of them
+// compiled in old's Matcher. The caller holds mu.
+func (fr *filters) publish(old *filterSet, groups []*Topic, nbase int) {
+	fs := &filterSet{gen: fr.gen, groups: groups, nbase: nbase, m: old.m, none: old.none}
+	if fs.none.gen != fr.gen {
+		fs.none = &selected{gen: fr.gen}
 	}
-	slices.SortFunc(fs.groups, func(a, b *Topic) int { return cmp.Compare(a.gen, b.gen) })
-	if len(fs.groups) > 0 {
-		list := make([]Filter, len(fs.groups))
-		for i, t := range fs.groups {
-			list[i] = t.group.filter
+	for _, g := range groups {
+		if g != nil {
+			fs.live++
+		}
+	}
+	fr.cur.Store(fs)
+}
+
+// compile replaces the filter set with groups (nil entries left out), all
+// compiled into one Matcher. The caller holds mu.
+func (fr *filters) compile(r *Ring, all []*Topic) {
+	start := time.Now()
+	old := fr.cur.Load()
+	groups := make([]*Topic, 0, len(fr.byKey))
+	for _, g := range all {
+		if g != nil {
+			groups = append(groups, g)
+		}
+	}
+	fs := &filterSet{gen: fr.gen, groups: groups, nbase: len(groups), live: len(groups), none: old.none}
+	if fs.none.gen != fr.gen {
+		fs.none = &selected{gen: fr.gen}
+	}
+	if len(groups) > 0 {
+		list := make([]Filter, len(groups))
+		for i, g := range groups {
+			list[i] = g.group.filter
 		}
 		fs.m = r.opts.Matcher(list)
 	}
 	fr.cur.Store(fs)
+	fr.delay = max(compileDelay, 10*time.Since(start))
+}
+
+// schedule makes sure a compilation will run, unless the set is compiled.
+// The caller holds mu.
+func (fr *filters) schedule(r *Ring) {
+	if fr.timer != nil || fr.closed {
+		return
+	}
+	fr.timer = time.AfterFunc(fr.delay, func() {
+		fr.mu.Lock()
+		defer fr.mu.Unlock()
+		fr.timer = nil
+		if fs := fr.cur.Load(); !fr.closed && (fs.nbase != len(fs.groups) || fs.live != len(fs.groups)) {
+			fr.compile(r, fs.groups)
+		}
+	})
+}
+
+// close stops the compilations, for Ring.Close.
+func (fr *filters) close() {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	fr.closed = true
+	if fr.timer != nil {
+		fr.timer.Stop()
+		fr.timer = nil
+	}
 }
 
 // groupKey identifies a group: the filter's key and the topics it covers,
@@ -221,13 +312,20 @@ func (fs *filterSet) evaluate(t *Topic, event []byte, key uint64, idx *[]int) *s
 	switch {
 	case t == nil:
 		return nil // a broadcast frame: every subscriber receives it
-	case fs.m == nil:
-		return fs.none // no group
+	case fs.live == 0:
+		return fs.none
 	}
-	*idx = fs.m.Match(event, key, (*idx)[:0])
 	var marks []mark
-	for _, i := range *idx {
-		if g := fs.groups[i]; g.group.covers(t) {
+	if fs.m != nil {
+		*idx = fs.m.Match(event, key, (*idx)[:0])
+		for _, i := range *idx {
+			if g := fs.groups[i]; g != nil && g.group.covers(t) {
+				marks = append(marks, mark{g: g})
+			}
+		}
+	}
+	for _, g := range fs.groups[fs.nbase:] {
+		if g.group.covers(t) && g.group.matches(event, key) {
 			marks = append(marks, mark{g: g})
 		}
 	}
@@ -258,7 +356,7 @@ func (fs *filterSet) complete(f *Frame) {
 		sel.marks = slices.Clone(old.marks)
 	}
 	for _, g := range fs.groups {
-		if g.gen > gen && g.group.covers(f.topic) && g.group.matches(f) {
+		if g != nil && g.gen > gen && g.group.covers(f.topic) && g.group.matches(f.event, f.key) {
 			sel.marks = append(sel.marks, mark{g: g})
 		}
 	}
@@ -268,5 +366,5 @@ func (fs *filterSet) complete(f *Frame) {
 // Filters returns the number of filter groups alive: distinct filters with
 // distinct topics among the live filtered subscribers.
 func (r *Ring) Filters() int {
-	return len(r.filters.cur.Load().groups)
+	return r.filters.cur.Load().live
 }

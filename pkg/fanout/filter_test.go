@@ -3,6 +3,7 @@ package fanout_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -34,15 +35,12 @@ func (m prefixes) Match(event []byte, _ uint64, dst []int) []int {
 }
 
 // filterRing returns a ring whose filters are prefixes, and the count of
-// evaluations of every live filter at once (not those of one filter alone).
+// their evaluations (each Match call of any of their Matchers).
 func filterRing(tb testing.TB, opts fanout.Options) (*fanout.Ring, *atomic.Int64) {
 	tb.Helper()
 	calls := new(atomic.Int64)
 	opts.Matcher = func(fs []fanout.Filter) fanout.Matcher {
-		m := prefixes{calls: new(atomic.Int64)}
-		if len(fs) > 1 || fs == nil {
-			m.calls = calls
-		}
+		m := prefixes{calls: calls}
 		for _, f := range fs {
 			m.list = append(m.list, f.(prefix)) //nolint:forcetypeassert // only prefixes here
 		}
@@ -114,44 +112,87 @@ func TestFilterSelects(t *testing.T) {
 }
 
 // TestFilterGroupsAreShared: subscribers with the same filter and topics
-// share one group, evaluated once per message for every group at once,
-// however many subscribers there are; groups go with their last subscriber.
+// share one group; once the live filters are compiled (in the background,
+// soon after they change), a message costs one evaluation for every group at
+// once, however many subscribers there are; groups go with their last
+// subscriber. In a synctest bubble: the compilation's delay passes at once.
 func TestFilterGroupsAreShared(t *testing.T) {
-	t.Parallel()
-	r, calls := filterRing(t, fanout.Options{Size: 1024})
-	var subs []*fanout.Subscriber
-	for i := range 100 {
-		subs = append(subs, filtered(t, r, []string{"a", "b", "c"}[i%3], "t"))
-	}
-	other := filtered(t, r, "a", "u") // same filter, other topic: its own group
-	if n := r.Filters(); n != 4 {
-		t.Fatalf("Filters() = %d, want 4", n)
-	}
-	publishEvents(t, r, "t", "a1", "b1", "c1", "d1", "a2")
-	if n := calls.Load(); n != 5 {
-		t.Fatalf("%d evaluations for 5 messages, want 5", n)
-	}
-	for i, sub := range subs {
-		got, _ := readAll(sub)
-		want := map[int][]string{0: {"a1", "a2"}, 1: {"b1"}, 2: {"c1"}}[i%3]
-		if !equal(got, want) {
-			t.Fatalf("subscriber %d got %v, want %v", i, got, want)
+	synctest.Test(t, func(t *testing.T) {
+		r, calls := filterRing(t, fanout.Options{Size: 1024})
+		var subs []*fanout.Subscriber
+		for i := range 100 {
+			subs = append(subs, filtered(t, r, []string{"a", "b", "c"}[i%3], "t"))
 		}
-	}
-	if got, _ := readAll(other); len(got) != 0 {
-		t.Fatalf("subscriber to another topic got %v", got)
-	}
-	for _, sub := range subs {
-		_ = sub.Close()
-	}
-	if n := r.Filters(); n != 1 {
-		t.Fatalf("Filters() = %d after closing all but one group, want 1", n)
-	}
-	_ = other.Close()
-	publishEvents(t, r, "t", "a3")
-	if n := r.Filters(); n != 0 || calls.Load() != 5 {
-		t.Fatalf("Filters() = %d, %d evaluations after the last filter went; want 0 and 5", n, calls.Load())
-	}
+		other := filtered(t, r, "a", "u") // same filter, other topic: its own group
+		if n := r.Filters(); n != 4 {
+			t.Fatalf("Filters() = %d, want 4", n)
+		}
+		time.Sleep(time.Second) // the compilation runs
+		calls.Store(0)
+		publishEvents(t, r, "t", "a1", "b1", "c1", "d1", "a2")
+		if n := calls.Load(); n != 5 {
+			t.Fatalf("%d evaluations for 5 messages, want 5", n)
+		}
+		for i, sub := range subs {
+			got, _ := readAll(sub)
+			want := map[int][]string{0: {"a1", "a2"}, 1: {"b1"}, 2: {"c1"}}[i%3]
+			if !equal(got, want) {
+				t.Fatalf("subscriber %d got %v, want %v", i, got, want)
+			}
+		}
+		if got, _ := readAll(other); len(got) != 0 {
+			t.Fatalf("subscriber to another topic got %v", got)
+		}
+		for _, sub := range subs {
+			_ = sub.Close()
+		}
+		if n := r.Filters(); n != 1 {
+			t.Fatalf("Filters() = %d after closing all but one group, want 1", n)
+		}
+		_ = other.Close()
+		time.Sleep(time.Second)
+		calls.Store(0)
+		publishEvents(t, r, "t", "a3")
+		if n := r.Filters(); n != 0 || calls.Load() != 0 {
+			t.Fatalf("Filters() = %d, %d evaluations after the last filter went; want 0 and 0", n, calls.Load())
+		}
+	})
+}
+
+// TestFilterCompilation: groups joined since the last compilation are
+// evaluated apart, at most maxPending of them (the join that would make
+// more compiles at once), and groups that left are dropped; every frame
+// reaches exactly its subscribers meanwhile. In a synctest bubble.
+func TestFilterCompilation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, calls := filterRing(t, fanout.Options{Size: 4096})
+		var subs []*fanout.Subscriber
+		for i := range 40 { // more than maxPending, with no time passing
+			subs = append(subs, filtered(t, r, fmt.Sprintf("p%02d-", i), "t"))
+		}
+		calls.Store(0)
+		publishEvents(t, r, "t", "p05-x")
+		if n := calls.Load(); n < 1 || n > 1+32 {
+			t.Fatalf("%d evaluations of one message with 40 new groups, want 1 to 33", n)
+		}
+		if got, _ := readAll(subs[5]); !equal(got, []string{"p05-x"}) {
+			t.Fatalf("got %v, want [p05-x]", got)
+		}
+		_ = subs[5].Close() // left, still compiled
+		publishEvents(t, r, "t", "p05-y", "p39-z")
+		time.Sleep(time.Second)
+		calls.Store(0)
+		publishEvents(t, r, "t", "p39-w")
+		if n := calls.Load(); n != 1 {
+			t.Fatalf("%d evaluations once compiled, want 1", n)
+		}
+		if got, _ := readAll(subs[39]); !equal(got, []string{"p39-z", "p39-w"}) {
+			t.Fatalf("got %v, want [p39-z p39-w]", got)
+		}
+		if r.Filters() != 39 {
+			t.Fatalf("Filters() = %d, want 39", r.Filters())
+		}
+	})
 }
 
 // TestFilterWakesOnlyForItsFrames: a filtered subscriber asleep is not woken

@@ -185,9 +185,12 @@ func New(opts Options) *Ring {
 	for _, name := range opts.Permanent {
 		r.topics.addPermanent(r, name)
 	}
-	// One pending wake-up per wait set and shard at most: the root's, and
-	// one per topic. Released topics may leave one more behind each; twice
-	// the bound leaves room, and a full queue falls back to waking inline.
+	// One pending wake-up per wait set and shard at most: the root's, one
+	// per topic, and one per pattern and filter group, which are not
+	// bounded by MaxTopics. Released topics may leave one more behind each;
+	// twice the topics' bound leaves room for the topics, and a full queue
+	// (patterns and groups woken together beyond that) falls back to
+	// waking inline.
 	queue := 2 * (opts.MaxTopics + len(opts.Permanent) + 1)
 	r.wg.Add(opts.Shards + 1)
 	for i := range r.shards {
@@ -439,6 +442,7 @@ func (r *Ring) Topics() int { return r.topics.len() + len(r.opts.Permanent) }
 func (r *Ring) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
+		r.filters.close()
 		close(r.done)
 		// Wake every subscriber through its own channel too: a Wait
 		// without a context selects on nothing else.

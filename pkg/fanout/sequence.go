@@ -128,7 +128,9 @@ func (r *Ring) advance() {
 		r.topics.each(func(t *Topic) { t.wakeSets(r) })
 		r.topics.eachPattern(func(p *Topic) { p.wakeSets(r) })
 		for _, g := range r.filters.cur.Load().groups {
-			g.wakeSets(r)
+			if g != nil {
+				g.wakeSets(r)
+			}
 		}
 		return
 	}

@@ -312,7 +312,7 @@ func (s *Subscriber) place(f *Frame, read bool) (want bool, last *uint64, pos ui
 	if want, _ := s.wants(f); !want {
 		return false, nil, 0
 	}
-	if f.sel.generation() < s.group.gen && s.group.group.matches(f) {
+	if f.sel.generation() < s.group.gen && s.group.group.matches(f.event, f.key) {
 		return true, nil, 0 // visible before its group existed: not counted
 	}
 	s.filtered++

@@ -148,8 +148,11 @@ func (t *Topic) wakeSets(r *Ring) {
 		select {
 		case r.shards[i].queue <- ws:
 		default:
-			// Queue full (only after many topics were released with a
-			// wake-up pending): wake here rather than lose the wake-up.
+			// Queue full (many patterns or filter groups woken at once,
+			// which the queue is not sized for, or many topics released
+			// with a wake-up pending): wake here rather than lose the
+			// wake-up. The publisher that holds the sequencer role pays
+			// for it, once per set.
 			ws.pending.Store(false)
 			ws.wakeAll()
 		}

@@ -110,14 +110,24 @@ func (s *Server) access(token []byte, static *auth.Tokens, what string) (Grant, 
 }
 
 // publishAccess checks a POST's Authorization header against the publish
-// tokens and its topic against a signed token's grant.
-func (s *Server) publishAccess(h *fasthttp.RequestHeader, topic string) *refusal {
+// tokens and, unless topic is "" (its events name their topics, checked
+// with canPublish once read), its topic against a signed token's grant. It
+// returns the grant (nil: every topic allowed).
+func (s *Server) publishAccess(h *fasthttp.RequestHeader, topic string) (Grant, *refusal) {
 	tok, _ := auth.Bearer(h.Peek(fasthttp.HeaderAuthorization))
 	g, r := s.access(tok, s.publishTokens, "publish")
-	if r == nil && g != nil && !g.CanPublish(topic) {
+	if r != nil {
+		return nil, r
+	}
+	return g, canPublish(g, topic)
+}
+
+// canPublish refuses a topic a grant (nil: every topic) does not allow.
+func canPublish(g Grant, topic string) *refusal {
+	if g != nil && topic != "" && !g.CanPublish(topic) {
 		return notAllowed("publishing on", topic)
 	}
-	return r
+	return nil
 }
 
 // listenAccess checks a listener's token (a bearer token, else a "token"

@@ -105,7 +105,8 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 	}
 	frame := make([]byte, 0, head.room()+len(d.Data)+len(frameEnd))
 	frame = appendFrame(frame, ep.space, d.Seq, head, d.Data)
-	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: d.Stored.UnixNano()})
+	payload := frame[len(frame)-len(frameEnd)-len(d.Data) : len(frame)-len(frameEnd)]
+	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: d.Stored.UnixNano(), Event: payload})
 }
 
 // newEpoch makes id the current stream incarnation, with a new id space.
@@ -162,12 +163,16 @@ func (s *Server) publishShared(ctx *fasthttp.RequestCtx, in input, seg []byte) e
 }
 
 // publishSharedBatch publishes a batch to the shared stream and returns how
-// many of its events, from the first, JetStream acknowledged.
-func (s *Server) publishSharedBatch(ctx *fasthttp.RequestCtx, in input, segs [][]byte) (int, error) {
+// many of its events, from the first, JetStream acknowledged. topics, when
+// not nil, are the events' own topics.
+func (s *Server) publishSharedBatch(ctx *fasthttp.RequestCtx, in input, segs [][]byte, topics []string) (int, error) {
 	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
 	msgs := make([]natsbridge.Message, len(segs))
 	for i, seg := range segs {
 		msgs[i] = natsbridge.Message{Topic: in.head.topic, Event: string(in.head.event), Data: seg[in.room:]}
+		if topics != nil {
+			msgs[i].Topic = topics[i]
+		}
 		if key != "" {
 			msgs[i].MsgID = natsbridge.BatchMsgID(key, i)
 		}

@@ -74,7 +74,7 @@ func TestResumePlanOnASharedStream(t *testing.T) {
 			var plan resumePlan
 			resume := func() {
 				lastID := s.adoptIdentity().space.appendID(nil, tc.n)
-				sub, p, err := s.subscribe(lastID, nil)
+				sub, p, err := s.subscribe(lastID, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/filter"
 )
 
 // LagPolicy says what happens to a listener that fell further behind than the
@@ -83,6 +85,13 @@ type Config struct {
 	MaxBatchEvents int
 	// MaxListenerTopics is the most topics one listener may ask for.
 	MaxListenerTopics int
+	// FilterLimits bound a listener's filter (its "where" terms, their paths
+	// and values); zero fields take filter.DefaultLimits'.
+	FilterLimits filter.Limits
+	// TopicField, when not empty, names the top-level string field whose
+	// value is the topic of an event posted without a topic parameter (the
+	// default topic when the field is absent or not a valid topic name).
+	TopicField string
 	// SendBuffer, when positive, caps the kernel's send buffer of each
 	// listener's connection (SO_SNDBUF), so that a listener that stops
 	// reading holds at most about that much kernel memory until it is cut.
@@ -249,6 +258,9 @@ func (c *Config) Validate() error {
 	}
 	if !utf8.ValidString(c.IPField) {
 		return bad("ip-field", "not valid UTF-8")
+	}
+	if !utf8.ValidString(c.TopicField) {
+		return bad("topic-field", "not valid UTF-8")
 	}
 	return nil
 }

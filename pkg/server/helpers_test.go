@@ -86,6 +86,9 @@ func startWith(tb testing.TB, configure func(*server.Config), ringOpts fanout.Op
 	if configure != nil {
 		configure(&cfg)
 	}
+	if ringOpts.Matcher == nil {
+		ringOpts.Matcher = server.FilterMatcher
+	}
 	ring := fanout.New(ringOpts)
 	watcher, err := hangup.New()
 	if err != nil {

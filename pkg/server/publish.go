@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/goccy/go-json/jsontext"
 	"github.com/valyala/fasthttp"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/filter"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
@@ -32,7 +34,7 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	if s.testHook != nil {
 		s.testHook("publish")
 	}
-	topic, event, r := s.checkPublish(ctx)
+	in, r := s.checkPublish(ctx)
 	if r != nil {
 		s.refuse(ctx, r)
 		return
@@ -48,8 +50,7 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		s.refuseBody(ctx, err, limit)
 		return
 	}
-	in := input{head: frameHead{event: event, topic: topic}, stamp: start.UnixNano()}
-	in.room = in.head.room()
+	in.stamp = start.UnixNano()
 	if batch {
 		s.publishBatch(ctx, in, body)
 		return
@@ -58,6 +59,14 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	if seg, err = s.events.appendPayload(seg, body, s.clientIP(ctx)); err != nil {
 		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
 		return
+	}
+	if in.fromEvent {
+		in.head.topic = s.eventTopic(seg[in.room:])
+		if r := canPublish(in.grant, in.head.topic); r != nil {
+			s.setRefusalHeaders(ctx, r)
+			s.reject(ctx, r.reason, r.status, r.msg)
+			return
+		}
 	}
 	if s.bridge != nil {
 		if err := s.publishShared(ctx, in, seg); err != nil {
@@ -71,10 +80,9 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 	s.stats.accepted.Add(1)
 }
 
-// publishParams returns a POST's topic (DefaultTopic if none) and event name
-// (nil if none), validated: each at most once.
+// publishParams returns a POST's topic ("" if none) and event name (nil if
+// none), validated: each at most once.
 func publishParams(args *fasthttp.Args) (name string, event []byte, err error) {
-	name = DefaultTopic
 	switch values := args.PeekMulti("topic"); {
 	case len(values) > 1:
 		return "", nil, errors.New(`one "topic" parameter per request`)
@@ -98,29 +106,56 @@ func publishParams(args *fasthttp.Args) (name string, event []byte, err error) {
 }
 
 // checkPublish decides, from the request head alone, whether a POST may go
-// on, and returns its topic and event name: it is called before any of the
-// body is read, also for a request that expects "100 Continue".
-func (s *Server) checkPublish(ctx *fasthttp.RequestCtx) (topic string, event []byte, r *refusal) {
+// on, and returns what it is to publish: its topic (or, with
+// Config.TopicField and no topic parameter, that its events name theirs) and
+// event name. It is called before any of the body is read, also for a
+// request that expects "100 Continue".
+func (s *Server) checkPublish(ctx *fasthttp.RequestCtx) (input, *refusal) {
 	h := &ctx.Request.Header
 	if s.state.Load() >= stateDraining {
-		return "", nil, &refusal{status: fasthttp.StatusServiceUnavailable, reason: RejectShuttingDown, msg: "shutting down"}
+		return input{}, &refusal{status: fasthttp.StatusServiceUnavailable, reason: RejectShuttingDown, msg: "shutting down"}
 	}
 	topic, event, err := publishParams(ctx.QueryArgs())
 	if err != nil {
-		return "", nil, &refusal{status: fasthttp.StatusBadRequest, reason: RejectInvalid, msg: err.Error()}
+		return input{}, &refusal{status: fasthttp.StatusBadRequest, reason: RejectInvalid, msg: err.Error()}
 	}
-	if r := s.publishAccess(h, topic); r != nil {
-		return "", nil, r
+	in := input{head: frameHead{event: event, topic: topic}}
+	switch {
+	case topic != "":
+	case s.cfg.TopicField != "":
+		in.fromEvent = true // its events name their topics: checked once read
+	default:
+		in.head.topic = DefaultTopic
+	}
+	var r *refusal
+	if in.grant, r = s.publishAccess(h, in.head.topic); r != nil {
+		return input{}, r
 	}
 	limit := s.cfg.MaxBody
 	if isNDJSON(h.ContentType()) {
 		limit = s.cfg.MaxBatch
 	}
 	if n := h.ContentLength(); n > limit {
-		return "", nil, &refusal{status: fasthttp.StatusRequestEntityTooLarge, reason: RejectTooLarge,
+		return input{}, &refusal{status: fasthttp.StatusRequestEntityTooLarge, reason: RejectTooLarge,
 			msg: fmt.Sprintf("body larger than %d bytes", limit)}
 	}
-	return topic, event, nil
+	in.room = in.head.room()
+	if in.fromEvent {
+		in.room += len(topicPrefix) + maxNameLen + 1 // room for any topic line
+	}
+	return in, nil
+}
+
+// eventTopic returns the topic an event names in its Config.TopicField
+// field: that field's value if it is a valid topic name, DefaultTopic
+// otherwise (no such field, not a string, not a valid name).
+func (s *Server) eventTopic(payload []byte) string {
+	if name, ok := filter.TopLevelString(payload, s.cfg.TopicField); ok && topic.Valid(name) {
+		// A copy: the name shares the payload's memory (a whole batch's),
+		// which a topic created with it would keep alive.
+		return strings.Clone(name)
+	}
+	return DefaultTopic
 }
 
 // refuse answers a POST refused before its body was read. The connection is
@@ -151,19 +186,25 @@ func (s *Server) reject(ctx *fasthttp.RequestCtx, reason RejectReason, status in
 // input is an accepted POST on its way to the fan-out.
 type input struct {
 	head  frameHead
-	room  int   // head.room(): the room before each payload in its segment
+	grant Grant // the producer's signed token's grant; nil: every topic
+	room  int   // the room before each payload in its segment: head.room(), or more
 	stamp int64 // when the POST arrived, Unix nanoseconds
+	// fromEvent: its events name their topics (Config.TopicField); once
+	// read, head.topic is that of the event being published.
+	fromEvent bool
 }
 
 // publish puts one event into the fan-out: numbered by the ring, its frame
-// finished in place in seg (room bytes, then the payload), committed.
+// finished in place in seg (room bytes, then the payload), committed. The
+// payload is what listeners' filters are evaluated against.
 func (s *Server) publish(in input, seg []byte) error {
 	res, err := s.ring.Reserve(in.head.topic, 1)
 	if err != nil {
 		return err
 	}
 	sp := s.epoch.Load().space
-	s.ring.Commit(res, fanout.Message{Data: finishFrame(seg, in.room, sp, res.Seq(), in.head), Stamp: in.stamp})
+	payload := seg[in.room:]
+	s.ring.Commit(res, fanout.Message{Data: finishFrame(seg, in.room, sp, res.Seq(), in.head), Stamp: in.stamp, Event: payload})
 	return nil
 }
 
@@ -185,7 +226,8 @@ func (s *Server) refusePublish(ctx *fasthttp.RequestCtx, err error) {
 
 // publishBatch publishes an NDJSON body: one event per non-blank line, all or
 // nothing (every line is validated before any is published), in line order
-// and consecutively in the fan-out.
+// and consecutively in the fan-out (consecutively per topic for events that
+// name their topics: see publishRuns).
 func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 	segs, status, msg := s.parseBatch(body, in.room, s.clientIP(ctx))
 	if status != 0 {
@@ -196,8 +238,20 @@ func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 		s.reject(ctx, reason, status, msg)
 		return
 	}
+	var topics []string // per event, when its events name their topics
+	if in.fromEvent {
+		topics = make([]string, len(segs))
+		for i, seg := range segs {
+			topics[i] = s.eventTopic(seg[in.room:])
+			if r := canPublish(in.grant, topics[i]); r != nil {
+				s.setRefusalHeaders(ctx, r)
+				s.reject(ctx, r.reason, r.status, fmt.Sprintf("event %d: %s; nothing was published", i+1, r.msg))
+				return
+			}
+		}
+	}
 	if s.bridge != nil {
-		acked, err := s.publishSharedBatch(ctx, in, segs)
+		acked, err := s.publishSharedBatch(ctx, in, segs, topics)
 		s.stats.accepted.Add(uint64(acked))
 		if err != nil {
 			// The first acked events are stored (and will be broadcast);
@@ -211,20 +265,46 @@ func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 		ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, acked))
 		return
 	}
-	res, err := s.ring.Reserve(in.head.topic, len(segs))
+	n, err := s.publishRuns(in, segs, topics)
+	s.stats.accepted.Add(uint64(n))
 	if err != nil {
 		s.refusePublish(ctx, err)
+		if n > 0 {
+			// Events of the first topics are published: say how many.
+			ctx.SetBody(fmt.Appendf(nil, `{"error":%s,"accepted":%d}`, appendJSONString(nil, err.Error()), n))
+		}
 		return
 	}
-	sp := s.epoch.Load().space
-	msgs := make([]fanout.Message, len(segs))
-	for i, seg := range segs {
-		msgs[i] = fanout.Message{Data: finishFrame(seg, in.room, sp, res.Seq()+uint64(i), in.head), Stamp: in.stamp}
-	}
-	s.ring.Commit(res, msgs...)
-	s.stats.accepted.Add(uint64(len(segs)))
 	ctx.SetContentType("application/json")
 	ctx.SetBody(fmt.Appendf(nil, `{"accepted":%d}`, len(segs)))
+}
+
+// publishRuns puts a batch's events into the fan-out, on in's topic, or on
+// topics[i] for event i: each run of consecutive events on one topic
+// consecutively (one reservation), the runs in order. It returns how many
+// events, from the first, it published.
+func (s *Server) publishRuns(in input, segs [][]byte, topics []string) (int, error) {
+	for first := 0; first < len(segs); {
+		end := len(segs)
+		if topics != nil {
+			in.head.topic = topics[first]
+			for end = first + 1; end < len(segs) && topics[end] == topics[first]; end++ {
+			}
+		}
+		res, err := s.ring.Reserve(in.head.topic, end-first)
+		if err != nil {
+			return first, err
+		}
+		sp := s.epoch.Load().space
+		msgs := make([]fanout.Message, end-first)
+		for i, seg := range segs[first:end] {
+			msgs[i] = fanout.Message{Data: finishFrame(seg, in.room, sp, res.Seq()+uint64(i), in.head),
+				Stamp: in.stamp, Event: seg[in.room:]}
+		}
+		s.ring.Commit(res, msgs...)
+		first = end
+	}
+	return len(segs), nil
 }
 
 // parseBatch validates and compacts every non-blank line of an NDJSON body

@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/filter"
 )
 
 // Resume: a listener that reconnects with the id of the last event it
@@ -11,14 +12,16 @@ import (
 //
 //	id of this run, still held            the events after it, then live
 //	id of this run, older than the buffer  gap {"missed":N} (N known for a
-//	                                       listener to every topic, null on
-//	                                       topics), then the oldest held
+//	                                       listener to every topic without
+//	                                       a filter, null otherwise), then
+//	                                       the oldest held
 //	foreign (another run or stream),       gap {"missed":null}, then live
 //	malformed, or never given out
 
 // resumePlan is what a stream sends before its first live frame.
 type resumePlan struct {
 	topics []string
+	filter *filter.Filter // the listener's filter, nil without one
 	// replay, with a bridge, is a range of the shared stream to send first.
 	replay *streamReplay
 	// gap: send a gap event first, with missed when known.
@@ -28,23 +31,28 @@ type resumePlan struct {
 }
 
 // subscribe returns a subscriber for a listener on topics (nil: every topic)
-// that resumes after lastID (nil: live), and what to send first.
-func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, resumePlan, error) {
-	plan := resumePlan{topics: topics}
+// with a filter (nil: none) that resumes after lastID (nil: live), and what
+// to send first.
+func (s *Server) subscribe(lastID []byte, topics []string, flt *filter.Filter) (*fanout.Subscriber, resumePlan, error) {
+	plan := resumePlan{topics: topics, filter: flt}
+	var rf fanout.Filter // a nil *filter.Filter must be a nil interface
+	if flt != nil {
+		rf = flt
+	}
 	if len(lastID) == 0 || !s.cfg.Replay {
-		sub, err := s.ring.Subscribe(topics...)
+		sub, err := s.ring.SubscribeFilter(rf, topics...)
 		return sub, plan, err
 	}
 	ep := s.adoptIdentity()
 	sp := ep.space
 	n, ok := sp.parse(lastID)
 	if !ok {
-		sub, err := s.ring.Subscribe(topics...)
+		sub, err := s.ring.SubscribeFilter(rf, topics...)
 		plan.gap = true
 		return sub, plan, err
 	}
 	key := sp.key(n)
-	sub, res, err := s.ring.SubscribeAfter(key, topics...)
+	sub, res, err := s.ring.SubscribeFilterAfter(key, rf, topics...)
 	if err != nil {
 		return nil, plan, err
 	}
@@ -58,7 +66,7 @@ func (s *Server) subscribe(lastID []byte, topics []string) (*fanout.Subscriber, 
 			break // the oldest held is the very next event: nothing missed
 		}
 		plan.gap = true
-		if len(topics) == 0 && res.Oldest > key {
+		if len(topics) == 0 && flt == nil && res.Oldest > key {
 			// In a run, keys are consecutive: every event between the
 			// listener's and the oldest held is one it missed.
 			plan.missed, plan.known = res.Oldest-key-1, true

@@ -292,7 +292,7 @@ func (s *Server) expect(ctx *fasthttp.RequestCtx) int {
 	if !isPublish(&ctx.Request.Header) {
 		return fasthttp.StatusContinue
 	}
-	_, _, r := s.checkPublish(ctx)
+	_, r := s.checkPublish(ctx)
 	if r == nil {
 		return fasthttp.StatusContinue
 	}

@@ -3,6 +3,8 @@ package server
 import (
 	"strconv"
 	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/filter"
 )
 
 // Server-Sent Events wire encoding (WHATWG HTML, "Server-sent events").
@@ -91,5 +93,14 @@ func appendAllowed(dst []byte, allowed []string, expires time.Time) []byte {
 		dst = append(dst, "; expires "...)
 		dst = expires.UTC().AppendFormat(dst, time.RFC3339)
 	}
+	return append(dst, '\n')
+}
+
+// appendFilter appends the comment that tells a filtered listener its filter
+// as the service understood it: ": filter <filter>" (the viewer shows it).
+// Filter.String is one line: it quotes what holds a line break.
+func appendFilter(dst []byte, f *filter.Filter) []byte {
+	dst = append(dst, ": filter "...)
+	dst = append(dst, f.String()...)
 	return append(dst, '\n')
 }

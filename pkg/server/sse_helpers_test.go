@@ -167,11 +167,12 @@ func (s *sseStream) nextEvent(tb testing.TB) block {
 }
 
 // greeting reads the first block, checks that it is the greeting with a
-// retry hint, and returns the hint.
+// retry hint (after the "connected" comment, it may tell a listener what its
+// token allows and its filter), and returns the hint.
 func (s *sseStream) greeting(tb testing.TB) int64 {
 	tb.Helper()
 	b := s.next(tb)
-	if len(b.comments) != 1 || b.comments[0] != "connected" || b.retry < 0 || b.isEvent() {
+	if len(b.comments) < 1 || b.comments[0] != "connected" || b.retry < 0 || b.isEvent() {
 		tb.Fatalf("first block: got %q, want the greeting with a retry hint", b.raw)
 	}
 	return b.retry

@@ -57,18 +57,21 @@ const (
 	TurnAwayShutdown
 	// TurnAwayUnauthorized: the listen token is missing or wrong (401).
 	TurnAwayUnauthorized
-	// TurnAwayInvalid: a bad topic parameter (400).
+	// TurnAwayInvalid: a bad topic, where or sample parameter (400).
 	TurnAwayInvalid
 	// TurnAwayForbidden: the listener's signed token does not allow a topic
 	// it asked for (403).
 	TurnAwayForbidden
 	// TurnAwaySubjectLimit: the per-subject listener limit is reached.
 	TurnAwaySubjectLimit
+	// TurnAwayFilters: the listener's filter is new and the limit of
+	// distinct filters is reached.
+	TurnAwayFilters
 	numTurnAwayReasons
 )
 
 var turnAwayNames = [numTurnAwayReasons]string{"limit", "ip_limit", "topics", "shutdown", "unauthorized", "invalid",
-	"forbidden", "subject_limit"}
+	"forbidden", "subject_limit", "filters"}
 
 func (r TurnAwayReason) String() string {
 	if r < numTurnAwayReasons {
@@ -132,6 +135,9 @@ type stats struct {
 	// consumeDropped counts events consumed from the shared stream that
 	// could not be put in the ring (the topic limit).
 	consumeDropped atomic.Uint64
+	// filteredOut counts the events of listeners' topics their filters
+	// turned away, added by each stream once per batch it reads.
+	filteredOut atomic.Uint64
 }
 
 // Stats is a snapshot of the service's counters, for /health and metrics.
@@ -147,8 +153,14 @@ type Stats struct {
 	BytesWritten    uint64
 	FramesMissed    uint64
 	Topics          int
-	Buffer          int
-	Panics          uint64
+	// Filters is the number of distinct listener filters alive (over
+	// distinct topics: see fanout.Ring.Filters).
+	Filters int
+	// FilteredOut counts the events of listeners' topics their filters
+	// turned away (one per event and listener): what filters saved.
+	FilteredOut uint64
+	Buffer      int
+	Panics      uint64
 	// ConsumeDropped counts events consumed from the shared stream that
 	// could not be put in this instance's fan-out (every topic listened to
 	// and the topic limit reached).
@@ -169,6 +181,8 @@ func (s *Server) Stats() Stats {
 		ListenersTotal: s.stats.connected.Load(),
 		FramesMissed:   s.ring.Missed(),
 		Topics:         s.ring.Topics(),
+		Filters:        s.ring.Filters(),
+		FilteredOut:    s.stats.filteredOut.Load(),
 		Buffer:         s.ring.Size(),
 		Panics:         s.stats.panics.Load(),
 		ConsumeDropped: s.stats.consumeDropped.Load(),

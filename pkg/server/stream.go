@@ -16,6 +16,7 @@ import (
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/filter"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
@@ -47,6 +48,12 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.refuseListener(ctx, r)
 		return
 	}
+	flt, err := filterParams(ctx.QueryArgs(), s.cfg.FilterLimits)
+	if err != nil {
+		s.stats.turnedAway[TurnAwayInvalid].Add(1)
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error())
+		return
+	}
 	// The client, through trusted proxies, as user_ip: a per-address limit
 	// must count it, not the proxy in front of many.
 	who := listener{ip: s.clientIP(ctx)}
@@ -57,12 +64,15 @@ func (s *Server) handleEvents(ctx *fasthttp.RequestCtx) {
 		s.turnAway(ctx, reason)
 		return
 	}
-	st, err := s.newStream(ctx, who, topics)
+	st, err := s.newStream(ctx, who, topics, flt)
 	if err != nil {
 		s.release(who)
 		reason := TurnAwayShutdown
-		if errors.Is(err, fanout.ErrTooManyTopics) {
+		switch {
+		case errors.Is(err, fanout.ErrTooManyTopics):
 			reason = TurnAwayTopics
+		case errors.Is(err, fanout.ErrTooManyFilters):
+			reason = TurnAwayFilters
 		}
 		s.turnAway(ctx, reason)
 		return
@@ -228,6 +238,7 @@ var turnAwayComments = [numTurnAwayReasons]string{
 	TurnAwayIPLimit:      "too many listeners from this address",
 	TurnAwaySubjectLimit: "too many listeners for this token's subject",
 	TurnAwayTopics:       "too many topics",
+	TurnAwayFilters:      "too many distinct filters",
 	TurnAwayShutdown:     "shutting down",
 }
 
@@ -274,8 +285,10 @@ type stream struct {
 	head            []byte                   // the response head, for a hijacked stream
 	header          *fasthttp.ResponseHeader // the response header, for a stream handed over
 	who             listener
-	expires         time.Time // when its signed token expires; zero: never
-	allowed         []string  // what its signed token allows it, for its greeting; nil without one
+	expires         time.Time      // when its signed token expires; zero: never
+	allowed         []string       // what its signed token allows it, for its greeting; nil without one
+	filter          *filter.Filter // its filter, nil without one
+	filteredOut     uint64         // its subscriber's FilteredOut already counted in stats
 	reg             hangup.Registration
 	delivered       atomic.Uint64
 	written         atomic.Uint64
@@ -295,15 +308,16 @@ var streamCount atomic.Uint64
 
 // newStream subscribes a listener, resuming after its last event id if it
 // gave one.
-func (s *Server) newStream(ctx *fasthttp.RequestCtx, who listener, topics []string) (*stream, error) {
+func (s *Server) newStream(ctx *fasthttp.RequestCtx, who listener, topics []string, flt *filter.Filter) (*stream, error) {
 	c, _ := asConn(ctx.Conn())
-	return s.openStream(c, who, lastEventID(ctx), topics)
+	return s.openStream(c, who, lastEventID(ctx), topics, flt)
 }
 
 // openStream is newStream once the request is read: the listener's
 // connection (nil in tests that give the stream a sink of their own), who it
-// is, the id it resumes after (nil: none) and its topics.
-func (s *Server) openStream(c *conn, who listener, lastID []byte, topics []string) (*stream, error) {
+// is, the id it resumes after (nil: none), its topics and its filter (nil:
+// none).
+func (s *Server) openStream(c *conn, who listener, lastID []byte, topics []string, flt *filter.Filter) (*stream, error) {
 	st := &stream{
 		srv:     s,
 		conn:    c,
@@ -317,7 +331,8 @@ func (s *Server) openStream(c *conn, who listener, lastID []byte, topics []strin
 		st.ageEnd = st.start.Add(age*4/5 + rand.N(age/5+1)) //nolint:gosec // jitter, not a secret
 	}
 	var err error
-	st.sub, st.resume, err = s.subscribe(lastID, topics)
+	st.sub, st.resume, err = s.subscribe(lastID, topics, flt)
+	st.filter = flt
 	if err != nil {
 		return nil, err
 	}

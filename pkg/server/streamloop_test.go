@@ -103,7 +103,7 @@ func runStream(t *testing.T, s *Server, sink *memSink, topics ...string) (*strea
 	if _, ok := s.admit(who); !ok {
 		t.Fatal("not admitted")
 	}
-	st, err := s.openStream(nil, who, nil, topics)
+	st, err := s.openStream(nil, who, nil, topics, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestCutDeadlineStands(t *testing.T) {
 	}
 	c := &conn{TCPConn: accepted.(*net.TCPConn)}
 	defer c.TCPConn.Close()
-	st, err := s.openStream(c, listener{}, nil, nil)
+	st, err := s.openStream(c, listener{}, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

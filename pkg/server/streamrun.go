@@ -139,6 +139,9 @@ func (st *stream) run(w sink) {
 		// viewer shows it): a comment, which EventSource ignores.
 		out = appendAllowed(out, st.allowed, st.expires)
 	}
+	if st.filter != nil {
+		out = appendFilter(out, st.filter)
+	}
 	out = appendRetry(out, s.retryMillis())
 	if st.resume.gap {
 		out = appendGap(out, st.resume.missed, st.resume.known)
@@ -284,6 +287,12 @@ func (st *stream) fill(w sink, batch []*fanout.Frame) (stamp int64, n int, cut b
 	for {
 		var missed uint64
 		batch, missed = st.sub.Read(batch[:0])
+		if st.filter != nil {
+			if n := st.sub.FilteredOut(); n > st.filteredOut {
+				st.srv.stats.filteredOut.Add(n - st.filteredOut)
+				st.filteredOut = n
+			}
+		}
 		if missed > 0 {
 			var buf [48]byte
 			_, _ = w.Write(appendGap(buf[:0], missed, true))
