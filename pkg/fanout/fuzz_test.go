@@ -17,16 +17,12 @@ import (
 // the in-flight subscription (filterOpTable).
 //
 //	go test -run '^$' -fuzz '^FuzzRing$' -fuzztime 20000x ./pkg/fanout
+//
+// TestRingScripts checks that the scripts of its seed corpus reach what
+// they are meant to.
 func FuzzRing(f *testing.F) {
 	for _, seed := range ringScripts {
-		input := seed.build()
-		reached := runFuzzInput(f, input, "seed corpus: "+seed.name)
-		for _, what := range seed.reaches {
-			if reached[what] == 0 {
-				f.Fatalf("seed corpus: %s does not reach %q (the encoding changed?)", seed.name, what)
-			}
-		}
-		f.Add(input)
+		f.Add(seed.build())
 	}
 	// And a few runs of random choices: four as before filters came (the
 	// first byte, its filter bit cleared, still picks the same options), and
@@ -54,8 +50,23 @@ func FuzzRing(f *testing.F) {
 	})
 }
 
+// TestRingScripts runs FuzzRing's scripts, each checked to reach the cases
+// it is meant to (a run with filters needs a *testing.T for its synctest
+// bubble, so this is not done in FuzzRing itself).
+func TestRingScripts(t *testing.T) {
+	t.Parallel()
+	for _, seed := range ringScripts {
+		reached := runFuzzInput(t, seed.build(), "seed corpus: "+seed.name)
+		for _, what := range seed.reaches {
+			if reached[what] == 0 {
+				t.Fatalf("seed corpus: %s does not reach %q (the encoding changed?)", seed.name, what)
+			}
+		}
+	}
+}
+
 // runFuzzInput runs the model check on a FuzzRing input (see FuzzRing).
-func runFuzzInput(tb testing.TB, input []byte, run string) map[string]int {
+func runFuzzInput(tb *testing.T, input []byte, run string) map[string]int {
 	tb.Helper()
 	var mode modelMode
 	if len(input) > 0 {
@@ -128,7 +139,29 @@ const (
 	fNone, fX, fY, fOdd, fK3   = 0, 1, 2, 3, 4
 	evNone, evX, evY, evXY     = 0, 1, 2, 3
 	holeCommitted, holeAborted = 0, 1
+	// opPause: modelPauses[i].
+	pause1ms, pauseShort, pauseDue, pause1s = 0, 1, 2, 3
 )
+
+// manyGroups returns n subscriptions, each with a group of its own: a
+// filter (x, y, odd, k3 in turn) over one or two patterns, none of them
+// with fX over a.* alone.
+func manyGroups(n int) [][]int {
+	pats := []int{psAStar, psStarB, psATail, psAll, psStar, psBTail}
+	var sels [][]int
+	for i, p := range pats {
+		sels = append(sels, []int{1, p})
+		for _, q := range pats[i+1:] {
+			sels = append(sels, []int{2, p, q})
+		}
+	}
+	ops := make([][]int, 0, n)
+	for i := range n {
+		op := append([]int{opSubscribe}, sels[1+i/4]...)
+		ops = append(ops, append(op, fX+i%4))
+	}
+	return ops
+}
 
 var ringScripts = []ringScript{
 	{
@@ -347,6 +380,30 @@ var ringScripts = []ringScript{
 			{opClose, 0},                          //
 			{opClose, 0},                          // the group of a.* and x goes
 		},
+	},
+	{
+		name:     "filters: compiled in the background, and at once",
+		patterns: true,
+		filters:  true,
+		reaches: []string{"frame evaluated with groups apart", "filters compiled in the background",
+			"filters compiled at once", "group gone, still compiled", "frame via a filter (pattern)"},
+		opts: []byte{2, 0, 2, 0, 0, 2, 1}, // Size 16, 1 shard, 8 topics, keys = sequence numbers, none permanent, default MaxFilters, a Matcher
+		ops: slices.Concat([][]int{
+			{opSubscribe, 1, psAStar, fX}, // sub 0: a.*, x: a group evaluated apart
+			{opPublish, ppAB, evX},        // 1: through sub 0's own Matcher
+			{opPause, pauseShort},         // not yet
+			{opPublish, ppAB, evXY},       // 2: still apart
+			{opPause, pause1ms},           // due: the live set compiled
+			{opPublish, ppAA, evX},        // 3: the set's Matcher
+			{opRead, 0, 3},                // 1, 2, 3
+		}, manyGroups(33), [][]int{ // 32 groups apart, the 33rd compiles them all at once
+			{opClose, 0},           // sub 0's group goes, still compiled
+			{opPublish, ppAB, evX}, // 4: for nobody now
+			{opPause, pause1s},     // the live set compiled, without it
+			{opPublish, ppAA, evY}, // 5
+			{opRead, 0, 3},         //
+			{opPause, pause1s},     // nothing to compile
+		}),
 	},
 	{
 		name:    "filters refused without a Matcher, or with a topic",

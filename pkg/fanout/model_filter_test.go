@@ -7,6 +7,8 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"testing/synctest"
+	"time"
 )
 
 // The filters of the model test (see model_test.go): in the runs with
@@ -38,11 +40,29 @@ import (
 //   - Closed, it counts what it had lost of its group's frames, as a
 //     subscriber to some topics does of a topic's.
 //
+// The live filters are compiled into one Matcher in the background (see
+// filters in filter.go), and the model restates when, on the clock of the
+// run's synctest bubble, which only moves when the model pauses (opPause):
+//
+//   - A new group's filter is compiled alone, for the group to be evaluated
+//     apart until the next compilation of the live set; a group that goes
+//     stays compiled in the set's Matcher (gone) until then.
+//   - Every change (a group created or gone) schedules a compilation
+//     compileDelay later, unless one is scheduled already; it compiles the
+//     live filters if any group is evaluated apart or gone, and nothing if
+//     no filter is alive. A group created while maxPending are evaluated
+//     apart compiles the live set at once (and schedules nothing).
+//   - Commit evaluates the live set's Matcher once per message of a topic
+//     while a group is alive and the set has a Matcher (some groups
+//     compiled), and each group apart with its own.
+//
+// Which groups a frame counts for does not depend on any of this.
+//
 // check compares, besides what the subscribers see, the ring's live filter
 // set with the model's groups (each with its subscribers and frame count),
-// the groups marked on every frame held, and how many times the ring
-// compiled filters and evaluated the live ones (once per message of a topic
-// committed while a group is alive).
+// those compiled and those evaluated apart, the scheduled compilation, the
+// groups marked on every frame held, and how many times the ring compiled
+// filters and evaluated the live set's Matcher.
 
 // modelFilter is one of the model's filters: the frames whose event holds a
 // letter, or whose key is rem modulo mod.
@@ -150,6 +170,7 @@ type mGroup struct {
 	born     int    // model.gens once it was created
 	count    uint64 // the frames it counted
 	all      bool
+	gone     bool // its last subscriber left
 }
 
 // covers reports whether the group's subscribers receive frames of the topic
@@ -215,7 +236,15 @@ func (m *model) join(s *mSub, mf *modelFilter) error {
 	g.born, g.subs = m.gens, 1
 	m.groups[g.key] = g
 	s.group = g
-	m.compiles += 2 // its filter alone, and with every live one
+	m.compiles++ // its filter alone
+	if len(m.apart) >= maxPending {
+		m.cover("filters compiled at once")
+		m.apart = append(m.apart, g)
+		m.compile()
+	} else {
+		m.apart = append(m.apart, g)
+		m.schedule()
+	}
 	for seq := m.visible + 1; seq < uint64(len(m.frames)); seq++ {
 		if f := m.frames[seq]; f != nil && !f.aborted && f.topic != nil {
 			m.cover("group created with a frame in flight")
@@ -250,8 +279,52 @@ func (m *model) leave(s *mSub) {
 	}
 	m.cover("filter group gone")
 	delete(m.groups, g.key)
-	if len(m.groups) > 0 {
-		m.compiles++ // the filters still alive
+	g.gone = true
+	if i := slices.Index(m.apart, g); i >= 0 {
+		m.apart = slices.Delete(m.apart, i, i+1)
+	} else {
+		m.cover("group gone, still compiled")
+	}
+	m.schedule()
+}
+
+// compile compiles the live filters into the live set's Matcher: the groups
+// compiled and apart, but for those gone.
+func (m *model) compile() {
+	live := slices.DeleteFunc(slices.Concat(m.compiled, m.apart), func(g *mGroup) bool { return g.gone })
+	if len(live) > 0 {
+		m.compiles++
+	}
+	m.compiled, m.apart = live, nil
+}
+
+// schedule schedules a compilation, unless one is.
+func (m *model) schedule() {
+	if m.timer || m.closed {
+		return
+	}
+	m.timer, m.timerAt = true, m.now+compileDelay
+}
+
+// modelPauses are the times opPause lets pass: short of a compilation
+// scheduled at once, to the compilation's time, or well past it.
+var modelPauses = []time.Duration{time.Millisecond, compileDelay - time.Millisecond, compileDelay, time.Second}
+
+// pause lets d pass on the bubble's clock: the compilation scheduled for
+// then or before runs (compiling only if some group is apart or gone).
+func (m *model) pause(d time.Duration) {
+	m.op = fmt.Sprintf("pause %v", d)
+	time.Sleep(d)
+	synctest.Wait() // the compilation due, if any, done
+	m.now += d
+	if !m.timer || m.timerAt > m.now {
+		return
+	}
+	m.timer = false
+	if len(m.apart) > 0 || slices.ContainsFunc(m.compiled, func(g *mGroup) bool { return g.gone }) {
+		m.cover("filters compiled in the background")
+		m.compile()
+		m.op += ": compiled"
 	}
 }
 
@@ -458,34 +531,52 @@ func (m *model) checkFilters() {
 	if got := r.Filters(); got != len(m.groups) {
 		m.fail("Filters %d, want %d", got, len(m.groups))
 	}
+	live := slices.SortedFunc(maps.Values(m.groups), func(a, b *mGroup) int { return cmp.Compare(a.born, b.born) })
+	// The compilations run in the background, under the filters' lock.
+	r.filters.mu.Lock()
+	defer r.filters.mu.Unlock()
 	if mx := m.matchers; mx != nil && (mx.compiles != m.compiles || mx.setCalls != m.evals) {
 		m.fail("%d compilations, %d evaluations of the live filters; want %d, %d", mx.compiles, mx.setCalls, m.compiles, m.evals)
 	}
-	live := slices.SortedFunc(maps.Values(m.groups), func(a, b *mGroup) int { return cmp.Compare(a.born, b.born) })
-	fs := r.filters.cur.Load()
-	r.filters.mu.Lock()
-	defer r.filters.mu.Unlock()
-	if len(fs.groups) != len(live) || len(r.filters.byKey) != len(live) {
-		m.fail("%d groups in the filter set, %d registered; want %d", len(fs.groups), len(r.filters.byKey), len(live))
+	if timer := r.filters.timer != nil; timer != m.timer {
+		m.fail("a compilation scheduled: %v, want %v (at %v, now %v)", timer, m.timer, m.timerAt, m.now)
 	}
-	keys := make([]string, len(live))
-	for i, g := range live {
-		t := fs.groups[i]
+	fs := r.filters.cur.Load()
+	set := slices.Concat(m.compiled, m.apart)
+	if len(fs.groups) != len(set) || fs.nbase != len(m.compiled) || fs.live != len(live) || len(r.filters.byKey) != len(live) {
+		m.fail("%d groups in the filter set (%d compiled, %d live), %d registered; want %d (%d, %d)",
+			len(fs.groups), fs.nbase, fs.live, len(r.filters.byKey), len(set), len(m.compiled), len(live))
+	}
+	var alive []*Topic
+	for i, g := range set {
+		if t := fs.groups[i]; g.gone != (t == nil) || !g.gone && t != g.real {
+			m.fail("group %d of the filter set: %p, want %s: %p (gone %v)", i, t, g.key, g.real, g.gone)
+		}
+		if !g.gone {
+			alive = append(alive, fs.groups[i])
+		}
+	}
+	keys := make([]string, len(m.compiled))
+	for i, g := range m.compiled {
 		keys[i] = g.filter.filter().Key()
+	}
+	for i, g := range live {
+		t := alive[i]
+		key := g.filter.filter().Key()
 		if t != g.real || t.subs != g.subs || t.count.Load() != g.count || r.filters.byKey[t.name] != t {
 			m.fail("group %d of the filter set: %p, %d subscribers, count %d, registered %v; want %s: %p, %d, %d",
 				i, t, t.subs, t.count.Load(), r.filters.byKey[t.name] == t, g.key, g.real, g.subs, g.count)
 		}
 		own, _ := t.group.own.(*modelMatcher)
-		if t.group.filter.Key() != keys[i] || t.group.all != g.all ||
+		if t.group.filter.Key() != key || t.group.all != g.all ||
 			!slices.Equal(slices.Sorted(slices.Values(t.group.topics)), g.topics) ||
 			!slices.Equal(slices.Sorted(slices.Values(t.group.pats)), g.patterns) ||
-			own == nil || !slices.Equal(own.keys(), []string{keys[i]}) {
+			own == nil || !slices.Equal(own.keys(), []string{key}) {
 			m.fail("group %s: filter %q, all %v, topics %q, patterns %q, own %v", g.key,
 				t.group.filter.Key(), t.group.all, t.group.topics, t.group.pats, own)
 		}
 	}
-	if set, _ := fs.m.(*modelMatcher); (fs.m == nil) != (len(live) == 0) || fs.m != nil && (set == nil || !slices.Equal(set.keys(), keys)) {
+	if set, _ := fs.m.(*modelMatcher); (fs.m == nil) != (len(keys) == 0) || fs.m != nil && (set == nil || !slices.Equal(set.keys(), keys)) {
 		m.fail("the filter set's Matcher is %v, want one of %q", fs.m, keys)
 	}
 	for seq := m.oldest(); seq <= m.visible; seq++ {
