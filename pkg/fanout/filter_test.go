@@ -340,6 +340,39 @@ func TestFilterResume(t *testing.T) {
 	}
 }
 
+// TestFilterReadEvaluatesOnlyFramesBeforeItsGroup: Read evaluates a
+// subscriber's filter itself only for the frames made visible before its
+// group existed (which a resumed subscriber reads); a frame evaluated for its
+// group, selected or turned away, costs Read no evaluation, however many
+// subscribers share the group.
+func TestFilterReadEvaluatesOnlyFramesBeforeItsGroup(t *testing.T) {
+	t.Parallel()
+	r, calls := filterRing(t, fanout.Options{Size: 64})
+	publishEvents(t, r, "t", "x1", "y2")
+	subs := []*fanout.Subscriber{filtered(t, r, "x", "t"), filtered(t, r, "x", "t")}
+	resumed, _, err := r.SubscribeFilterAfter(0, prefix("x"), "t") // from x1, in the same group
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	publishEvents(t, r, "t", "y3", "x4", "y5", "y6", "x7")
+	calls.Store(0)
+	for i, sub := range subs {
+		if got, _ := readAll(sub); !equal(got, []string{"x4", "x7"}) || sub.FilteredOut() != 3 {
+			t.Fatalf("subscriber %d got %v, %d filtered out; want [x4 x7], 3", i, got, sub.FilteredOut())
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d evaluations reading the frames evaluated for the group, want 0", n)
+	}
+	if got, _ := readAll(resumed); !equal(got, []string{"x1", "x4", "x7"}) || resumed.FilteredOut() != 4 {
+		t.Fatalf("the resumed subscriber got %v, %d filtered out; want [x1 x4 x7], 4", got, resumed.FilteredOut())
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d evaluations reading two frames from before the group, want 2", n)
+	}
+}
+
 // TestFilterLimits: without a Matcher, a ring refuses filters; with one, at
 // most MaxFilters groups are alive, and a known one is always joined.
 func TestFilterLimits(t *testing.T) {
