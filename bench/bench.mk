@@ -1,5 +1,6 @@
-# Benchmarks: the Pillarbox Event Dispatcher ("ours", and "ours-hijack": the
-# service started with -streamer hijack) against two conventional net/http
+# Benchmarks: the Pillarbox Event Dispatcher ("ours", "ours-hijack": the
+# service started with -streamer hijack, "ours-nats" and "ours-nats3": one
+# and three instances sharing a NATS JetStream stream) against two conventional net/http
 # baselines (bench/baseline: drain the channel then flush, and
 # "baseline-flush": flush every event), Centrifugo's unidirectional SSE and,
 # on request, the replica of the original service (bench/original), all
@@ -21,8 +22,9 @@
 # goals, and writes $(BENCH_OUT)/report.md, report.json and sweep.svg/.png.
 #
 # Variables:
-#   BENCH_TARGETS=...   servers: ours, ours-hijack, baseline, baseline-flush,
-#                       centrifugo, original (default: all but original)
+#   BENCH_TARGETS=...   servers: ours, ours-hijack, ours-scraped, ours-nats,
+#                       ours-nats3, baseline, baseline-flush, centrifugo,
+#                       original (default: all but original)
 #   BENCH_REPEAT=3      runs of every scenario point; the report takes medians
 #   BENCH_DURATION=5s   measured time of each run (idle: hold time)
 #   BENCH_OUT=bench/results
@@ -32,7 +34,7 @@
 #   SOAK_FLAGS=         more soak flags, e.g. -args "-streamer hijack"
 
 BENCH_OUT      ?= bench/results
-BENCH_TARGETS  ?= ours,ours-hijack,ours-scraped,baseline,baseline-flush,centrifugo
+BENCH_TARGETS  ?= ours,ours-hijack,ours-scraped,ours-nats,ours-nats3,baseline,baseline-flush,centrifugo
 BENCH_REPEAT   ?= 3
 BENCH_DURATION ?= 5s
 BENCH_FLAGS    ?=
@@ -47,7 +49,7 @@ ifeq ($(BENCH_OUT),bench/results)
 BENCH_README_FLAGS := -readme README.md -bench-readme bench/README.md
 endif
 
-.PHONY: bench-all bench-report bench-sweep bench-size bench-rates bench-idle bench-ingest bench-slow bench-tool-ceiling bench-quick soak
+.PHONY: bench-all bench-report bench-sweep bench-size bench-rates bench-idle bench-ingest bench-latency bench-slow bench-tool-ceiling bench-quick soak
 
 # The flags every scenario target passes to benchrun.
 BENCH_RUN_FLAGS = -targets '$(BENCH_TARGETS)' -repeat '$(BENCH_REPEAT)' -duration '$(BENCH_DURATION)' $(BENCH_FLAGS)
@@ -88,6 +90,9 @@ bench-idle: ## Benchmark server memory per idle listener, 10000 listeners
 
 bench-ingest: ## Benchmark POST /api/events with no listener, 8 producers at full speed
 	$(call bench_run,ingest,$(BENCH_RUN_FLAGS),,$(BENCH_OUT))
+
+bench-latency: ## Benchmark a sparse stream: 1 listener at 500 events/s, e2e p50/p99 (the service, single and NATS)
+	$(call bench_run,latency,$(BENCH_RUN_FLAGS),,$(BENCH_OUT))
 
 bench-slow: ## Benchmark 1000 listeners at 100 events/s, with and without 10% that stop reading
 	$(call bench_run,slow,$(BENCH_RUN_FLAGS),,$(BENCH_OUT))

@@ -116,6 +116,13 @@ func (l *listener) messages() []sseclient.Message {
 	return append([]sseclient.Message(nil), l.msgs...)
 }
 
+// rawText returns the bytes received so far.
+func (l *listener) rawText() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.raw.String()
+}
+
 // heartbeats returns how many comment lines came after the greeting.
 func (l *listener) heartbeats() int {
 	l.mu.Lock()

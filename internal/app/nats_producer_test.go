@@ -22,10 +22,12 @@ import (
 type producer struct {
 	in       *instance
 	name     string
-	accepted []string     // answered 200, in order; read it once run returned
-	err      error        // an answer that is neither 200 nor a proper 503
-	count    atomic.Int64 // len(accepted), for progress while run runs
-	refused  atomic.Int64 // answered 503, or cut by a shutdown
+	path     string        // the POST's path and query; "" for /api/events
+	pace     time.Duration // the least time between two POSTs; 0: none
+	accepted []string      // answered 200, in order; read it once run returned
+	err      error         // an answer that is neither 200 nor a proper 503
+	count    atomic.Int64  // len(accepted), for progress while run runs
+	refused  atomic.Int64  // answered 503, or cut by a shutdown
 }
 
 // run posts events n = 0, 1, ... until count were posted or stop is closed
@@ -36,14 +38,23 @@ func (p *producer) run(count int, stop <-chan struct{}) {
 	defer tr.CloseIdleConnections()
 	in := *p.in
 	in.client = &http.Client{Transport: tr, Timeout: wait}
+	path := p.path
+	if path == "" {
+		path = "/api/events"
+	}
+	next := time.Now()
 	for i := 0; count < 0 || i < count; i++ {
+		if p.pace > 0 {
+			time.Sleep(time.Until(next))
+			next = next.Add(p.pace)
+		}
 		select {
 		case <-stop:
 			return
 		default:
 		}
 		body := event(p.name, i)
-		a, err := in.do(http.MethodPost, "/api/events", body, nil)
+		a, err := in.do(http.MethodPost, path, body, nil)
 		switch {
 		case err != nil:
 			// The connection was closed under a request in flight

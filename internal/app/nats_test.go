@@ -115,8 +115,9 @@ func TestNATSResumeOlderThanTheRing(t *testing.T) {
 // TestNATSResumeOlderThanTheStream: events removed from the stream (purged
 // by an operator, as max age does) cannot be replayed: a listener resuming
 // before them gets a gap event with how many it missed, then every event
-// still held, then the live ones. On the instance that holds some of them in
-// its ring, and on one that joined after the purge.
+// still in the stream, then the live ones. On the instance whose full ring
+// holds some of them (a listener that far back would be lapped at once: it
+// is served from the stream), and on one that joined after the purge.
 func TestNATSResumeOlderThanTheStream(t *testing.T) {
 	t.Parallel()
 	ns := natstest.RunServer(t)
@@ -142,8 +143,9 @@ func TestNATSResumeOlderThanTheStream(t *testing.T) {
 		missed int      // the gap's count
 		rest   []string // what follows the gap, before the live events
 	}{
-		// The stream lost 6..30; the ring holds 25..40: 6..24 are missed.
-		{a, "ring holds part", 19, all[24:40]},
+		// The stream lost 6..30: they are missed, 31..40 come from the
+		// stream.
+		{a, "ring holds part", 25, all[30:40]},
 		// b consumed nothing: 6..30 are missed, 31..40 come from the stream.
 		{b, "joined after", 25, all[30:40]},
 	}
@@ -212,7 +214,11 @@ func TestNATSLateInstanceReplaysFromTheStream(t *testing.T) {
 
 // TestNATSIdempotencyKey: a POST retried with the same Idempotency-Key, on
 // the same instance or another, is broadcast once; so is each line of an
-// NDJSON batch retried with its key.
+// NDJSON batch retried with its key. A single event's key never collides with
+// a batch line's ("K:0" after a batch with key "K" is an event of its own). A
+// key reused for another event, or another batch, is answered 409 Conflict
+// and nothing of it is broadcast. events_accepted counts the events stored,
+// and nats_duplicates_total the retries.
 func TestNATSIdempotencyKey(t *testing.T) {
 	t.Parallel()
 	ns := natstest.RunServer(t)
@@ -223,26 +229,37 @@ func TestNATSIdempotencyKey(t *testing.T) {
 		return map[string]string{"Idempotency-Key": k, "Content-Type": "application/x-ndjson"}
 	}
 	batch := strings.Join(events("batch", 0, 5), "\n") + "\n"
+	other := strings.Join(events("other", 0, 7), "\n") + "\n"
 	steps := []struct {
 		in     *instance
 		body   string
 		header map[string]string
-		want   string // the answer's body
+		status int
+		want   string // the answer's body, or a part of it for an error
 	}{
-		{in[0], event("one", 0), key("k-one"), ""},
-		{in[0], event("one", 0), key("k-one"), ""}, // retried on the same instance
-		{in[1], event("one", 0), key("k-one"), ""}, // and on another
-		{in[1], batch, ndjson("k-batch"), `{"accepted":5}`},
-		{in[0], batch, ndjson("k-batch"), `{"accepted":5}`}, // the whole batch retried
-		{in[1], event("two", 0), key("k-two"), ""},
-		{in[0], event("one", 0), key("k-three"), ""}, // same body, another key: a new event
+		{in[0], event("one", 0), key("k-one"), 200, ""},
+		{in[0], event("one", 0), key("k-one"), 200, ""}, // retried on the same instance
+		{in[1], event("one", 0), key("k-one"), 200, ""}, // and on another
+		{in[1], batch, ndjson("K"), 200, `{"accepted":5}`},
+		{in[0], batch, ndjson("K"), 200, `{"accepted":5}`}, // the whole batch retried
+		{in[1], event("k0", 0), key("K:0"), 200, ""},       // not line 0 of batch K
+		{in[1], event("two", 0), key("k-two"), 200, ""},
+		{in[0], event("one", 0), key("k-three"), 200, ""},                           // same body, another key: a new event
+		{in[0], event("one", 1), key("k-one"), 409, "Idempotency-Key already used"}, // another body, a used key
+		{in[1], event("two", 0), key("k-two"), 200, ""},                             // a retry, still
+		{in[1], other, ndjson("K"), 409, `"accepted":0`},                            // another batch, a used key
+		{in[0], event("two", 0), key("k-two"), 200, ""},
 	}
 	for i, s := range steps {
-		if a := s.in.post(t, s.body, s.header); a.status != http.StatusOK || a.body != s.want {
-			t.Fatalf("step %d: %d %q, want 200 %q", i, a.status, a.body, s.want)
+		a := s.in.post(t, s.body, s.header)
+		if a.status != s.status || (s.status == 200 && a.body != s.want) || (s.status != 200 && !strings.Contains(a.body, s.want)) {
+			t.Fatalf("step %d: %d %q, want %d %q", i, a.status, a.body, s.status, s.want)
+		}
+		if s.status == http.StatusConflict && a.header.Get("Retry-After") != "" {
+			t.Fatalf("step %d: a conflict is not to be retried, yet Retry-After is set", i)
 		}
 	}
-	want := append(append([]string{event("one", 0)}, events("batch", 0, 5)...), event("two", 0), event("one", 0))
+	want := append(append([]string{event("one", 0)}, events("batch", 0, 5)...), event("k0", 0), event("two", 0), event("one", 0))
 	got := make([][]sseclient.Message, len(ls))
 	for i, l := range ls {
 		got[i] = l.waitData(t, want)
@@ -253,6 +270,21 @@ func TestNATSIdempotencyKey(t *testing.T) {
 	in[0].mustPost(t, event("end", 0))
 	for _, l := range ls {
 		l.waitData(t, append(want, event("end", 0)))
+	}
+
+	// 10 events stored (the marker included), and as many retries answered
+	// 200 without being stored: 2 of the single event, 5 of the batch's
+	// lines, 2 of k-two.
+	var accepted, duplicates, conflicts float64
+	for _, inst := range in {
+		m := scrape(t, inst.client, inst.addr)
+		a, _ := value(m, "dispatcher_events_accepted_total")
+		d, _ := value(m, "dispatcher_nats_duplicates_total")
+		c, _ := value(m, "dispatcher_events_rejected_total", "reason", "conflict")
+		accepted, duplicates, conflicts = accepted+a, duplicates+d, conflicts+c
+	}
+	if accepted != 10 || duplicates != 9 || conflicts != 2 {
+		t.Fatalf("events_accepted %v, nats_duplicates %v, conflicts %v over both instances; want 10, 9, 2", accepted, duplicates, conflicts)
 	}
 }
 

@@ -19,7 +19,7 @@ type collector struct {
 	delivered, written, missed, panics, acceptRetries, hangups  *prometheus.Desc
 	natsConnected, natsPublished, natsConsumed, natsFailed      *prometheus.Desc
 	natsDuplicates, natsSkipped, natsStreamResets, natsReplayed *prometheus.Desc
-	natsReconnects, natsDropped                                 *prometheus.Desc
+	natsReconnects, natsDropped, natsPublishable, natsInvalid   *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -36,7 +36,7 @@ func newCollector(src Sources, goVersion string) *collector {
 		topics:       desc("topics", "Topics alive."),
 		filters:      desc("filters", "Distinct listener filters alive (where/sample over distinct topics), each evaluated once per event."),
 		filteredOut:  desc("events_filtered_out_total", "Events of listeners' topics their filters turned away (one per event and listener): writes saved."),
-		ready:        desc("ready", "1 while the service is ready (serving, not shutting down, NATS reachable when configured)."),
+		ready:        desc("ready", "1 while the service is ready (serving, not shutting down, and with NATS able to publish to the stream now)."),
 		buildInfo:    desc("build_info", "Always 1; the labels say what runs.", "version", "commit", "goversion"),
 
 		accepted:   desc("listeners_accepted_total", "Listeners given a stream."),
@@ -53,7 +53,7 @@ func newCollector(src Sources, goVersion string) *collector {
 		acceptRetries: desc("accept_retries_total", "Accepts that failed for lack of resources (descriptors, memory) and were retried."),
 		hangups:       desc("hangup_errors_total", "Failed waits for listener hang-ups (retried)."),
 
-		natsConnected:    desc("nats_connected", "1 while the instance is joined to the JetStream stream."),
+		natsConnected:    desc("nats_connected", "1 while the instance's consumer reads the JetStream stream."),
 		natsPublished:    desc("nats_published_total", "Events published to JetStream and acknowledged."),
 		natsConsumed:     desc("nats_consumed_total", "Messages consumed from the stream and handed to the fan-out."),
 		natsFailed:       desc("nats_publish_failures_total", "Publishes to JetStream that failed."),
@@ -63,6 +63,8 @@ func newCollector(src Sources, goVersion string) *collector {
 		natsReplayed:     desc("nats_replayed_total", "Messages replayed from the stream to resuming listeners."),
 		natsReconnects:   desc("nats_reconnects_total", "Reconnections to NATS."),
 		natsDropped:      desc("nats_dropped_total", "Messages consumed from the stream that could not be put in this instance's fan-out (every topic listened to, and the topic limit reached)."),
+		natsPublishable:  desc("nats_publishable", "1 while the instance can publish to the stream now (connected, and the stream answers with a leader)."),
+		natsInvalid:      desc("nats_invalid_total", "Messages read from the stream that failed the checks of an event (topic, event name, JSON object): skipped, never sent to listeners."),
 	}
 }
 
@@ -78,6 +80,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		for _, d := range []*prometheus.Desc{
 			c.natsConnected, c.natsPublished, c.natsConsumed, c.natsFailed,
 			c.natsDuplicates, c.natsSkipped, c.natsStreamResets, c.natsReplayed, c.natsReconnects, c.natsDropped,
+			c.natsPublishable, c.natsInvalid,
 		} {
 			ch <- d
 		}
@@ -119,8 +122,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.hangups, call(c.src.HangupErrors))
 
 	if b := c.src.Bridge; b != nil {
-		bs := b.Stats()
-		gauge(c.natsConnected, boolFloat(b.Status().State == natsbridge.StateReady))
+		bs, bst := b.Stats(), b.Status()
+		gauge(c.natsConnected, boolFloat(bst.State == natsbridge.StateReady))
+		gauge(c.natsPublishable, boolFloat(bst.Publishable))
+		counter(c.natsInvalid, st.ConsumeInvalid)
 		counter(c.natsPublished, bs.Published)
 		counter(c.natsConsumed, bs.Consumed)
 		counter(c.natsFailed, bs.PublishFailed)

@@ -16,7 +16,11 @@ package natsbridge
 //     the server rejects because one of its message ids is a duplicate (a
 //     retry of a batch that was partly or wholly stored before: pipelined,
 //     the duplicates are acknowledged without being stored again, and only
-//     the missing messages are stored).
+//     the missing messages are stored). A pipelined chunk with message ids
+//     has its first message published alone first: when it was stored
+//     before with another fingerprint (the key was reused for another
+//     batch), the batch fails with ErrIDReused and nothing of the chunk is
+//     stored.
 
 import (
 	"context"
@@ -33,54 +37,80 @@ import (
 // the largest atomic batch a nats-server accepts by default.
 const MaxAtomicBatch = 1000
 
+// BatchAck is JetStream's acknowledgement of a batch, or of its first
+// messages.
+type BatchAck struct {
+	// Acked is how many messages, from the first, are acknowledged (stored,
+	// or duplicates of messages stored before).
+	Acked int
+	// Duplicates is how many of them were duplicates: not stored again.
+	Duplicates int
+}
+
 // PublishBatch stores msgs in the stream, in order, and returns how many of
 // them, from the first, are acknowledged.
 //
-// It returns (len(msgs), nil) when every message was stored (or acknowledged
-// as a duplicate of its MsgID). Otherwise it returns the error and acked < len:
-// msgs[:acked] are stored; msgs[acked:] may be partly stored or not at all
-// (a chunk whose commit was not acknowledged in time may have been committed).
-// Retrying msgs[acked:] (or all of msgs) with the same message ids stores each
-// message at most once. Messages of one atomic chunk are stored together, as
-// consecutive sequences, or not at all; pipelined messages may interleave with
-// other publishers', and a retry after a partial failure may store them out of
-// order.
+// It returns Acked == len(msgs) and no error when every message was stored
+// (or acknowledged as a duplicate of its MsgID, with the same fingerprint).
+// Otherwise it returns the error and Acked < len: msgs[:Acked] are stored;
+// msgs[Acked:] may be partly stored or not at all (a chunk whose commit was
+// not acknowledged in time may have been committed). Retrying msgs[Acked:]
+// (or all of msgs) with the same message ids stores each message at most
+// once. Messages of one atomic chunk are stored together, as consecutive
+// sequences, or not at all; pipelined messages may interleave with other
+// publishers', and a retry after a partial failure may store them out of
+// order. A message whose id was stored before with another fingerprint fails
+// the batch with ErrIDReused.
 //
 // Every message is checked before anything is sent (ErrInvalidMessage, acked
 // 0). Errors are those of Publish. Safe for concurrent use; ctx bounds the
 // whole call, and each acknowledgement is awaited at most
 // Config.PublishTimeout. msgs and their Data must not be modified until it
 // returns.
-func (b *Bridge) PublishBatch(ctx context.Context, msgs []Message) (int, error) {
+func (b *Bridge) PublishBatch(ctx context.Context, msgs []Message) (BatchAck, error) {
+	var total BatchAck
 	for i := range msgs {
 		if err := checkMessage(&msgs[i]); err != nil {
 			b.stats.publishFailed.Add(uint64(len(msgs)))
-			return 0, fmt.Errorf("line %d: %w", i, err)
+			return total, fmt.Errorf("line %d: %w", i, err)
 		}
 	}
 	if err := b.canPublish(ctx); err != nil {
 		b.stats.publishFailed.Add(uint64(len(msgs)))
-		return 0, err
+		return total, err
 	}
-	acked := 0
-	for acked < len(msgs) {
-		chunk := msgs[acked:min(acked+MaxAtomicBatch, len(msgs))]
-		n, err := b.publishChunk(ctx, chunk)
-		acked += n
+	for total.Acked < len(msgs) {
+		chunk := msgs[total.Acked:min(total.Acked+MaxAtomicBatch, len(msgs))]
+		got, err := b.publishChunk(ctx, chunk)
+		total.Acked += got.Acked
+		total.Duplicates += got.Duplicates
 		if err != nil {
-			b.stats.publishFailed.Add(uint64(len(msgs) - acked))
-			return acked, b.publishErr(err)
+			b.stats.publishFailed.Add(uint64(len(msgs) - total.Acked))
+			if errors.Is(err, ErrIDReused) {
+				return total, err
+			}
+			return total, b.publishErr(err)
 		}
 	}
-	return acked, nil
+	return total, nil
 }
 
-func (b *Bridge) publishChunk(ctx context.Context, chunk []Message) (int, error) {
+func (b *Bridge) publishChunk(ctx context.Context, chunk []Message) (BatchAck, error) {
 	if len(chunk) > 1 && b.atomicBatch.Load() {
 		n, fallback, err := b.publishAtomic(ctx, chunk)
 		if !fallback {
-			return n, err
+			return BatchAck{Acked: n}, err
 		}
+	}
+	if len(chunk) > 1 && chunk[0].MsgID != "" {
+		// Maybe a retry, maybe another batch reusing the key: the first
+		// message tells which before anything else is stored.
+		first, err := b.publishPipelined(ctx, chunk[:1])
+		if err != nil || first.Acked == 0 {
+			return first, err
+		}
+		rest, err := b.publishPipelined(ctx, chunk[1:])
+		return BatchAck{Acked: 1 + rest.Acked, Duplicates: first.Duplicates + rest.Duplicates}, err
 	}
 	return b.publishPipelined(ctx, chunk)
 }
@@ -103,6 +133,7 @@ func (b *Bridge) publishAtomic(ctx context.Context, chunk []Message) (acked int,
 				msgs[i].Header = make(nats.Header, 2) // for the batch headers
 			}
 		}
+		sentAt := time.Now().UnixNano()
 		cctx, cancel := context.WithTimeout(ctx, b.cfg.PublishTimeout)
 		ack, err := jetstreamext.PublishMsgBatch(cctx, b.js, msgs, jetstreamext.BatchFlowControl{
 			AckFirst:   true, // learn at once that the server accepts the batch
@@ -118,6 +149,7 @@ func (b *Bridge) publishAtomic(ctx context.Context, chunk []Message) (acked int,
 		}
 		var apiErr *jetstream.APIError
 		if !errors.As(err, &apiErr) {
+			b.publishFailed(sentAt, err)
 			return 0, false, fmt.Errorf("atomic batch: %w", err)
 		}
 		switch apiErr.ErrorCode {
@@ -133,13 +165,14 @@ func (b *Bridge) publishAtomic(ctx context.Context, chunk []Message) (acked int,
 			}
 			return 0, false, fmt.Errorf("atomic batch: %w", ctx.Err())
 		}
+		b.publishFailed(sentAt, err)
 		return 0, false, fmt.Errorf("atomic batch: %w", err)
 	}
 }
 
 // publishPipelined sends every message of chunk, then awaits every
-// acknowledgement, and returns the length of the acknowledged prefix.
-func (b *Bridge) publishPipelined(ctx context.Context, chunk []Message) (int, error) {
+// acknowledgement, and returns the acknowledged prefix.
+func (b *Bridge) publishPipelined(ctx context.Context, chunk []Message) (BatchAck, error) {
 	pending := make([]sent, 0, len(chunk))
 	for i := range chunk {
 		s := b.send(&chunk[i])
@@ -148,10 +181,16 @@ func (b *Bridge) publishPipelined(ctx context.Context, chunk []Message) (int, er
 			break
 		}
 	}
-	acked := 0
+	var got BatchAck
 	var firstErr error
-	for _, s := range pending {
-		ack, err := b.await(ctx, s)
+	for i, s := range pending {
+		pa, err := b.await(ctx, s)
+		var ack Ack
+		if err == nil {
+			ack, err = b.acked(ctx, &chunk[i], pa)
+		} else {
+			b.publishFailed(s.at, err)
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -161,10 +200,12 @@ func (b *Bridge) publishPipelined(ctx context.Context, chunk []Message) (int, er
 			}
 			continue
 		}
-		b.countAck(ack)
 		if firstErr == nil {
-			acked++
+			got.Acked++
+			if ack.Duplicate {
+				got.Duplicates++
+			}
 		}
 	}
-	return acked, firstErr
+	return got, firstErr
 }

@@ -50,15 +50,17 @@ func TestPublishBatch(t *testing.T) {
 			}
 			const n = 2*natsbridge.MaxAtomicBatch + 500 // three chunks
 			batch := lines("key", n)
-			acked, err := b.PublishBatch(testCtx(t), batch)
+			ack, err := b.PublishBatch(testCtx(t), batch)
+			acked := ack.Acked
 			if acked != n || err != nil {
 				t.Fatalf("PublishBatch = %d, %v, want %d, nil", acked, err, n)
 			}
 			checkLines(t, rec.waitLen(t, n), n, 1)
 
 			// The same batch again (a client retrying): acknowledged, not stored.
-			acked, err = b.PublishBatch(testCtx(t), batch)
-			if acked != n || err != nil {
+			ack, err = b.PublishBatch(testCtx(t), batch)
+			acked = ack.Acked
+			if acked != n || ack.Duplicates != n || err != nil {
 				t.Fatalf("retried PublishBatch = %d, %v, want %d, nil", acked, err, n)
 			}
 			publish(t, b, msg("after", 1))
@@ -81,11 +83,11 @@ func TestPublishBatchRetryAfterPartial(t *testing.T) {
 	b, rec := startBridge(t, testConfig(s.URL()))
 	const n, stored = 2500, 1200
 	batch := lines("k", n)
-	if acked, err := b.PublishBatch(testCtx(t), batch[:stored]); acked != stored || err != nil {
-		t.Fatalf("first part: %d, %v", acked, err)
+	if ack, err := b.PublishBatch(testCtx(t), batch[:stored]); ack.Acked != stored || err != nil {
+		t.Fatalf("first part: %+v, %v", ack, err)
 	}
-	if acked, err := b.PublishBatch(testCtx(t), batch); acked != n || err != nil {
-		t.Fatalf("whole batch: %d, %v", acked, err)
+	if ack, err := b.PublishBatch(testCtx(t), batch); ack.Acked != n || ack.Duplicates != stored || err != nil {
+		t.Fatalf("whole batch: %+v, %v", ack, err)
 	}
 	checkLines(t, rec.waitLen(t, n), n, 1)
 }
@@ -109,7 +111,8 @@ func TestPublishBatchPartialFailure(t *testing.T) {
 			b.SetAtomicBatches(tc.mode == "atomic")
 			batch := lines("", 2000)
 			batch[1500].Data = bytes.Repeat([]byte("x"), 8192)
-			acked, err := b.PublishBatch(testCtx(t), batch)
+			ack, err := b.PublishBatch(testCtx(t), batch)
+			acked := ack.Acked
 			if acked != tc.wantAcked || !errors.Is(err, natsbridge.ErrRejected) {
 				t.Fatalf("PublishBatch = %d, %v, want %d, ErrRejected", acked, err, tc.wantAcked)
 			}
@@ -130,8 +133,8 @@ func TestPublishBatchEmpty(t *testing.T) {
 	t.Parallel()
 	s := natstest.RunServer(t)
 	b, _ := startBridge(t, testConfig(s.URL()))
-	if acked, err := b.PublishBatch(testCtx(t), nil); acked != 0 || err != nil {
-		t.Fatalf("PublishBatch(nil) = %d, %v", acked, err)
+	if ack, err := b.PublishBatch(testCtx(t), nil); ack.Acked != 0 || err != nil {
+		t.Fatalf("PublishBatch(nil) = %+v, %v", ack, err)
 	}
 }
 
@@ -146,8 +149,8 @@ func TestPublishBatchPlainMessages(t *testing.T) {
 			b, rec := startBridge(t, testConfig(s.URL()))
 			b.SetAtomicBatches(mode == "atomic")
 			batch := []natsbridge.Message{msg("", 0), msg("a", 1), msg("", 2)}
-			if acked, err := b.PublishBatch(testCtx(t), batch); acked != 3 || err != nil {
-				t.Fatalf("PublishBatch = %d, %v, want 3, nil", acked, err)
+			if ack, err := b.PublishBatch(testCtx(t), batch); ack.Acked != 3 || err != nil {
+				t.Fatalf("PublishBatch = %+v, %v, want 3, nil", ack, err)
 			}
 			got := rec.waitLen(t, 3)
 			checkConsecutive(t, got, 1)

@@ -151,6 +151,59 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestMessageIDReused: a message id stored with a fingerprint is, for a
+// message with the same fingerprint, a duplicate (a retry), and for one with
+// another fingerprint, ErrIDReused with the first one's sequence; nothing is
+// stored either way. For a batch, a line reused with another fingerprint
+// fails the batch before anything of it is stored.
+func TestMessageIDReused(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"atomic", "pipelined"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			s := natstest.RunServer(t)
+			b, rec := startBridge(t, testConfig(s.URL()))
+			b.SetAtomicBatches(mode == "atomic")
+			m := natsbridge.Message{Topic: "a", MsgID: natsbridge.EventMsgID("k"), Fingerprint: "f1", Data: []byte(`{"x":1}`)}
+			first := publish(t, b, m)
+			if ack, err := b.Publish(testCtx(t), m); err != nil || !ack.Duplicate || ack.Seq != first {
+				t.Fatalf("same id, same fingerprint: %+v, %v; want a duplicate of %d", ack, err, first)
+			}
+			other := m
+			other.Fingerprint, other.Data = "f2", []byte(`{"x":2}`)
+			if ack, err := b.Publish(testCtx(t), other); !errors.Is(err, natsbridge.ErrIDReused) || ack.Seq != first {
+				t.Fatalf("same id, other fingerprint: %+v, %v; want ErrIDReused with seq %d", ack, err, first)
+			}
+
+			batch := lines("kb", 5)
+			for i := range batch {
+				batch[i].Fingerprint = fmt.Sprint("line-", i)
+			}
+			if ack, err := b.PublishBatch(testCtx(t), batch); err != nil || ack.Acked != 5 || ack.Duplicates != 0 {
+				t.Fatalf("batch: %+v, %v", ack, err)
+			}
+			if ack, err := b.PublishBatch(testCtx(t), batch); err != nil || ack.Acked != 5 || ack.Duplicates != 5 {
+				t.Fatalf("batch retried: %+v, %v; want 5 duplicates", ack, err)
+			}
+			reused := lines("kb", 7)
+			for i := range reused {
+				reused[i].Fingerprint = fmt.Sprint("other-", i)
+			}
+			if ack, err := b.PublishBatch(testCtx(t), reused); !errors.Is(err, natsbridge.ErrIDReused) || ack.Acked != 0 {
+				t.Fatalf("another batch with the key: %+v, %v; want ErrIDReused, nothing acked", ack, err)
+			}
+			publish(t, b, msg("end", 0))
+			got := rec.waitLen(t, 7)
+			if len(got) != 7 || got[6].Topic != "end" {
+				t.Fatalf("%d deliveries, want 7 (the event, the batch, the marker): %+v", len(got), got)
+			}
+			if st := b.Stats(); st.IDReused != 2 || st.Published != 7 {
+				t.Fatalf("Stats = %+v, want 2 ids reused, 7 published", st)
+			}
+		})
+	}
+}
+
 func TestPublishRejectsInvalidMessages(t *testing.T) {
 	t.Parallel()
 	s := natstest.RunServer(t)
@@ -172,7 +225,7 @@ func TestPublishRejectsInvalidMessages(t *testing.T) {
 			if _, err := b.Publish(testCtx(t), tc.m); !errors.Is(err, natsbridge.ErrInvalidMessage) {
 				t.Errorf("Publish: %v, want ErrInvalidMessage", err)
 			}
-			if n, err := b.PublishBatch(testCtx(t), []natsbridge.Message{msg("a", 1), tc.m}); n != 0 || !errors.Is(err, natsbridge.ErrInvalidMessage) {
+			if n, err := b.PublishBatch(testCtx(t), []natsbridge.Message{msg("a", 1), tc.m}); n.Acked != 0 || !errors.Is(err, natsbridge.ErrInvalidMessage) {
 				t.Errorf("PublishBatch: %d, %v, want 0, ErrInvalidMessage", n, err)
 			}
 		})
@@ -382,4 +435,58 @@ func TestPublishWithEndedContext(t *testing.T) {
 	if got := rec.waitLen(t, 1); got[0].Seq != 1 || string(got[0].Data) != `{"n":2}` {
 		t.Fatalf("first delivery %+v: the canceled publish was sent", got[0])
 	}
+}
+
+// TestDeliveryOfAForeignSubject: a message stored on a subject under the
+// prefix that is not a topic (stored by another client) is delivered with no
+// topic, so that the receiver can refuse it, not on a topic made up from it.
+func TestDeliveryOfAForeignSubject(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	b, rec := startBridge(t, testConfig(s.URL()))
+	js := client(t, s.URL())
+	for _, subject := range []string{"test.events.not:a:topic", "test.events.ok"} {
+		if _, err := js.Publish(testCtx(t), subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := rec.waitLen(t, 2)
+	if got[0].Topic != "" || got[1].Topic != "ok" {
+		t.Fatalf("topics %q and %q, want \"\" and \"ok\"", got[0].Topic, got[1].Topic)
+	}
+	_ = b
+}
+
+// TestPublishableFollowsTheServer: Status.Publishable says whether the bridge
+// can publish now; while it cannot, Publish fails at once, and it can again
+// once the server is back.
+func TestPublishableFollowsTheServer(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	b, _ := startBridge(t, testConfig(s.URL()))
+	if st := b.Status(); !st.Publishable || st.PublishReason != "" {
+		t.Fatalf("joined: %+v, want publishable", st)
+	}
+	s.Shutdown()
+	natstest.Poll(t, wait, func() error {
+		if st := b.Status(); st.Publishable || st.PublishReason == "" {
+			return fmt.Errorf("server down: %+v", st)
+		}
+		return nil
+	})
+	began := time.Now()
+	if _, err := b.Publish(testCtx(t), msg("a", 1)); !errors.Is(err, natsbridge.ErrUnavailable) {
+		t.Fatalf("Publish while not publishable: %v, want ErrUnavailable", err)
+	}
+	if took := time.Since(began); took > 100*time.Millisecond {
+		t.Fatalf("Publish took %v to fail", took)
+	}
+	s.Restart(t)
+	natstest.Poll(t, wait, func() error {
+		if st := b.Status(); !st.Publishable {
+			return fmt.Errorf("server back: %+v", st)
+		}
+		return nil
+	})
+	publish(t, b, msg("a", 2))
 }

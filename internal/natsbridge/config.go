@@ -16,7 +16,7 @@ const (
 	DefaultStorage        = StorageMemory
 	DefaultReplicas       = 1
 	DefaultName           = "pillarbox-event-dispatcher"
-	DefaultPublishTimeout = 5 * time.Second
+	DefaultPublishTimeout = time.Second
 	DefaultStartTimeout   = 5 * time.Second
 )
 
@@ -73,8 +73,12 @@ type Config struct {
 	// 1s). The duplicate window for message ids is the smaller of MaxAge and
 	// two minutes.
 	MaxAge time.Duration
-	// PublishTimeout bounds the wait for one acknowledgement, and each request
-	// to the JetStream API (default 5s).
+	// PublishTimeout bounds the wait for one acknowledgement, and for the
+	// creation or update of the stream (default 1s: an acknowledgement takes
+	// milliseconds; one that does not come means a server is gone). Other
+	// requests to the JetStream API (stream info, consumer creation, probes)
+	// wait at most the smaller of it and 1s, and are sent again rather than
+	// waited for.
 	PublishTimeout time.Duration
 	// StartTimeout bounds Start (default 5s): past it, Start returns and the
 	// bridge keeps trying in the background.

@@ -117,7 +117,12 @@ func TestIdentity(t *testing.T) {
 	if id.IsZero() || !(natsbridge.Identity{}).IsZero() {
 		t.Error("IsZero is wrong")
 	}
-	if got := natsbridge.BatchMsgID("key", 12); got != "key:12" {
+	if got := natsbridge.BatchMsgID("key", 12); got != "b:12:key" {
 		t.Errorf("BatchMsgID = %q", got)
+	}
+	// A single event's key can never name a batch line: "K:0" was line 0
+	// of key K before the namespaces were separated.
+	if single, line := natsbridge.EventMsgID("K:0"), natsbridge.BatchMsgID("K", 0); single == line || single != "e:K:0" {
+		t.Errorf("EventMsgID(K:0) = %q, BatchMsgID(K, 0) = %q: want distinct ids, e:K:0", single, line)
 	}
 }

@@ -38,13 +38,15 @@ const (
 	// session.
 	pullBatch     = 512
 	pullExpiry    = 10 * time.Second
-	pullHeartbeat = 2 * time.Second
+	pullHeartbeat = time.Second
 	// consumerInactive is how long the server keeps a consumer nobody pulls
 	// from: it cleans up after a bridge that died.
 	consumerInactive = time.Minute
-	// retry delays between sessions that failed.
+	// retry delays between sessions that failed: from retryShort, doubled
+	// after each failure up to retryLong. A request that got no answer is
+	// retried as soon as its (short) timeout passed.
 	retryShort    = 100 * time.Millisecond
-	retryLong     = 2 * time.Second
+	retryLong     = time.Second
 	retryConflict = 5 * time.Second
 	// cleanupTimeout bounds deleting a consumer that is no longer used.
 	cleanupTimeout = time.Second
@@ -77,6 +79,8 @@ func (b *Bridge) run() {
 			return
 		}
 		if !b.nc.IsConnected() {
+			// The connection handlers wake the supervisor (pause) as
+			// soon as the client is connected again.
 			b.setTrouble(StateJoining, b.notConnectedReason())
 			delay = retryLong
 			continue
@@ -90,6 +94,7 @@ func (b *Bridge) run() {
 			delay = 0
 		case isDefinite(err):
 			b.ready.Store(false)
+			b.cannotPublish(0, err.Error(), false)
 			b.setTrouble(StateConflict, err.Error())
 			b.log.Error("nats stream unusable", "stream", b.cfg.Stream, "err", err)
 			select {
@@ -105,8 +110,9 @@ func (b *Bridge) run() {
 			} else {
 				delay = min(2*delay, retryLong)
 			}
-			if errors.Is(err, errGap) || errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				delay = retryShort // the connection is fine: come back quickly
+			if errors.Is(err, errGap) || errors.Is(err, jetstream.ErrNoHeartbeat) ||
+				errors.Is(err, jetstream.ErrMsgIteratorClosed) || errTimeoutLike(err) {
+				delay = retryShort // come back quickly: the request timed out already
 			}
 		}
 	}
@@ -164,6 +170,10 @@ func (b *Bridge) session(cur *cursor) error {
 		cur.next = 1
 	}
 	cur.id = id
+	b.mu.Lock()
+	b.identity = id
+	b.nextSeq.Store(cur.next)
+	b.mu.Unlock()
 	b.atomicBatch.Store(info.Config.AllowAtomicPublish)
 
 	cons, err := b.createConsumer(cur)
@@ -172,7 +182,7 @@ func (b *Bridge) session(cur *cursor) error {
 		return err
 	}
 	defer b.deleteConsumer(cons)
-	b.setJoined(cur.id)
+	b.setJoined(cur.id, info.Cluster == nil || info.Cluster.Leader != "")
 	return b.consume(cons, cur)
 }
 
@@ -190,7 +200,7 @@ func (b *Bridge) wentBack(info *jetstream.StreamInfo, cur *cursor) bool {
 	if info.State.LastSeq < last {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, b.apiTimeout())
 	defer cancel()
 	s, err := b.js.Stream(ctx, b.cfg.Stream)
 	if err != nil {
@@ -203,7 +213,7 @@ func (b *Bridge) wentBack(info *jetstream.StreamInfo, cur *cursor) bool {
 // createConsumer creates an ephemeral consumer at cur.next and checks that the
 // stream was incarnation cur.id all along.
 func (b *Bridge) createConsumer(cur *cursor) (jetstream.Consumer, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.PublishTimeout)
+	ctx, cancel := context.WithTimeout(b.ctx, b.apiTimeout())
 	defer cancel()
 	cons, err := b.js.CreateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
 		Name:              "pillarbox_" + nuid.Next(),
@@ -291,17 +301,10 @@ func (b *Bridge) consume(cons jetstream.Consumer, cur *cursor) error {
 		if seq > cur.next {
 			b.stats.skipped.Add(seq - cur.next)
 		}
-		topic, _ := TopicOf(b.cfg.Subject, msg.Subject())
-		b.handler(Delivery{
-			Identity: cur.id,
-			Stored:   meta.Timestamp,
-			Topic:    topic,
-			Event:    msg.Headers().Get(EventHeader),
-			Data:     msg.Data(),
-			Seq:      seq,
-		})
+		b.handler(b.delivery(cur.id, msg, meta))
 		cur.next, cur.lastStored = seq+1, meta.Timestamp
 		b.lastSeq.Store(seq)
+		b.nextSeq.Store(seq + 1)
 		b.stats.consumed.Add(1)
 	}
 }

@@ -17,8 +17,22 @@
 //     replaced whenever anything goes wrong, resuming right after the last
 //     sequence handed to the handler.
 //
-// [Bridge.Replay] reads a past range of the stream for a listener that
-// resumes from an event older than what the instance keeps in memory.
+// [Bridge.OpenReplay] reads the stream from a past sequence on, for a
+// listener that resumes from an event older than what the instance keeps in
+// memory (or one the instance has not consumed yet).
+//
+// [Bridge.Status] says whether the bridge can publish now: connected, and the
+// stream answering with a leader (see health.go). Publish fails at once while
+// it cannot, rather than waiting on a server that is gone.
+//
+// # Message ids
+//
+// A message id (Nats-Msg-Id) makes a retried publish store the message at
+// most once. [EventMsgID] and [BatchMsgID] give single events and the lines
+// of a batch ids in separate namespaces, so that no key of one can name a
+// message of the other. A Message's Fingerprint, stored with its id, tells a
+// retry (same fingerprint) from another message that reuses the id
+// (ErrIDReused).
 //
 // # Subjects and topics
 //
@@ -58,23 +72,35 @@ var (
 	// ErrNoJetStream is returned by Start when the server or account has no
 	// JetStream.
 	ErrNoJetStream = errors.New("natsbridge: JetStream not enabled")
-	// ErrUnavailable is returned by Publish, PublishBatch and Replay when NATS
-	// or the stream cannot be reached, an acknowledgement did not come in time,
-	// or the bridge has not joined the stream yet. A publish that failed with
-	// it may or may not have been stored: retrying with the same message id
-	// stores it at most once.
+	// ErrUnavailable is returned by Publish, PublishBatch, OpenReplay and
+	// Replay.Next when NATS or the stream cannot be reached, the stream has
+	// no leader, an acknowledgement did not come in time, or the bridge has
+	// not joined the stream yet. A publish that failed with it may or may not
+	// have been stored: retrying with the same message id stores it at most
+	// once.
 	ErrUnavailable = errors.New("natsbridge: NATS unavailable")
 	// ErrRejected is returned by Publish and PublishBatch when JetStream
 	// refused a message for good (too large, for instance): retrying the same
 	// message fails the same way.
 	ErrRejected = errors.New("natsbridge: publish rejected")
 	// ErrInvalidMessage is returned by Publish and PublishBatch, before
-	// anything is sent, for an invalid topic, event name or message id, and by
-	// Replay for an invalid topic.
+	// anything is sent, for an invalid topic, event name, message id or
+	// fingerprint, and by OpenReplay for an invalid topic.
 	ErrInvalidMessage = errors.New("natsbridge: invalid message")
-	// ErrStreamChanged is returned by Replay when the stream is no longer the
-	// incarnation the caller asked for.
+	// ErrIDReused is returned by Publish and PublishBatch when a message's id
+	// is in the stream's duplicate window for a message with another
+	// fingerprint: another event reused the id. Nothing was stored.
+	ErrIDReused = errors.New("natsbridge: message id reused for another message")
+	// ErrStreamChanged is returned by OpenReplay and Replay.Next when the
+	// stream is no longer the incarnation the caller asked for.
 	ErrStreamChanged = errors.New("natsbridge: stream identity changed")
+	// ErrAhead is returned by OpenReplay when the sequence before the one to
+	// start from is beyond the stream's last: an id the stream never gave out.
+	ErrAhead = errors.New("natsbridge: sequence beyond the stream's last")
+	// ErrCaughtUp is returned by Replay.Next, once, when the replay's
+	// consumer starts with nothing to read: the replay has caught up (see
+	// Replay.CaughtUp). Calling Next again waits for the next message.
+	ErrCaughtUp = errors.New("natsbridge: replay caught up")
 	// ErrStarted is returned by a second call to Start.
 	ErrStarted = errors.New("natsbridge: already started")
 	// ErrClosed is returned by every method called after Close.

@@ -161,11 +161,11 @@ func client(t testing.TB, url string) jetstream.JetStream {
 // publish publishes m and fails t on error.
 func publish(t testing.TB, b *natsbridge.Bridge, m natsbridge.Message) uint64 {
 	t.Helper()
-	seq, err := b.Publish(testCtx(t), m)
+	ack, err := b.Publish(testCtx(t), m)
 	if err != nil {
 		t.Fatalf("Publish(%q): %v", m.Data, err)
 	}
-	return seq
+	return ack.Seq
 }
 
 // msg is a message on topic with a payload naming n.

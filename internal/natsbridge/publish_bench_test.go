@@ -84,8 +84,8 @@ func BenchmarkPublishBatch(b *testing.B) {
 			b.ReportAllocs()
 			start := time.Now()
 			for b.Loop() {
-				if n, err := bridge.PublishBatch(context.Background(), batch); err != nil || n != len(batch) {
-					b.Fatalf("PublishBatch = %d, %v", n, err)
+				if n, err := bridge.PublishBatch(context.Background(), batch); err != nil || n.Acked != len(batch) {
+					b.Fatalf("PublishBatch = %+v, %v", n, err)
 				}
 			}
 			b.ReportMetric(float64(b.N*len(batch))/time.Since(start).Seconds(), "msgs/s")

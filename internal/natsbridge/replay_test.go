@@ -1,6 +1,7 @@
 package natsbridge_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -11,6 +12,30 @@ import (
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natstest"
 )
+
+// readReplay reads r until it has caught up and no message comes within a
+// short wait, and returns the sequences read.
+func readReplay(t *testing.T, r *natsbridge.Replay, id natsbridge.Identity) []uint64 {
+	t.Helper()
+	var got []uint64
+	for {
+		ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
+		d, err := r.Next(ctx)
+		cancel()
+		switch {
+		case errors.Is(err, natsbridge.ErrCaughtUp):
+			continue
+		case errors.Is(err, context.DeadlineExceeded) && r.CaughtUp():
+			return got
+		case err != nil:
+			t.Fatalf("Next after %v: %v", got, err)
+		}
+		if want := fmt.Sprintf(`{"n":%d}`, d.Seq-1); string(d.Data) != want || !d.Identity.Equal(id) {
+			t.Fatalf("seq %d: %s %v, want %s", d.Seq, d.Data, d.Identity, want)
+		}
+		got = append(got, d.Seq)
+	}
+}
 
 func TestReplay(t *testing.T) {
 	t.Parallel()
@@ -31,85 +56,96 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	seqs := func(from, to uint64, topics []string) ([]uint64, uint64, error) {
-		var got []uint64
-		gone, err := b.Replay(testCtx(t), id, from, to, topics, func(d natsbridge.Delivery) error {
-			if want := fmt.Sprintf(`{"n":%d}`, d.Seq-1); string(d.Data) != want || !d.Identity.Equal(id) {
-				return fmt.Errorf("seq %d: %s %v, want %s", d.Seq, d.Data, d.Identity, want)
-			}
-			got = append(got, d.Seq)
-			return nil
-		})
-		return got, gone, err
-	}
 	for _, tc := range []struct {
 		name     string
-		from, to uint64
+		from     uint64
 		topics   []string
 		want     []uint64
 		wantGone uint64
 	}{
-		{"range", 10, 15, nil, []uint64{10, 11, 12, 13, 14}, 0},
-		{"one topic", 10, 20, []string{"b"}, []uint64{11, 14, 17}, 0},
-		{"two topics", 10, 20, []string{"a", "c.d"}, []uint64{10, 12, 13, 15, 16, 18, 19}, 0},
-		{"topic with nothing", 10, 20, []string{"zzz"}, nil, 0},
-		{"partly gone", 3, 8, nil, []uint64{6, 7}, 3},
-		{"from zero", 0, 7, nil, []uint64{6}, 5},
-		{"all gone", 2, 5, nil, nil, 3},
-		{"beyond the last", 29, 100, nil, []uint64{29, 30}, 0},
-		{"empty range", 12, 12, nil, nil, 0},
+		{"from a sequence", 25, nil, []uint64{25, 26, 27, 28, 29, 30}, 0},
+		{"one topic", 20, []string{"b"}, []uint64{20, 23, 26, 29}, 0},
+		{"two topics", 24, []string{"a", "c.d"}, []uint64{24, 25, 27, 28, 30}, 0},
+		{"topic with nothing", 10, []string{"zzz"}, nil, 0},
+		{"pattern", 24, []string{"c.*"}, []uint64{24, 27, 30}, 0},
+		{"tail pattern and a topic it covers", 24, []string{"a", ">"}, seqs(24, 30), 0},
+		// Filter subjects that overlap: each message once.
+		{"overlapping patterns", 24, []string{"c.*", "*.d", "a"}, []uint64{24, 25, 27, 28, 30}, 0},
+		{"overlapping patterns, last ones not theirs", 20, []string{"b.*", "*.b", "b"}, []uint64{20, 23, 26, 29}, 0},
+		{"partly gone", 3, nil, seqs(6, 30), 3},
+		{"from zero", 0, nil, seqs(6, 30), 5},
+		{"at the end", 31, nil, nil, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, gone, err := seqs(tc.from, tc.to, tc.topics)
-			if err != nil || gone != tc.wantGone || fmt.Sprint(got) != fmt.Sprint(tc.want) {
-				t.Fatalf("Replay(%d, %d, %v) = %v, gone %d, %v; want %v, gone %d",
-					tc.from, tc.to, tc.topics, got, gone, err, tc.want, tc.wantGone)
+			r, err := b.OpenReplay(testCtx(t), id, tc.from, tc.topics)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got := readReplay(t, r, id); r.Gone() != tc.wantGone || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("replay from %d of %v = %v, gone %d; want %v, gone %d",
+					tc.from, tc.topics, got, r.Gone(), tc.want, tc.wantGone)
 			}
 		})
 	}
 
-	t.Run("first sequence", func(t *testing.T) {
-		if first, err := b.FirstSeq(testCtx(t), id); err != nil || first != 6 {
-			t.Fatalf("FirstSeq = %d, %v; want 6", first, err)
+	t.Run("goes on with new messages", func(t *testing.T) {
+		r, err := b.OpenReplay(testCtx(t), id, 29, []string{"b", "a"})
+		if err != nil {
+			t.Fatal(err)
 		}
-		old := id
-		old.Created = old.Created.Add(-time.Nanosecond)
-		if _, err := b.FirstSeq(testCtx(t), old); !errors.Is(err, natsbridge.ErrStreamChanged) {
-			t.Fatalf("FirstSeq with another identity: %v, want ErrStreamChanged", err)
+		defer r.Close()
+		if got := readReplay(t, r, id); fmt.Sprint(got) != "[29]" {
+			t.Fatalf("replay from 29 = %v", got)
+		}
+		publish(t, b, msg("c.d", 30)) // seq 31: not for this replay
+		publish(t, b, msg("b", 31))   // seq 32
+		if d, err := r.Next(testCtx(t)); err != nil || d.Seq != 32 {
+			t.Fatalf("Next after new messages: %d, %v; want 32", d.Seq, err)
 		}
 	})
-	t.Run("callback error stops", func(t *testing.T) {
-		stop := errors.New("enough")
-		calls := 0
-		_, err := b.Replay(testCtx(t), id, 10, 20, nil, func(natsbridge.Delivery) error {
-			calls++
-			if calls == 2 {
-				return stop
-			}
-			return nil
-		})
-		if !errors.Is(err, stop) || calls != 2 {
-			t.Fatalf("Replay = %v after %d calls, want the callback's error after 2", err, calls)
+	t.Run("ahead of the stream", func(t *testing.T) {
+		if _, err := b.OpenReplay(testCtx(t), id, 40, nil); !errors.Is(err, natsbridge.ErrAhead) {
+			t.Fatalf("OpenReplay after a sequence never given out: %v, want ErrAhead", err)
 		}
 	})
 	t.Run("other incarnation", func(t *testing.T) {
 		old := id
 		old.Created = old.Created.Add(-time.Nanosecond)
-		if _, err := b.Replay(testCtx(t), old, 10, 20, nil, func(natsbridge.Delivery) error { return nil }); !errors.Is(err, natsbridge.ErrStreamChanged) {
-			t.Fatalf("Replay with another identity: %v, want ErrStreamChanged", err)
+		if _, err := b.OpenReplay(testCtx(t), old, 10, nil); !errors.Is(err, natsbridge.ErrStreamChanged) {
+			t.Fatalf("OpenReplay with another identity: %v, want ErrStreamChanged", err)
 		}
 	})
 	t.Run("invalid topic", func(t *testing.T) {
-		if _, err := b.Replay(testCtx(t), id, 10, 20, []string{"a b"}, nil); !errors.Is(err, natsbridge.ErrInvalidMessage) {
-			t.Fatalf("Replay with an invalid topic: %v, want ErrInvalidMessage", err)
+		if _, err := b.OpenReplay(testCtx(t), id, 10, []string{"a b"}); !errors.Is(err, natsbridge.ErrInvalidMessage) {
+			t.Fatalf("OpenReplay with an invalid topic: %v, want ErrInvalidMessage", err)
+		}
+	})
+	t.Run("slots are released", func(t *testing.T) {
+		for range 10 { // more than the bridge's four slots
+			r, err := b.OpenReplay(testCtx(t), id, 28, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Close()
+			r.Close() // idempotent
 		}
 	})
 	// The live consumer was not disturbed.
-	publish(t, b, msg("a", 30))
-	if got := rec.waitLen(t, 31); got[30].Seq != 31 {
-		t.Fatalf("live delivery after replays: seq %d, want 31", got[30].Seq)
+	publish(t, b, msg("a", 32))
+	if got := rec.waitLen(t, 33); got[32].Seq != 33 {
+		t.Fatalf("live delivery after replays: seq %d, want 33", got[32].Seq)
 	}
 	if st := b.Stats(); st.Replayed == 0 {
 		t.Fatalf("Stats.Replayed = 0")
 	}
+}
+
+// seqs returns from, from+1, ..., to.
+func seqs(from, to uint64) []uint64 {
+	var out []uint64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
 }

@@ -48,10 +48,16 @@ type Status struct {
 	Server string
 	// LastSeq is the sequence of the last message handed to the handler.
 	LastSeq uint64
-	// State is what the bridge is doing.
+	// PublishReason says why the bridge cannot publish now; empty when it can.
+	PublishReason string
+	// State is what the live consumer is doing.
 	State State
 	// Connected tells whether the NATS connection is up.
 	Connected bool
+	// Publishable tells whether the bridge can publish now: connected, and
+	// the stream answering with a leader (see health.go). It is what an
+	// instance's readiness means.
+	Publishable bool
 	// AtomicBatches tells whether PublishBatch uses JetStream's atomic batch
 	// publish (the stream allows it) or pipelines the messages.
 	AtomicBatches bool
@@ -62,8 +68,15 @@ type Stats struct {
 	// Published counts messages acknowledged as stored, duplicates excluded.
 	Published uint64
 	// Duplicates counts messages acknowledged as duplicates of a message id
-	// already in the stream (not stored again).
+	// already in the stream (not stored again): retries. Ids reused for
+	// another message are counted in IDReused instead.
 	Duplicates uint64
+	// IDReused counts duplicates refused because the message stored first
+	// with the id has another fingerprint (ErrIDReused).
+	IDReused uint64
+	// Unpublishable counts the times the bridge stopped publishing because
+	// the stream or the connection failed (see Status.Publishable).
+	Unpublishable uint64
 	// PublishFailed counts messages whose publish returned an error.
 	PublishFailed uint64
 	// Consumed counts messages handed to the handler.
@@ -92,12 +105,15 @@ type counters struct {
 	published, duplicates, publishFailed atomic.Uint64
 	consumed, skipped, resets, replayed  atomic.Uint64
 	reconnects, streamResets             atomic.Uint64
+	conflicts, unpublishable             atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		Published:     c.published.Load(),
 		Duplicates:    c.duplicates.Load(),
+		IDReused:      c.conflicts.Load(),
+		Unpublishable: c.unpublishable.Load(),
 		PublishFailed: c.publishFailed.Load(),
 		Consumed:      c.consumed.Load(),
 		Skipped:       c.skipped.Load(),

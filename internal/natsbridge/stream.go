@@ -41,6 +41,7 @@ const (
 	codeBatchTooLarge        jetstream.ErrorCode = 10199
 	codeBatchTooManyInflight jetstream.ErrorCode = 10210
 	codeDuplicateInProcess   jetstream.ErrorCode = 10158
+	codeWrongLastSeq         jetstream.ErrorCode = 10071
 )
 
 func (b *Bridge) streamConfig() jetstream.StreamConfig {
@@ -66,10 +67,15 @@ func (b *Bridge) streamConfig() jetstream.StreamConfig {
 // exist and checking it otherwise. At the first join it also brings the
 // updatable settings to the configuration's.
 func (b *Bridge) ensureStream() (*jetstream.StreamInfo, error) {
+	// Reading the info is quick, or the server is not answering (a stream
+	// without a leader, a request lost on the way): it is retried rather
+	// than waited for. Creating and updating may take a cluster longer.
+	ictx, icancel := context.WithTimeout(b.ctx, b.apiTimeout())
+	defer icancel()
 	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.PublishTimeout)
 	defer cancel()
 	want := b.streamConfig()
-	info, err := b.streamInfo(ctx)
+	info, err := b.streamInfo(ictx)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		var s jetstream.Stream
 		s, err = b.js.CreateStream(ctx, want)

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
 )
 
 // MaxTopicLen is the longest topic name, in bytes.
-const MaxTopicLen = 64
+const MaxTopicLen = topic.MaxLen
 
 // DefaultTopic is the topic of an event published without one.
 const DefaultTopic = "default"
@@ -15,18 +17,20 @@ const DefaultTopic = "default"
 // EventHeader is the message header that carries the event's name.
 const EventHeader = "Pillarbox-Event"
 
+// FingerprintHeader is the message header that carries Message.Fingerprint.
+const FingerprintHeader = "Pillarbox-Fingerprint"
+
 // maxHeaderValueLen bounds event names and message ids.
 const maxHeaderValueLen = 256
 
-// ValidTopic tells whether topic is a valid topic name: dot-separated tokens
-// of ASCII letters, digits, '_' and '-' (^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$),
-// at most MaxTopicLen bytes. It does not allocate.
-func ValidTopic(topic string) bool {
-	return len(topic) <= MaxTopicLen && validTokens(topic)
-}
+// ValidTopic tells whether t is a valid topic name, as [topic.Valid] says:
+// dot-separated tokens of ASCII letters, digits, '_' and '-'
+// (^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$), at most MaxTopicLen bytes. It does
+// not allocate.
+func ValidTopic(t string) bool { return topic.Valid(t) }
 
 // validTokens tells whether s is one or more non-empty dot-separated tokens
-// of [A-Za-z0-9_-].
+// of [A-Za-z0-9_-], of any length: a subject prefix, which is not a topic.
 func validTokens(s string) bool {
 	if s == "" {
 		return false
@@ -66,10 +70,18 @@ func TopicOf(prefix, subject string) (string, bool) {
 	return topic, ValidTopic(topic)
 }
 
+// EventMsgID is the message id of a single event sent with idempotency key
+// key: "e:" + key. Ids of single events and of batch lines (BatchMsgID) live
+// in separate namespaces: no key of one names a message of the other.
+func EventMsgID(key string) string {
+	return "e:" + key
+}
+
 // BatchMsgID is the message id of line index (from 0) of a batch sent with
-// idempotency key key: key + ":" + index.
+// idempotency key key: "b:" + index + ":" + key. The index comes first, so
+// that ids of different keys and lines never collide.
 func BatchMsgID(key string, index int) string {
-	return key + ":" + strconv.Itoa(index)
+	return "b:" + strconv.Itoa(index) + ":" + key
 }
 
 // checkMessage validates what Publish sends: a valid topic (empty means
@@ -84,6 +96,9 @@ func checkMessage(m *Message) error {
 	}
 	if !validHeaderValue(m.MsgID) {
 		return fmt.Errorf("%w: message id %q", ErrInvalidMessage, m.MsgID)
+	}
+	if !validHeaderValue(m.Fingerprint) {
+		return fmt.Errorf("%w: fingerprint %q", ErrInvalidMessage, m.Fingerprint)
 	}
 	return nil
 }

@@ -74,8 +74,14 @@ type Message struct {
 	Event string
 	// MsgID becomes the JetStream message id (Nats-Msg-Id): a second message
 	// with the same id within the duplicate window is acknowledged without
-	// being stored again. Empty for none. Same rules as Event.
+	// being stored again. Empty for none. Same rules as Event. EventMsgID and
+	// BatchMsgID make ids from an idempotency key.
 	MsgID string
+	// Fingerprint, with a MsgID, identifies the message's content (a digest of
+	// what the producer sent, say): it is stored with the message
+	// (FingerprintHeader), and a duplicate of an id stored with another
+	// fingerprint fails with ErrIDReused. Empty for none. Same rules as Event.
+	Fingerprint string
 	// Data is the payload, stored and delivered byte for byte. The client
 	// keeps a reference until the publish is acknowledged, failed or timed
 	// out: the caller must not modify it after the call.

@@ -62,7 +62,8 @@ func startServiceWith(tb testing.TB, addr string, configure func(*server.Config)
 	if configure != nil {
 		configure(&cfg)
 	}
-	ring := fanout.New(fanout.Options{})
+	// As the application's: listeners may have filters (where, sample).
+	ring := fanout.New(fanout.Options{Matcher: server.FilterMatcher})
 	watcher, err := hangup.New()
 	if err != nil {
 		watcher = nil // unsupported here: streams notice at their next write

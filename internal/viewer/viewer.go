@@ -4,7 +4,10 @@
 // headers and reads the service's topic field), resuming with Last-Event-ID
 // as EventSource does, and shows the connection state, the event rate, the
 // service's listener and event counts from /health, and the latest events as
-// syntax-coloured JSON with a filter, pause and clear.
+// syntax-coloured JSON with a text filter, pause and clear. Its server-side
+// filter bar builds the where and sample parameters of /events (the service
+// filters, and the page shows how it understood them, or why it refused
+// them); the page's URL carries them, so a filtered view can be shared.
 //
 // The page is embedded in the binary. It needs no publish token; when its own
 // URL carries ?token=..., it sends that token to /events as a bearer token.

@@ -3,11 +3,10 @@ package server
 import (
 	"context"
 	"errors"
-	"math"
 	"sync"
 	"time"
 
-	"github.com/valyala/fasthttp"
+	"github.com/goccy/go-json/jsontext"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -17,22 +16,21 @@ import (
 //
 // With a Bridge, an accepted event is not published to the ring directly: it
 // is published to a NATS JetStream stream that every instance shares, and
-// answered once JetStream acknowledged it. Every instance consumes the stream
-// in order (Deliver) and publishes each message to its ring, where its
-// listeners read it: every listener on every instance sees every event once,
-// in the stream's single order. An event's id is then its stream sequence
-// number, in the id space of the stream's incarnation (its creation time), so
-// a listener resumes on any instance; one that resumes from an id older than
-// the instance's ring but still in the stream gets the missing events from
-// the stream first (replayFromStream).
+// answered once JetStream acknowledged it (sharedpublish.go). Every instance
+// consumes the stream in order (Deliver) and publishes each message to its
+// ring, where its listeners read it: every listener on every instance sees
+// every event once, in the stream's single order. An event's id is then its
+// stream sequence number, in the id space of the stream's incarnation (its
+// creation time), so a listener resumes on any instance; one that resumes
+// from an id the instance's ring cannot continue from gets the missing events
+// from the stream first (sharedresume.go).
 
 // Bridge shares events between instances; *natsbridge.Bridge implements it.
 type Bridge interface {
-	Publish(ctx context.Context, m natsbridge.Message) (uint64, error)
-	PublishBatch(ctx context.Context, msgs []natsbridge.Message) (int, error)
-	FirstSeq(ctx context.Context, id natsbridge.Identity) (uint64, error)
-	Replay(ctx context.Context, id natsbridge.Identity, from, to uint64, topics []string,
-		fn func(natsbridge.Delivery) error) (uint64, error)
+	Publish(ctx context.Context, m natsbridge.Message) (natsbridge.Ack, error)
+	PublishBatch(ctx context.Context, msgs []natsbridge.Message) (natsbridge.BatchAck, error)
+	OpenReplay(ctx context.Context, id natsbridge.Identity, from uint64, topics []string) (*natsbridge.Replay, error)
+	Position() (natsbridge.Identity, uint64)
 	Status() natsbridge.Status
 }
 
@@ -42,6 +40,10 @@ type Bridge interface {
 type epoch struct {
 	space    *idSpace
 	identity natsbridge.Identity // zero without a bridge, or before the stream is known
+	// prev is the stream incarnation before this one (without its own prev),
+	// nil if none: a listener whose last id is of it missed what it had not
+	// received of it, and gets this one from its start.
+	prev *epoch
 }
 
 // consumer is the state of Deliver, owned by the bridge's consumer goroutine.
@@ -51,7 +53,7 @@ type consumer struct {
 	lastSeq uint64     // the last sequence delivered in the current incarnation
 	// firstSeq is the first sequence delivered in the current incarnation:
 	// the ring was given every one from there to lastSeq (or a gap frame
-	// for those that expired unread).
+	// for those that expired unread), but those that failed the checks.
 	firstSeq uint64
 }
 
@@ -59,7 +61,8 @@ type consumer struct {
 // and the frame every instance gives it. It is the bridge's handler: called
 // from one goroutine, in stream order. When the stream was replaced (or lost
 // its messages) or messages expired before they were read, listeners get a
-// gap event first.
+// gap event first. A message is checked as a POST is (consumedFrame): one
+// that fails is skipped and counted, never framed.
 func (s *Server) Deliver(d natsbridge.Delivery) {
 	c := &s.consumer
 	c.mu.Lock()
@@ -74,9 +77,10 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		}
 		ep = s.newEpoch(d.Identity)
 		c.lastSeq = 0
-		// Ids of the old stream are foreign now; listeners learn that
-		// their events stopped where they were. The gap's id is the new
-		// stream's sequence 0: resuming from it replays the new stream.
+		// Ids of the old stream are foreign now; listeners learn that their
+		// events stopped where they were. The gap has no id (a listener's
+		// last id stays the last event it received); its ring key is the
+		// new stream's sequence 0, below every event of the new stream.
 		s.publishGap(ep, 0)
 	case d.Seq > c.lastSeq+1 && c.lastSeq > 0:
 		// Messages expired before this instance read them (a long outage).
@@ -91,11 +95,13 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		s.testHook("deliver")
 	}
 
-	head := frameHead{topic: d.Topic, event: []byte(d.Event)}
-	if head.topic == "" {
-		head.topic = DefaultTopic
+	frame, event, topic, ok := consumedFrame(nil, ep.space, d)
+	if !ok {
+		s.stats.consumeInvalid.Add(1)
+		s.warnCut("message from the stream failed the checks of an event; skipped", "seq", d.Seq, "topic", d.Topic)
+		return
 	}
-	res, err := s.ring.Reserve(head.topic, 1)
+	res, err := s.ring.Reserve(topic, 1)
 	if err != nil {
 		if !errors.Is(err, fanout.ErrClosed) {
 			s.stats.consumeDropped.Add(1)
@@ -103,10 +109,52 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 		}
 		return
 	}
-	frame := make([]byte, 0, head.room()+len(d.Data)+len(frameEnd))
-	frame = appendFrame(frame, ep.space, d.Seq, head, d.Data)
-	payload := frame[len(frame)-len(frameEnd)-len(d.Data) : len(frame)-len(frameEnd)]
-	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: d.Stored.UnixNano(), Event: payload})
+	// The stamp is when the event entered this instance's fan-out, on this
+	// machine's clock (the stream's storage time is on the NATS server's).
+	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(d.Seq), Stamp: time.Now().UnixNano(), Event: event})
+}
+
+// consumedFrame appends to dst the frame of a message read from the stream,
+// numbered in space sp, after checking it as a POST is checked: a valid
+// topic (a message whose subject is not under the prefix has none), a valid
+// event name other than the service's own "gap", and a JSON object (strict,
+// compacted, as a POST's body is). It returns the frame, the event's JSON
+// within it and the event's topic, or ok false for a message that fails
+// (dst unchanged).
+func consumedFrame(dst []byte, sp *idSpace, d natsbridge.Delivery) (frame, event []byte, topic string, ok bool) {
+	if !natsbridge.ValidTopic(d.Topic) {
+		return dst, nil, "", false
+	}
+	if d.Event != "" && (len(d.Event) > maxNameLen || !validNameString(d.Event) || d.Event == "gap") {
+		return dst, nil, "", false
+	}
+	head := frameHead{topic: d.Topic, event: []byte(d.Event)}
+	if dst == nil {
+		dst = make([]byte, 0, head.room()+len(d.Data)+len(frameEnd))
+	}
+	start := len(dst)
+	out := head.appendTo(dst, sp, d.Seq)
+	body := len(out)
+	out, err := jsontext.AppendFormat(out, d.Data, formatOptions...)
+	if err != nil || len(out) == body || out[body] != '{' {
+		return dst[:start], nil, "", false
+	}
+	end := len(out)
+	out = append(out, frameEnd...)
+	return out, out[body:end], d.Topic, true
+}
+
+// validNameString is validName for a string, without converting it.
+func validNameString(s string) bool {
+	if s == "" || len(s) > maxNameLen {
+		return false
+	}
+	for i := range len(s) {
+		if !nameChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // newEpoch makes id the current stream incarnation, with a new id space.
@@ -114,6 +162,9 @@ func (s *Server) Deliver(d natsbridge.Delivery) {
 func (s *Server) newEpoch(id natsbridge.Identity) *epoch {
 	s.consumer.ordinal++
 	ep := &epoch{space: newStreamSpace(id.Created.UnixNano(), s.consumer.ordinal), identity: id}
+	if old := s.epoch.Load(); !old.identity.IsZero() {
+		ep.prev = &epoch{space: old.space, identity: old.identity}
+	}
 	s.epoch.Store(ep)
 	return ep
 }
@@ -138,168 +189,26 @@ func (s *Server) adoptIdentity() *epoch {
 	return ep
 }
 
+// consumed returns the first and last sequences this instance consumed from
+// ep's stream, 0 and 0 if none (or ep is no longer current).
+func (s *Server) consumed(ep *epoch) (first, last uint64) {
+	s.consumer.mu.Lock()
+	defer s.consumer.mu.Unlock()
+	if s.epoch.Load() != ep || s.consumer.lastSeq == 0 {
+		return 0, 0
+	}
+	return s.consumer.firstSeq, s.consumer.lastSeq
+}
+
 // publishGap publishes a broadcast gap event, for every listener whatever its
-// topics, with the id of sequence seq in ep's space (the last sequence
-// before the gap).
+// topics. Like every gap event it has no id; its ring key is that of
+// sequence seq in ep's space (the last sequence before the gap), so that
+// keys keep increasing in the ring.
 func (s *Server) publishGap(ep *epoch, seq uint64) {
 	res, err := s.ring.Reserve("", 1)
 	if err != nil {
 		return
 	}
-	frame := appendFrame(nil, ep.space, seq, frameHead{event: []byte("gap")}, []byte(`{"missed":null}`))
+	frame := appendGap(nil, 0, false)
 	s.ring.Commit(res, fanout.Message{Data: frame, Key: ep.space.key(seq), Stamp: time.Now().UnixNano()})
-}
-
-// publishShared publishes an event to the shared stream and waits for its
-// acknowledgement.
-func (s *Server) publishShared(ctx *fasthttp.RequestCtx, in input, seg []byte) error {
-	_, err := s.bridge.Publish(ctx, natsbridge.Message{
-		Topic: in.head.topic,
-		Event: string(in.head.event),
-		MsgID: string(ctx.Request.Header.Peek("Idempotency-Key")),
-		Data:  seg[in.room:],
-	})
-	return err
-}
-
-// publishSharedBatch publishes a batch to the shared stream and returns how
-// many of its events, from the first, JetStream acknowledged. topics, when
-// not nil, are the events' own topics.
-func (s *Server) publishSharedBatch(ctx *fasthttp.RequestCtx, in input, segs [][]byte, topics []string) (int, error) {
-	key := string(ctx.Request.Header.Peek("Idempotency-Key"))
-	msgs := make([]natsbridge.Message, len(segs))
-	for i, seg := range segs {
-		msgs[i] = natsbridge.Message{Topic: in.head.topic, Event: string(in.head.event), Data: seg[in.room:]}
-		if topics != nil {
-			msgs[i].Topic = topics[i]
-		}
-		if key != "" {
-			msgs[i].MsgID = natsbridge.BatchMsgID(key, i)
-		}
-	}
-	return s.bridge.PublishBatch(ctx, msgs)
-}
-
-// sharedError maps a bridge error to an answer.
-func (s *Server) refuseShared(ctx *fasthttp.RequestCtx, err error) {
-	switch {
-	case errors.Is(err, natsbridge.ErrInvalidMessage):
-		s.reject(ctx, RejectInvalid, fasthttp.StatusBadRequest, err.Error())
-	case errors.Is(err, natsbridge.ErrRejected):
-		s.reject(ctx, RejectTooLarge, fasthttp.StatusRequestEntityTooLarge, err.Error())
-	case errors.Is(err, natsbridge.ErrClosed):
-		ctx.SetConnectionClose()
-		s.reject(ctx, RejectShuttingDown, fasthttp.StatusServiceUnavailable, "shutting down")
-	default:
-		// Unavailable (NATS unreachable, no acknowledgement in time): the
-		// event may or may not be stored; a retry with the same
-		// Idempotency-Key is safe.
-		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
-		s.reject(ctx, RejectUnavailable, fasthttp.StatusServiceUnavailable,
-			"cannot share the event with the other instances: "+err.Error())
-	}
-}
-
-// planShared adapts a resume to the shared stream: the listener's last
-// event id is sequence n of the current stream, and sub is positioned right
-// after the greatest key held not above it. Events the instance's ring does
-// not hold (older than it, or from before the instance joined the stream)
-// are replayed from the stream first; events the listener already has (an
-// instance further ahead served it) are skipped.
-func (s *Server) planShared(sub *fanout.Subscriber, plan resumePlan, ep *epoch, n uint64) resumePlan {
-	sub.SkipThrough(ep.space.key(n))
-	var to uint64
-	if next, ok := sub.NextKey(); ok {
-		first := next - ep.space.keyBase // next is in the current space: above key(n)
-		if first <= n+1 {
-			return plan // nothing missing
-		}
-		to = first
-	} else {
-		// Nothing visible after n. The ring holds, or is about to hold (a
-		// frame Deliver is building is not visible yet), every sequence
-		// from the first this instance consumed of this stream on. If that
-		// is n+1 or less, the listener is up to date, or ahead and what it
-		// has is skipped as it arrives. Otherwise the sequences before it
-		// come from the stream; if nothing was consumed yet, every one
-		// after n does: the consumer, started later, will never deliver
-		// those before its start, and those it does deliver are skipped.
-		switch first := s.firstConsumed(ep); {
-		case first == 0:
-			to = math.MaxUint64
-		case first <= n+1:
-			return plan
-		default:
-			to = first
-		}
-	}
-	plan.replay = &streamReplay{identity: ep.identity, space: ep.space, from: n + 1, to: to}
-	return plan
-}
-
-// firstConsumed returns the first sequence this instance consumed from ep's
-// stream, 0 if none (or ep is no longer current).
-func (s *Server) firstConsumed(ep *epoch) uint64 {
-	s.consumer.mu.Lock()
-	defer s.consumer.mu.Unlock()
-	if s.epoch.Load() != ep || s.consumer.lastSeq == 0 {
-		return 0
-	}
-	return s.consumer.firstSeq
-}
-
-// streamReplay is a range of the shared stream a stream sends before its
-// live frames.
-type streamReplay struct {
-	space    *idSpace
-	identity natsbridge.Identity
-	from, to uint64 // stream sequences [from, to)
-}
-
-// replayFromStream writes the events of the plan's range, read from the
-// shared stream, before the live stream: a gap first for what the stream no
-// longer holds. It flushes as it goes. An error ends the stream.
-func (st *stream) replayFromStream(w sink) error {
-	s, r := st.srv, st.resume.replay
-	ctx, cancel := context.WithTimeout(st.ctx, time.Minute)
-	defer cancel()
-	first, err := s.bridge.FirstSeq(ctx, r.identity)
-	if err != nil {
-		return st.replayFailed(w, err)
-	}
-	if first > r.from {
-		var buf [64]byte
-		gone := min(first, r.to) - r.from
-		_, _ = w.Write(appendGap(buf[:0], gone, len(st.resume.topics) == 0))
-	}
-	var frame []byte
-	n := 0
-	_, err = s.bridge.Replay(ctx, r.identity, max(r.from, first), r.to, st.resume.topics, func(d natsbridge.Delivery) error {
-		// The live stream passes over what the replay sent.
-		st.sub.SkipThrough(r.space.key(d.Seq))
-		frame = appendFrame(frame[:0], r.space, d.Seq, frameHead{topic: d.Topic, event: []byte(d.Event)}, d.Data)
-		_, _ = w.Write(frame)
-		if n++; n%batchSize == 0 {
-			st.delivered.Add(batchSize)
-			return st.flush(w, 0, batchSize, batchSize)
-		}
-		return nil
-	})
-	st.delivered.Add(uint64(n % batchSize))
-	if err != nil {
-		return st.replayFailed(w, err)
-	}
-	return st.flush(w, 0, 0, 0)
-}
-
-// replayFailed tells the listener that events before the live ones could not
-// be replayed (the stream is unreachable, or was replaced), and goes on live.
-func (st *stream) replayFailed(w sink, err error) error {
-	if st.ctx.Err() != nil {
-		return err
-	}
-	st.srv.log.Info("replay from the stream failed; the listener gets a gap", "error", err, "remote", st.who.ip)
-	var buf [64]byte
-	_, _ = w.Write(appendGap(buf[:0], 0, false))
-	return st.flush(w, 0, 0, 0)
 }

@@ -23,7 +23,18 @@ func FilterMatcher(filters []fanout.Filter) fanout.Matcher {
 	for i, f := range filters {
 		list[i], _ = f.(*filter.Filter) // another kind (none here) never matches
 	}
-	return filter.NewSet(list)
+	return eventNumbers{filter.NewSet(list)}
+}
+
+// eventNumbers gives a filter set the number of an event's id (what
+// sampling chooses from) instead of its ring key: in a stream's id space
+// the key is the stream's sequence number plus a base of this process's
+// own (see idSpace), which must not change which events a fraction keeps
+// from one instance to another.
+type eventNumbers struct{ set *filter.Set }
+
+func (m eventNumbers) Match(event []byte, key uint64, dst []int) []int {
+	return m.set.Match(event, eventNumber(key), dst)
 }
 
 // Errors for sample parameters package filter does not see.

@@ -80,11 +80,3 @@ func finishFrame(buf []byte, room int, sp *idSpace, n uint64, h frameHead) []byt
 // maxFrameHead bounds frameHead.room for valid event names and topics.
 const maxFrameHead = len(idPrefix) + maxSpacePrefix + maxIDDigits + 1 +
 	len(eventPrefix) + maxNameLen + 1 + len(topicPrefix) + maxNameLen + 1 + len(dataPrefix)
-
-// appendFrame appends the whole frame of a payload built elsewhere (an event
-// consumed from the shared stream).
-func appendFrame(dst []byte, sp *idSpace, n uint64, h frameHead, payload []byte) []byte {
-	dst = h.appendTo(dst, sp, n)
-	dst = append(dst, payload...)
-	return append(dst, frameEnd...)
-}

@@ -95,7 +95,7 @@ func (s *Server) handleHealth(ctx *fasthttp.RequestCtx) {
 }
 
 // status is the service's state in one word: "degraded" when events cannot
-// be shared with the other instances.
+// be shared with the other instances, or the instance does not consume them.
 func (s *Server) status() string {
 	switch s.state.Load() {
 	case stateStarting:
@@ -109,20 +109,45 @@ func (s *Server) status() string {
 	return "shutting_down"
 }
 
-// sharedProblem says why events cannot be shared with the other instances
-// now, "" if they can (or there is no bridge).
+// sharedProblem says why the instance cannot share events with the other
+// instances now (it cannot publish: see cannotPublish), or does not consume
+// them (its consumer is rejoining the stream: its listeners get the events
+// late, none is lost); "" if neither (or there is no bridge).
 func (s *Server) sharedProblem() string {
 	if s.bridge == nil {
 		return ""
 	}
 	st := s.bridge.Status()
+	if reason := publishProblem(st); reason != "" {
+		return reason
+	}
 	if st.State == natsbridge.StateReady {
 		return ""
 	}
 	if st.Reason != "" {
-		return "nats " + st.State.String() + ": " + st.Reason
+		return "nats consumer " + st.State.String() + ": " + st.Reason
 	}
-	return "nats " + st.State.String()
+	return "nats consumer " + st.State.String()
+}
+
+// cannotPublish says why the instance cannot publish to the shared stream
+// now (NATS unreachable, the stream without a leader or not acknowledging),
+// "" if it can (or there is no bridge): what readiness means.
+func (s *Server) cannotPublish() string {
+	if s.bridge == nil {
+		return ""
+	}
+	return publishProblem(s.bridge.Status())
+}
+
+func publishProblem(st natsbridge.Status) string {
+	if st.Publishable {
+		return ""
+	}
+	if st.PublishReason != "" {
+		return "nats cannot publish: " + st.PublishReason
+	}
+	return "nats cannot publish"
 }
 
 // handleLive is GET /health/live: 200 while the process serves.
@@ -131,7 +156,8 @@ func (s *Server) handleLive(ctx *fasthttp.RequestCtx) {
 }
 
 // handleReady is GET /health/ready: 200 when the service can take events and
-// listeners, 503 with the reason otherwise.
+// listeners (with NATS: it can publish to the stream now), 503 with the
+// reason otherwise.
 func (s *Server) handleReady(ctx *fasthttp.RequestCtx) {
 	if reason := s.notReady(); reason != "" {
 		writeJSON(ctx, fasthttp.StatusServiceUnavailable, probe{Status: "not_ready", Reason: reason})
@@ -152,7 +178,7 @@ func (s *Server) notReady() string {
 	case stateStarting:
 		return "starting"
 	case stateServing:
-		return s.sharedProblem()
+		return s.cannotPublish()
 	}
 	return "shutting down"
 }

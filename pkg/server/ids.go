@@ -86,6 +86,10 @@ func (sp *idSpace) appendID(dst []byte, n uint64) []byte {
 // key returns the ring key of the event numbered n.
 func (sp *idSpace) key(n uint64) uint64 { return sp.keyBase + n }
 
+// eventNumber returns the number of the event of a ring key, in whatever
+// space: the key less its space's keyBase.
+func eventNumber(key uint64) uint64 { return key & (1<<streamSeqBits - 1) }
+
 // parse returns the number of id if it belongs to this space. ok is false for
 // a foreign or malformed id.
 func (sp *idSpace) parse(id []byte) (n uint64, ok bool) {

@@ -69,11 +69,13 @@ func (s *Server) handlePublish(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if s.bridge != nil {
-		if err := s.publishShared(ctx, in, seg); err != nil {
+		// Counted as accepted there, once stored (a duplicate is not).
+		if err := s.publishShared(ctx, in, seg, body); err != nil {
 			s.refuseShared(ctx, err)
-			return
 		}
-	} else if err := s.publish(in, seg); err != nil {
+		return
+	}
+	if err := s.publish(in, seg); err != nil {
 		s.refusePublish(ctx, err)
 		return
 	}
@@ -251,14 +253,9 @@ func (s *Server) publishBatch(ctx *fasthttp.RequestCtx, in input, body []byte) {
 		}
 	}
 	if s.bridge != nil {
-		acked, err := s.publishSharedBatch(ctx, in, segs, topics)
-		s.stats.accepted.Add(uint64(acked))
+		acked, err := s.publishSharedBatch(ctx, in, segs, body, topics)
 		if err != nil {
-			// The first acked events are stored (and will be broadcast);
-			// the others may be, or not. A retry with the same
-			// Idempotency-Key stores each at most once.
-			s.refuseShared(ctx, err)
-			ctx.SetBody(fmt.Appendf(nil, `{"error":%s,"accepted":%d}`, appendJSONString(nil, err.Error()), acked))
+			s.refuseSharedBatch(ctx, err, acked)
 			return
 		}
 		ctx.SetContentType("application/json")

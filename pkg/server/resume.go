@@ -22,7 +22,8 @@ import (
 type resumePlan struct {
 	topics []string
 	filter *filter.Filter // the listener's filter, nil without one
-	// replay, with a bridge, is a range of the shared stream to send first.
+	// replay, with a bridge, says how to join the shared stream to the ring
+	// (see sharedresume.go).
 	replay *streamReplay
 	// gap: send a gap event first, with missed when known.
 	missed uint64
@@ -30,21 +31,29 @@ type resumePlan struct {
 	known  bool
 }
 
+// ringFilter returns the plan's filter as the ring takes it: a nil
+// *filter.Filter must be a nil interface.
+func (p *resumePlan) ringFilter() fanout.Filter {
+	if p.filter == nil {
+		return nil
+	}
+	return p.filter
+}
+
 // subscribe returns a subscriber for a listener on topics (nil: every topic)
 // with a filter (nil: none) that resumes after lastID (nil: live), and what
 // to send first.
 func (s *Server) subscribe(lastID []byte, topics []string, flt *filter.Filter) (*fanout.Subscriber, resumePlan, error) {
 	plan := resumePlan{topics: topics, filter: flt}
-	var rf fanout.Filter // a nil *filter.Filter must be a nil interface
-	if flt != nil {
-		rf = flt
-	}
+	rf := plan.ringFilter()
 	if len(lastID) == 0 || !s.cfg.Replay {
 		sub, err := s.ring.SubscribeFilter(rf, topics...)
 		return sub, plan, err
 	}
-	ep := s.adoptIdentity()
-	sp := ep.space
+	if s.bridge != nil {
+		return s.subscribeShared(lastID, topics, plan)
+	}
+	sp := s.epoch.Load().space
 	n, ok := sp.parse(lastID)
 	if !ok {
 		sub, err := s.ring.SubscribeFilter(rf, topics...)
@@ -55,9 +64,6 @@ func (s *Server) subscribe(lastID []byte, topics []string, flt *filter.Filter) (
 	sub, res, err := s.ring.SubscribeFilterAfter(key, rf, topics...)
 	if err != nil {
 		return nil, plan, err
-	}
-	if s.bridge != nil {
-		return sub, s.planShared(sub, plan, ep, n), nil
 	}
 	switch res.Status {
 	case fanout.ResumeExact:

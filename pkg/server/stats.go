@@ -104,12 +104,14 @@ const (
 	RejectTimeout
 	// RejectMalformed: not a valid HTTP request (400, 431, 405, 404).
 	RejectMalformed
+	// RejectConflict: the Idempotency-Key was used for another event (409).
+	RejectConflict
 	numRejectReasons
 )
 
 var rejectNames = [numRejectReasons]string{
 	"invalid", "too_large", "unauthorized", "forbidden", "shutting_down", "unavailable", "too_many_topics", "timeout",
-	"malformed",
+	"malformed", "conflict",
 }
 
 func (r RejectReason) String() string {
@@ -138,6 +140,9 @@ type stats struct {
 	// filteredOut counts the events of listeners' topics their filters
 	// turned away, added by each stream once per batch it reads.
 	filteredOut atomic.Uint64
+	// consumeInvalid counts messages read from the shared stream that failed
+	// the checks of an event: skipped, never framed.
+	consumeInvalid atomic.Uint64
 }
 
 // Stats is a snapshot of the service's counters, for /health and metrics.
@@ -164,7 +169,11 @@ type Stats struct {
 	// ConsumeDropped counts events consumed from the shared stream that
 	// could not be put in this instance's fan-out (every topic listened to
 	// and the topic limit reached).
-	ConsumeDropped  uint64
+	ConsumeDropped uint64
+	// ConsumeInvalid counts messages read from the shared stream (live or
+	// replayed) that failed the checks of an event (topic, event name, JSON
+	// object): skipped, never framed.
+	ConsumeInvalid  uint64
 	Ready           bool
 	ShuttingDown    bool
 	RejectedTotal   uint64 // sum of EventsRejected
@@ -186,6 +195,7 @@ func (s *Server) Stats() Stats {
 		Buffer:         s.ring.Size(),
 		Panics:         s.stats.panics.Load(),
 		ConsumeDropped: s.stats.consumeDropped.Load(),
+		ConsumeInvalid: s.stats.consumeInvalid.Load(),
 		Ready:          s.Ready(),
 		ShuttingDown:   s.state.Load() >= stateDraining,
 	}

@@ -329,6 +329,10 @@ func (st *stream) lagged(missed uint64) bool {
 	return false
 }
 
+// burstAge is the age under which the oldest of the frames a stream finds
+// ready shows they arrived together, not that the stream lags behind them.
+const burstAge = time.Millisecond
+
 // flush sends what w holds, first pushing the connection's write deadline
 // forward (at most once per half timeout, so busy streams do not pay for it
 // on every flush). A listener that stops reading makes the connection's
@@ -341,6 +345,12 @@ func (st *stream) flush(w sink, stamp int64, ready, frames int) error {
 	st.armDeadline(now)
 	st.lastFlush = now
 	n := w.Buffered()
+	if ready > 1 && stamp > 0 && now.UnixNano()-stamp < int64(burstAge) {
+		// The frames had all arrived a moment before: they came in one
+		// burst (the consumer of a shared stream hands over what it
+		// received together), and the stream is not behind them.
+		ready = 1
+	}
 	st.srv.budget.flushed(ready, frames)
 	err := w.Flush()
 	if err != nil {

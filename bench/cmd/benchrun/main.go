@@ -31,7 +31,7 @@ import (
 
 // allScenarios is what "all" runs, in order; ScenarioSlow runs on request.
 var allScenarios = []string{report.ScenarioToolCeiling, report.ScenarioIngest, report.ScenarioSweep,
-	report.ScenarioSize, report.ScenarioRates, report.ScenarioIdle}
+	report.ScenarioSize, report.ScenarioRates, report.ScenarioIdle, report.ScenarioLatency}
 
 // exitNothingMeasured is the exit status when the preparation failed
 // (a build, Centrifugo's installation, or a target that does not start):
@@ -39,7 +39,7 @@ var allScenarios = []string{report.ScenarioToolCeiling, report.ScenarioIngest, r
 const exitNothingMeasured = 3
 
 // defaultTargets are the servers "all" compares.
-const defaultTargets = "ours,ours-hijack,ours-scraped,baseline,baseline-flush,centrifugo"
+const defaultTargets = "ours,ours-hijack,ours-scraped,ours-nats,ours-nats3,baseline,baseline-flush,centrifugo"
 
 type options struct {
 	out, binDir, toolsDir string
@@ -57,7 +57,10 @@ type options struct {
 	idleL                 int
 	slowRate              float64
 	ceilingL              int
+	latencyL              int     // listeners of the latency scenario
+	latencyRate           float64 // events/s of the latency scenario
 	sseloadBin            string
+	natsServer            string // nats-server, for the NATS targets
 
 	g          *proc.Group
 	centrifugo *centrifugo // set up when a target needs it
@@ -157,6 +160,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, int) {
 	fs.IntVar(&o.idleL, "idle-listeners", 10000, "listeners of the idle scenario")
 	fs.Float64Var(&o.slowRate, "slow-rate", 100, "total events/s of the slow scenario")
 	fs.IntVar(&o.ceilingL, "ceiling-listeners", 1000, "listeners of the tool-ceiling scenario")
+	fs.IntVar(&o.latencyL, "latency-listeners", 1, "listeners of the latency scenario")
+	fs.Float64Var(&o.latencyRate, "latency-rate", 500, "events/s of the latency scenario")
 	fs.IntVar(&o.maxListen, "max-listeners", 20000, "value for the servers' -max-listeners")
 	fs.BoolVar(&o.noBuild, "no-build", false, "use the binaries already in -bin (and -tools)")
 	fs.BoolVar(&o.quick, "quick", false, "tiny runs (1 s, few listeners, one repeat) to check the set-up, not for numbers")

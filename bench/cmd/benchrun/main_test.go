@@ -88,6 +88,15 @@ func TestParseTargets(t *testing.T) {
 		!sc[0].runsIn(report.ScenarioSweep) || sc[0].runsIn(report.ScenarioRates) || !ts[0].runsIn(report.ScenarioRates) {
 		t.Errorf("ours-scraped: %+v, %v", sc, err)
 	}
+	// The NATS targets are ours on a nats-server of their own, one instance
+	// or three, in ingest and latency; the latency scenario is the
+	// service's alone.
+	nt, err := parseTargets("ours-nats,ours-nats3,baseline", ta)
+	if err != nil || nt[0].instances != 1 || nt[1].instances != 3 || nt[0].args != "-port {addr}" ||
+		!nt[0].runsIn(report.ScenarioIngest) || !nt[1].runsIn(report.ScenarioLatency) || nt[0].runsIn(report.ScenarioSweep) ||
+		nt[2].runsIn(report.ScenarioLatency) || !ts[0].runsIn(report.ScenarioLatency) || nt[0].hint == "" {
+		t.Errorf("NATS targets: %+v, %v", nt, err)
+	}
 	for _, bad := range []string{"", "nats", "ours,other"} {
 		if _, err := parseTargets(bad, ta); err == nil {
 			t.Errorf("%q accepted", bad)

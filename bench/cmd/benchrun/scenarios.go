@@ -58,6 +58,11 @@ func specs(o *options, name string) []runSpec {
 				"-rate", fmt.Sprint(o.slowRate), "-size", itoa(smallEvent), "-sample", "4",
 				"-duration", dur, "-warmup", warm, "-drain", "5s"}})
 		}
+	case report.ScenarioLatency:
+		// A sparse stream: what a listener waits for each event.
+		out = append(out, runSpec{file: fmt.Sprintf("L%d-R%g", o.latencyL, o.latencyRate), args: []string{
+			"-listeners", itoa(o.latencyL), "-producers", itoa(min(o.producers, 4)), "-rate", fmt.Sprint(o.latencyRate),
+			"-size", itoa(smallEvent), "-sample", "1", "-duration", dur, "-warmup", warm, "-drain", "5s"}})
 	case report.ScenarioIdle:
 		out = append(out, runSpec{file: fmt.Sprintf("idle-L%d", o.idleL), args: []string{
 			"-idle", "-listeners", itoa(o.idleL), "-duration", dur, "-connect-timeout", "120s"}})
@@ -131,13 +136,15 @@ var errServerDied = errors.New("the server exited during the run")
 // runOne starts a fresh server, runs sseload against it and stops it.
 func runOne(ctx context.Context, o *options, dir string, t *target, sp runSpec, rep int, stdout io.Writer) error {
 	base := fmt.Sprintf("%s-%s-r%d", t.name, sp.file, rep)
-	srv, err := startTarget(ctx, o, t, filepath.Join(dir, "logs", base+".log"))
+	r, err := startRunning(ctx, o, t, filepath.Join(dir, "logs", base))
 	if err != nil {
 		return err
 	}
-	defer srv.Stop()
+	defer r.stop()
+	srv := r.main
 	args := []string{"-url", "http://" + srv.Addr(), "-server-pid", strconv.Itoa(srv.PID()), "-label", t.name,
 		"-json-out", filepath.Join(dir, base+".json")}
+	args = append(args, r.loadFlags()...)
 	args = append(args, t.load...)
 	if t.name == "centrifugo" && o.centrifugo != nil {
 		args = append(args, o.centrifugo.loadFlags()...)
@@ -150,10 +157,8 @@ func runOne(ctx context.Context, o *options, dir string, t *target, sp runSpec, 
 	rctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	err = o.g.Run(rctx, stdout, o.sseloadBin, args, filepath.Join(dir, base+".txt"))
-	select {
-	case <-srv.Done():
-		return fmt.Errorf("%w; its standard error ends with:\n%s", errServerDied, srv.Stderr())
-	default:
+	if dead := r.died(); dead != nil {
+		return fmt.Errorf("%w; its standard error ends with:\n%s", errServerDied, dead.Stderr())
 	}
 	if err != nil && ctx.Err() == nil && errors.Is(rctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("sseload did not finish within %s and was stopped", limit)

@@ -15,7 +15,7 @@ import (
 )
 
 // targetNames are the servers benchrun knows, in report order.
-var targetNames = []string{"ours", "ours-hijack", "ours-scraped", "baseline", "baseline-flush", "original", "centrifugo"}
+var targetNames = []string{"ours", "ours-hijack", "ours-scraped", "ours-nats", "ours-nats3", "baseline", "baseline-flush", "original", "centrifugo"}
 
 // targetArgs are the argument templates given on the command line.
 type targetArgs struct{ ours, baseline, original string }
@@ -36,10 +36,17 @@ type target struct {
 	// only, when set, names the scenarios the target runs in; it is
 	// skipped in the others.
 	only []string
+	// instances, for a NATS target, is how many instances share the stream
+	// of a nats-server started for each run (see nats.go); 0 otherwise.
+	instances int
 }
 
-// runsIn says whether the target is measured in scenario.
+// runsIn says whether the target is measured in scenario. The latency
+// scenario compares the service's modes: the other servers skip it.
 func (t *target) runsIn(scenario string) bool {
+	if scenario == report.ScenarioLatency && !strings.HasPrefix(t.name, "ours") {
+		return false
+	}
 	return len(t.only) == 0 || slices.Contains(t.only, scenario)
 }
 
@@ -52,12 +59,22 @@ func parseTargets(list string, ta targetArgs) ([]target, error) {
 		}
 		t := target{name: name}
 		switch name {
-		case "ours", "ours-hijack", "ours-scraped":
+		case "ours", "ours-hijack", "ours-scraped", "ours-nats", "ours-nats3":
 			t.bin, t.dir, t.pkg, t.args = "event_dispatcher", ".", "./cmd/event_dispatcher", ta.ours
 			switch name {
 			case "ours-hijack":
 				t.args += " -streamer hijack"
 				t.hint = "ours-hijack is the service started with -streamer hijack: a service without that flag cannot be measured as ours-hijack"
+			case "ours-nats", "ours-nats3":
+				// The scale-out mode: one instance, or three sharing the
+				// stream (nats.go). It is compared where it differs: the
+				// cost of a POST, and the latency of a sparse stream.
+				t.instances = 1
+				if name == "ours-nats3" {
+					t.instances = 3
+				}
+				t.only = []string{report.ScenarioIngest, report.ScenarioLatency}
+				t.hint = "the NATS targets need nats-server: go install github.com/nats-io/nats-server/v2@v2.15.2"
 			case "ours-scraped":
 				// The service as ours, its /metrics read every second
 				// during the measured phase, as Prometheus would: the
@@ -120,6 +137,11 @@ func prepare(ctx context.Context, o *options, scenarios []string) error {
 			}
 		}
 	}
+	if slices.ContainsFunc(o.targets, func(t target) bool { return t.instances > 0 }) {
+		// A missing nats-server fails those targets' start below, with a
+		// hint; the others go on.
+		o.natsServer, _ = findNATSServer(ctx)
+	}
 	if slices.ContainsFunc(o.targets, func(t target) bool { return t.name == "centrifugo" }) {
 		cf, err := setupCentrifugo(ctx, o)
 		if err != nil {
@@ -134,12 +156,15 @@ func prepare(ctx context.Context, o *options, scenarios []string) error {
 	var failed []string
 	for i := range o.targets {
 		t := &o.targets[i]
-		srv, err := startTarget(ctx, o, t, "")
+		r, err := startRunning(ctx, o, t, "")
 		if err != nil {
+			if t.hint != "" && !strings.Contains(err.Error(), t.hint) {
+				err = fmt.Errorf("%w\n%s", err, t.hint)
+			}
 			failed = append(failed, err.Error())
 			continue
 		}
-		srv.Stop()
+		r.stop()
 	}
 	if len(failed) > 0 {
 		var keep []string

@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/bench/internal/load"
@@ -50,6 +52,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.Sample, "sample", cfg.Sample, "parse 1 in N data frames for latency and order checks (0 = none)")
 	fs.Float64Var(&cfg.SlowFraction, "slow", cfg.SlowFraction, "fraction of listeners that connect and then stop reading (reported separately)")
 	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "PID of the server process (on this machine) to sample RSS and CPU from /proc")
+	fs.Func("extra-pids", "comma-separated PIDs of more server processes (other instances) whose RSS and CPU are added to -server-pid's", func(v string) error {
+		for _, f := range strings.Split(v, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("bad PID %q", f)
+			}
+			cfg.ExtraPIDs = append(cfg.ExtraPIDs, pid)
+		}
+		return nil
+	})
+	fs.Func("post-url", "comma-separated base URLs the producers post to, round-robin (default -url): instances sharing one NATS stream, whose listeners on -url then receive what is posted to the others", func(v string) error {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				cfg.PostURLs = append(cfg.PostURLs, u)
+			}
+		}
+		return nil
+	})
 	fs.DurationVar(&cfg.ScrapeInterval, "scrape-interval", 0, "GET <url>/metrics this often during the measured phase, as Prometheus would (0 = never)")
 	fs.StringVar(&cfg.Label, "label", "", "label stored in the result (e.g. ours, baseline); benchplot names series by it")
 	fs.StringVar(&cfg.Client, "client", cfg.Client, "listener implementation: raw (own HTTP/1.1 + chunked decoder) or nethttp")

@@ -15,7 +15,11 @@ const (
 
 // Config are the parameters of a run.
 type Config struct {
-	URL            string
+	URL string
+	// PostURLs, when not empty, are the base URLs the producers post to,
+	// producer i to PostURLs[i%len]: instances sharing one NATS stream,
+	// whose listeners (on URL) then receive events posted to the others.
+	PostURLs       []string
 	Listeners      int
 	Producers      int
 	Rate           float64 // total events/s over all producers; 0 = as fast as possible
@@ -30,6 +34,9 @@ type Config struct {
 	Sample         int     // parse 1 in Sample data frames (latency, order)
 	SlowFraction   float64 // fraction of listeners that stop reading once connected
 	ServerPID      int     // sample this process's RSS and CPU when > 0
+	// ExtraPIDs are more server processes (other instances) whose RSS and
+	// CPU are added to ServerPID's.
+	ExtraPIDs []int
 	// ScrapeInterval, when positive, makes the tool GET <URL>/metrics this
 	// often during the measured phase, as a Prometheus server would.
 	ScrapeInterval  time.Duration
@@ -135,6 +142,8 @@ func (c *Config) params() Params {
 		Client:          c.Client,
 		SourceIPs:       c.SourceIPs,
 		ServerPID:       c.ServerPID,
+		ExtraPIDs:       c.ExtraPIDs,
+		PostURLs:        c.PostURLs,
 		DialConcurrency: c.DialConcurrency,
 		ReadyOnSend:     c.ReadyOnSend,
 	}

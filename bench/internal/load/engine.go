@@ -20,11 +20,12 @@ import (
 
 // engine holds the state of one run.
 type engine struct {
-	cfg        Config
-	target     *target
-	dialer     *dialer
-	httpClient *http.Client
-	runID      []byte
+	cfg         Config
+	target      *target
+	postTargets []*target // where producers post, when not target (Config.PostURLs)
+	dialer      *dialer
+	httpClient  *http.Client
+	runID       []byte
 
 	listeners []*listener
 	producers []*producer
@@ -49,6 +50,14 @@ func newEngine(ctx context.Context, cfg Config) (*engine, error) {
 	}
 	t.wire = newWire(&cfg)
 	e := &engine{cfg: cfg, target: t, runID: []byte(newRunID())}
+	for _, u := range cfg.PostURLs {
+		pt, err := parseTarget(ctx, u)
+		if err != nil {
+			return nil, fmt.Errorf("-post-url: %w", err)
+		}
+		pt.wire = t.wire
+		e.postTargets = append(e.postTargets, pt)
+	}
 	e.e2e = newShardedHist(4 * runtime.GOMAXPROCS(0))
 	e.dialer, err = newDialer(t, cfg.Listeners, cfg.SourceIPs, min(cfg.ConnectTimeout, 10*time.Second), cfg.Insecure)
 	if err != nil {
@@ -72,6 +81,14 @@ func newEngine(ctx context.Context, cfg Config) (*engine, error) {
 }
 
 func (e *engine) setPhase(p string) { e.phase.Store(&p) }
+
+// postTarget is where producer id posts.
+func (e *engine) postTarget(id int) *target {
+	if len(e.postTargets) == 0 {
+		return e.target
+	}
+	return e.postTargets[id%len(e.postTargets)]
+}
 
 func (e *engine) warn(format string, a ...any) {
 	e.warnings = append(e.warnings, fmt.Sprintf(format, a...))

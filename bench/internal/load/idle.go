@@ -18,7 +18,7 @@ func RunIdle(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	rep := e.newReport(ModeIdle)
 	if cfg.ServerPID > 0 {
-		e.server = startProcSampler(cfg.ServerPID, 100*time.Millisecond)
+		e.server = startProcSampler(cfg.ServerPID, 100*time.Millisecond, cfg.ExtraPIDs...)
 		defer e.server.close()
 	} else {
 		e.warn("no -server-pid: server memory per listener cannot be measured")

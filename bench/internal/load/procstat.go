@@ -104,9 +104,10 @@ func parseStatCPU(b []byte) (float64, error) {
 	return float64(ut+st) / clockTicks, nil
 }
 
-// procSampler polls a process every interval and remembers the peak RSS.
+// procSampler polls a process (or several: their RSS and CPU added) every
+// interval and remembers the peak RSS.
 type procSampler struct {
-	pid  int
+	pids []int
 	stop chan struct{}
 	done chan struct{}
 
@@ -116,8 +117,8 @@ type procSampler struct {
 	err     error
 }
 
-func startProcSampler(pid int, every time.Duration) *procSampler {
-	p := &procSampler{pid: pid, stop: make(chan struct{}), done: make(chan struct{})}
+func startProcSampler(pid int, every time.Duration, more ...int) *procSampler {
+	p := &procSampler{pids: append([]int{pid}, more...), stop: make(chan struct{}), done: make(chan struct{})}
 	p.poll()
 	go func() {
 		defer close(p.done)
@@ -136,7 +137,15 @@ func startProcSampler(pid int, every time.Duration) *procSampler {
 }
 
 func (p *procSampler) poll() ProcSample {
-	s, err := ReadProc(p.pid)
+	var s ProcSample
+	var err error
+	for _, pid := range p.pids {
+		one, e := ReadProc(pid)
+		s.RSSKiB, s.HWMKiB, s.CPUSeconds = s.RSSKiB+one.RSSKiB, s.HWMKiB+one.HWMKiB, s.CPUSeconds+one.CPUSeconds
+		if err == nil {
+			err = e
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {

@@ -33,7 +33,7 @@ type producer struct {
 }
 
 func newProducer(e *engine, id int) *producer {
-	t := e.target
+	t := e.postTarget(id)
 	hc := &fasthttp.HostClient{
 		Addr:                      t.dialAddr,
 		Name:                      "sseload",

@@ -46,25 +46,27 @@ type Report struct {
 
 // Params are the run's parameters.
 type Params struct {
-	URL             string  `json:"url"`
-	Protocol        string  `json:"protocol,omitempty"`
-	Listeners       int     `json:"listeners"`
-	Producers       int     `json:"producers"`
-	Rate            float64 `json:"rate"`
-	Events          int64   `json:"events,omitempty"`
-	DurationSec     float64 `json:"duration_s"`
-	WarmupSec       float64 `json:"warmup_s"`
-	DrainSec        float64 `json:"drain_s"`
-	ConnectTimeout  float64 `json:"connect_timeout_s"`
-	Size            int     `json:"size"`
-	BodyBytes       int     `json:"body_bytes"`
-	Sample          int     `json:"sample"`
-	SlowFraction    float64 `json:"slow_fraction"`
-	Client          string  `json:"client"`
-	SourceIPs       int     `json:"source_ips"`
-	ServerPID       int     `json:"server_pid,omitempty"`
-	DialConcurrency int     `json:"dial_concurrency"`
-	ReadyOnSend     bool    `json:"ready_on_send,omitempty"`
+	URL             string   `json:"url"`
+	Protocol        string   `json:"protocol,omitempty"`
+	Listeners       int      `json:"listeners"`
+	Producers       int      `json:"producers"`
+	Rate            float64  `json:"rate"`
+	Events          int64    `json:"events,omitempty"`
+	DurationSec     float64  `json:"duration_s"`
+	WarmupSec       float64  `json:"warmup_s"`
+	DrainSec        float64  `json:"drain_s"`
+	ConnectTimeout  float64  `json:"connect_timeout_s"`
+	Size            int      `json:"size"`
+	BodyBytes       int      `json:"body_bytes"`
+	Sample          int      `json:"sample"`
+	SlowFraction    float64  `json:"slow_fraction"`
+	Client          string   `json:"client"`
+	SourceIPs       int      `json:"source_ips"`
+	ServerPID       int      `json:"server_pid,omitempty"`
+	ExtraPIDs       []int    `json:"extra_pids,omitempty"`
+	PostURLs        []string `json:"post_urls,omitempty"`
+	DialConcurrency int      `json:"dial_concurrency"`
+	ReadyOnSend     bool     `json:"ready_on_send,omitempty"`
 }
 
 // RunResult holds the numbers of a load run.

@@ -50,7 +50,7 @@ func (e *engine) runLoad(ctx context.Context) (*Report, error) {
 	rep := e.newReport(ModeLoad)
 	m := &measurement{}
 	if e.cfg.ServerPID > 0 {
-		e.server = startProcSampler(e.cfg.ServerPID, 100*time.Millisecond)
+		e.server = startProcSampler(e.cfg.ServerPID, 100*time.Millisecond, e.cfg.ExtraPIDs...)
 		defer e.server.close()
 		m.serverBase = e.server.now()
 	}

@@ -38,7 +38,46 @@ func (r *Results) Goals() []Goal {
 		r.goalScale("ours"), r.goalScale("ours-hijack"),
 		r.goalModerate("ours"), r.goalModerate("ours-hijack"),
 		r.goalIdle(), r.goalHijackFaster(), r.goalMetrics(),
+		r.goalNATSLatency(), r.goalNATSCPU(),
 	}
+}
+
+// The NATS mode's goals (issue 18): its e2e p99 on a sparse stream at most
+// goalNATSLatency times ours', and its server CPU per POST at most
+// goalNATSCPU times ours'.
+const (
+	goalNATSLatency = 1.5
+	goalNATSCPU     = 2.0
+)
+
+// goalNATSLatency: a sparse stream through NATS has an e2e p99 at most 1.5×
+// the single mode's, in the same run.
+func (r *Results) goalNATSLatency() Goal {
+	g := Goal{Goal: fmt.Sprintf("ours-nats: e2e p99 on a sparse stream ≤ %.1f× ours'", goalNATSLatency), Status: NotMeasured}
+	single, ok1 := r.cell(ScenarioLatency, "ours", func(Stats) bool { return true })
+	nats, ok2 := r.cell(ScenarioLatency, "ours-nats", func(Stats) bool { return true })
+	if !ok1 || !ok2 || single.P99Ms <= 0 {
+		return g
+	}
+	ratio := nats.P99Ms / single.P99Ms
+	g.Measured = fmt.Sprintf("%s vs %s ms at %s events/s: %.2f×", Ms(nats.P99Ms), Ms(single.P99Ms), Count(single.Rate), ratio)
+	g.Status = status(ratio <= goalNATSLatency)
+	return g
+}
+
+// goalNATSCPU: a POST through NATS costs the instance at most 2× the CPU it
+// costs the single mode, in the same run.
+func (r *Results) goalNATSCPU() Goal {
+	g := Goal{Goal: fmt.Sprintf("ours-nats: server CPU per POST ≤ %.0f× ours', no listener", goalNATSCPU), Status: NotMeasured}
+	single, ok1 := r.cell(ScenarioIngest, "ours", func(Stats) bool { return true })
+	nats, ok2 := r.cell(ScenarioIngest, "ours-nats", func(Stats) bool { return true })
+	if !ok1 || !ok2 || single.PostsPerSec <= 0 || nats.PostsPerSec <= 0 || single.ServerCPUCores <= 0 {
+		return g
+	}
+	a, b := nats.ServerCPUCores/nats.PostsPerSec, single.ServerCPUCores/single.PostsPerSec
+	g.Measured = fmt.Sprintf("%s vs %s: %.2f×", cpuPerPost(nats), cpuPerPost(single), a/b)
+	g.Status = status(a/b <= goalNATSCPU)
+	return g
 }
 
 // goalMetricsMax is the share of deliveries/s that scraping /metrics every

@@ -20,7 +20,7 @@ func (r *Results) Markdown(goals []Goal, linkBase string) string {
 	b.WriteString(r.provenance() + "\n\n")
 	b.WriteString("### Goals\n\n" + goalTable(goals) + "\n")
 	sections := []func(*strings.Builder, string){r.writeSweep, r.writeSize, r.writeRates, r.writeIdle, r.writeIngest,
-		r.writeSlow, r.writeCeiling}
+		r.writeLatency, r.writeSlow, r.writeCeiling}
 	for _, write := range sections {
 		write(&b, linkBase)
 	}
@@ -263,11 +263,38 @@ func (r *Results) writeIngest(b *strings.Builder, _ string) {
 		return
 	}
 	b.WriteString("### Ingest, no listener\n\n")
-	t := newTable("lrr", "server", "event", "POSTs/s")
+	b.WriteString("Server CPU per POST is the server's CPU time over the measured phase (every instance's, for " +
+		"ours-nats3; not nats-server's) over the POSTs answered.\n\n")
+	t := newTable("lrrr", "server", "event", "POSTs/s", "server CPU per POST")
 	for _, s := range stats {
-		t.row(s.Target, Num(s.Size)+" B", Count(s.PostsPerSec))
+		t.row(s.Target, Num(s.Size)+" B", Count(s.PostsPerSec), cpuPerPost(s))
 	}
 	b.WriteString(t.String() + "\n")
+}
+
+// cpuPerPost is the server's CPU time per POST answered, in µs.
+func cpuPerPost(s Stats) string {
+	if s.PostsPerSec <= 0 || s.ServerCPUCores <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f µs", s.ServerCPUCores/s.PostsPerSec*1e6)
+}
+
+// writeLatency is the latency scenario: a sparse stream, every frame timed.
+func (r *Results) writeLatency(b *strings.Builder, _ string) {
+	stats := r.Select(ScenarioLatency)
+	if len(stats) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "### A sparse stream, %s events/s\n\n", Count(stats[0].Rate))
+	b.WriteString("Every frame is timed, from the POST's start to its arrival at a listener. With ours-nats3 the " +
+		"listeners read one instance and the producers post to the two others.\n\n")
+	t := newTable("lrrrr", "server", "listeners", "e2e p50", "e2e p99", "server CPU")
+	for _, s := range stats {
+		t.row(s.Target, Num(s.Listeners), Ms(s.P50Ms)+" ms", Ms(s.P99Ms)+" ms", fmt.Sprintf("%.2f s", s.ServerCPUSeconds))
+	}
+	b.WriteString(t.String() + "\n")
+	r.writeLosses(b, ScenarioLatency)
 }
 
 func (r *Results) writeSlow(b *strings.Builder, _ string) {

@@ -29,10 +29,12 @@ const (
 	ScenarioRates       = "rates"        // moderate fixed rates
 	ScenarioIdle        = "idle"         // idle listeners' memory
 	ScenarioSlow        = "slow"         // listeners that stop reading
+	ScenarioLatency     = "latency"      // a sparse stream: 500 events/s, few listeners
 )
 
 // Scenarios lists the scenarios in report order.
-var Scenarios = []string{ScenarioSweep, ScenarioSize, ScenarioRates, ScenarioIdle, ScenarioIngest, ScenarioSlow, ScenarioToolCeiling}
+var Scenarios = []string{ScenarioSweep, ScenarioSize, ScenarioRates, ScenarioIdle, ScenarioIngest, ScenarioLatency,
+	ScenarioSlow, ScenarioToolCeiling}
 
 // RunFile is the name of the file, in the results directory, that says
 // how the results were made.
@@ -188,7 +190,7 @@ func (s *Stats) less(o *Stats) bool {
 }
 
 // Targets lists the known targets in report order; others follow, sorted.
-var Targets = []string{"ours", "ours-hijack", "ours-scraped", "baseline", "baseline-flush", "original", "centrifugo"}
+var Targets = []string{"ours", "ours-hijack", "ours-scraped", "ours-nats", "ours-nats3", "baseline", "baseline-flush", "original", "centrifugo"}
 
 // TargetIndex is the target's column in tables.
 func TargetIndex(name string) int {

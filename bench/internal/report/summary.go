@@ -29,6 +29,8 @@ func (r *Results) Summary(goals []Goal, benchReadme string) string {
 		{"1,000 listeners × 200 events/s: e2e p99, server CPU", ScenarioRates, rateAt(1000, 200), p99CPU},
 		{"10,000 idle listeners: server memory each", ScenarioIdle, listeners(10000), func(s Stats) string { return fmt.Sprintf("%.1f KiB", s.KiBPerListener) }},
 		{"no listener: POSTs/s", ScenarioIngest, func(Stats) bool { return true }, func(s Stats) string { return Count(s.PostsPerSec) }},
+		{"no listener: server CPU per POST", ScenarioIngest, func(Stats) bool { return true }, cpuPerPost},
+		{"a sparse stream (500 events/s): e2e p50 / p99", ScenarioLatency, func(Stats) bool { return true }, p50p99},
 	}
 	for _, row := range rows {
 		cells := make([]string, 0, 1+len(targets))
