@@ -203,6 +203,9 @@ func TestFilterWakesOnlyForItsFrames(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, _ := filterRing(t, fanout.Options{Size: 64})
 		sub := filtered(t, r, "err", "player")
+		// A failure leaves a Wait blocked: release it first, or the bubble
+		// panics and the test binary dies, hiding the other tests' results.
+		defer sub.Interrupt()
 		for _, c := range []struct {
 			topic, event string
 			wakes        bool
@@ -288,6 +291,7 @@ func TestFilterCreatedWhileFramesInFlight(t *testing.T) {
 		}
 		r.Commit(second, fanout.Message{Data: []byte("x2"), Event: []byte("x2")}) // no filter yet
 		sub := filtered(t, r, "x", "t")
+		defer sub.Interrupt() // a failure leaves the Wait blocked (see above)
 		woke := make(chan error, 1)
 		go func() { woke <- sub.Wait(context.Background(), time.Minute) }()
 		synctest.Wait()
@@ -333,6 +337,39 @@ func TestFilterResume(t *testing.T) {
 	}
 	if got, _ := readAll(early); !equal(got, []string{"x6", "x8"}) {
 		t.Fatalf("the first subscriber got %v, want [x6 x8]", got)
+	}
+}
+
+// TestFilterReadEvaluatesOnlyFramesBeforeItsGroup: Read evaluates a
+// subscriber's filter itself only for the frames made visible before its
+// group existed (which a resumed subscriber reads); a frame evaluated for its
+// group, selected or turned away, costs Read no evaluation, however many
+// subscribers share the group.
+func TestFilterReadEvaluatesOnlyFramesBeforeItsGroup(t *testing.T) {
+	t.Parallel()
+	r, calls := filterRing(t, fanout.Options{Size: 64})
+	publishEvents(t, r, "t", "x1", "y2")
+	subs := []*fanout.Subscriber{filtered(t, r, "x", "t"), filtered(t, r, "x", "t")}
+	resumed, _, err := r.SubscribeFilterAfter(0, prefix("x"), "t") // from x1, in the same group
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resumed.Close()
+	publishEvents(t, r, "t", "y3", "x4", "y5", "y6", "x7")
+	calls.Store(0)
+	for i, sub := range subs {
+		if got, _ := readAll(sub); !equal(got, []string{"x4", "x7"}) || sub.FilteredOut() != 3 {
+			t.Fatalf("subscriber %d got %v, %d filtered out; want [x4 x7], 3", i, got, sub.FilteredOut())
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d evaluations reading the frames evaluated for the group, want 0", n)
+	}
+	if got, _ := readAll(resumed); !equal(got, []string{"x1", "x4", "x7"}) || resumed.FilteredOut() != 4 {
+		t.Fatalf("the resumed subscriber got %v, %d filtered out; want [x1 x4 x7], 4", got, resumed.FilteredOut())
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d evaluations reading two frames from before the group, want 2", n)
 	}
 }
 

@@ -11,26 +11,33 @@ import (
 // each operation's code and its choices; see the op constants and
 // model.do), zeros once the bytes run out. The first byte's high bit picks
 // the names: set, topics of one to three segments and patterns
-// (patternPubNames, patternSubNames); clear, topicNames.
+// (patternPubNames, patternSubNames); clear, topicNames. Its next bit adds
+// filters (see model_filter_test.go): two more option choices (MaxFilters,
+// Matcher), a filter choice per subscription, an event per message, and
+// the in-flight subscription (filterOpTable).
 //
 //	go test -run '^$' -fuzz '^FuzzRing$' -fuzztime 20000x ./pkg/fanout
+//
+// TestRingScripts checks that the scripts of its seed corpus reach what
+// they are meant to.
 func FuzzRing(f *testing.F) {
 	for _, seed := range ringScripts {
-		input := seed.build()
-		reached := runFuzzInput(f, input, "seed corpus: "+seed.name)
-		for _, what := range seed.reaches {
-			if reached[what] == 0 {
-				f.Fatalf("seed corpus: %s does not reach %q (the encoding changed?)", seed.name, what)
-			}
-		}
-		f.Add(input)
+		f.Add(seed.build())
 	}
-	// And a few runs of random choices.
-	for i := range 4 {
+	// And a few runs of random choices: four as before filters came (the
+	// first byte, its filter bit cleared, still picks the same options), and
+	// four with filters.
+	for i := range 8 {
 		r := rand.New(rand.NewPCG(uint64(i), 0xf022))
 		input := make([]byte, 400)
 		for k := range input {
 			input[k] = byte(r.Uint32())
+		}
+		if i < 4 && input[0]&modeFilters != 0 {
+			input[0] = input[0]&modePatterns | (input[0]&^modePatterns)%3 // Size's choice
+		}
+		if i >= 4 {
+			input[0] |= modeFilters
 		}
 		f.Add(input)
 	}
@@ -43,40 +50,69 @@ func FuzzRing(f *testing.F) {
 	})
 }
 
-// runFuzzInput runs the model check on a FuzzRing input (see FuzzRing).
-func runFuzzInput(tb testing.TB, input []byte, run string) map[string]int {
-	tb.Helper()
-	patterns := len(input) > 0 && input[0]&0x80 != 0
-	if patterns {
-		input = slices.Clone(input)
-		input[0] &^= 0x80
-		run += " (patterns)"
+// TestRingScripts runs FuzzRing's scripts, each checked to reach the cases
+// it is meant to (a run with filters needs a *testing.T for its synctest
+// bubble, so this is not done in FuzzRing itself).
+func TestRingScripts(t *testing.T) {
+	t.Parallel()
+	for _, seed := range ringScripts {
+		reached := runFuzzInput(t, seed.build(), "seed corpus: "+seed.name)
+		for _, what := range seed.reaches {
+			if reached[what] == 0 {
+				t.Fatalf("seed corpus: %s does not reach %q (the encoding changed?)", seed.name, what)
+			}
+		}
 	}
-	return runModel(tb, &fuzzBytes{b: input}, run, len(input), patterns)
 }
+
+// runFuzzInput runs the model check on a FuzzRing input (see FuzzRing).
+func runFuzzInput(tb *testing.T, input []byte, run string) map[string]int {
+	tb.Helper()
+	var mode modelMode
+	if len(input) > 0 {
+		mode = modelMode{patterns: input[0]&modePatterns != 0, filters: input[0]&modeFilters != 0}
+		input = slices.Clone(input)
+		input[0] &^= modePatterns | modeFilters
+		run += mode.String()
+	}
+	return runModel(tb, &fuzzBytes{b: input}, run, len(input), mode)
+}
+
+// The bits of a FuzzRing input's first byte that pick its mode.
+const (
+	modePatterns = 0x80
+	modeFilters  = 0x40
+)
 
 // ringScript is a FuzzRing input written by hand: options, then operations
 // with their choices, and the cases (see coverage) it is meant to reach.
 type ringScript struct {
-	name     string
-	reaches  []string
-	opts     []byte // choices: Size 4/8/16, Shards-1, MaxTopics 2/3/8, sparse keys, Permanent (see runModel)
+	name    string
+	reaches []string
+	// opts are the choices Size 4/8/16, Shards-1, MaxTopics 2/3/8, sparse
+	// keys, Permanent, and with filters MaxFilters 2/4/default, Matcher
+	// (0: none) (see runModel).
+	opts     []byte
 	ops      [][]int
 	patterns bool // on patternPubNames and patternSubNames
+	filters  bool // with filters
 }
 
 // build encodes the script: each operation's code is its first entry in
-// opTable.
+// filterOpTable (opTable's for those of opTable).
 func (s ringScript) build() []byte {
 	b := slices.Clone(s.opts)
 	for _, op := range s.ops {
-		b = append(b, byte(slices.Index(opTable, op[0])))
+		b = append(b, byte(slices.Index(filterOpTable, op[0])))
 		for _, c := range op[1:] {
 			b = append(b, byte(c))
 		}
 	}
 	if s.patterns {
-		b[0] |= 0x80
+		b[0] |= modePatterns
+	}
+	if s.filters {
+		b[0] |= modeFilters
 	}
 	return b
 }
@@ -96,6 +132,36 @@ const (
 	psAStar, psStarB, psATail, psAll, psStar, psBTail = 6, 7, 8, 9, 10, 11
 	keyAboveAll                                       = 5 // chooseKey: above every key given out
 )
+
+// With filters: the filter choice (0: none, else modelFilters[i-1]), the
+// event choice (modelEvents[i]), and the hole's end in opInFlight.
+const (
+	fNone, fX, fY, fOdd, fK3   = 0, 1, 2, 3, 4
+	evNone, evX, evY, evXY     = 0, 1, 2, 3
+	holeCommitted, holeAborted = 0, 1
+	// opPause: modelPauses[i].
+	pause1ms, pauseShort, pauseDue, pause1s = 0, 1, 2, 3
+)
+
+// manyGroups returns n subscriptions, each with a group of its own: a
+// filter (x, y, odd, k3 in turn) over one or two patterns, none of them
+// with fX over a.* alone.
+func manyGroups(n int) [][]int {
+	pats := []int{psAStar, psStarB, psATail, psAll, psStar, psBTail}
+	var sels [][]int
+	for i, p := range pats {
+		sels = append(sels, []int{1, p})
+		for _, q := range pats[i+1:] {
+			sels = append(sels, []int{2, p, q})
+		}
+	}
+	ops := make([][]int, 0, n)
+	for i := range n {
+		op := append([]int{opSubscribe}, sels[1+i/4]...)
+		ops = append(ops, append(op, fX+i%4))
+	}
+	return ops
+}
 
 var ringScripts = []ringScript{
 	{
@@ -257,6 +323,100 @@ var ringScripts = []ringScript{
 			{opClose, 0},                            // sub 1: * gone, a.* still has subs 2 and 3
 			{opClose, 0},                            //
 			{opClose, 0},                            // a.* gone
+		},
+	},
+	{
+		name:     "filters: groups shared, frames in flight, misses",
+		patterns: true,
+		filters:  true,
+		reaches: []string{"filter group shared", "frame via a filter", "frame via a filter (every topic)",
+			"filtered out", "broadcast to a filtered subscriber", "lap (filter)", "filter miss told",
+			"filter miss from the start", "group created with a frame in flight",
+			"frame in flight counted by a group created since", "close with a loss (filter)", "filter group gone"},
+		opts: []byte{0, 0, 2, 0, 0, 1, 1}, // Size 4, 1 shard, 8 topics, keys = sequence numbers, none permanent, 4 filters, a Matcher
+		ops: [][]int{
+			{opSubscribe, 0, fX},        // sub 0: every topic, x
+			{opSubscribe, 1, psA, fX},   // sub 1: a, x
+			{opSubscribe, 1, psA, fX},   // sub 2: a, x: sub 1's group
+			{opPublish, ppA, evX},       // 1: for all three
+			{opPublish, ppA, evY},       // 2: turned away
+			{opPublish, pubAll, evNone}, // 3: broadcast
+			{opRead, 0, 3},              // 1, 3; 2 filtered out
+			{opRead, 1, 3},              // 1, 3
+			{opBurst, ppA, 0, evX},      // 4 .. 7
+			{opRead, 2, 0},              // lapped at 1: 4, told it missed 1
+			{opInFlight, ppB, ppA, evX, 0, 1, psA, fOdd, holeCommitted, evNone},
+			// 8 on b holds back 9 on a, committed before sub 3 (a, odd)
+			// subscribed: the sequencer counts 9 (odd) for its new group.
+			{opBurst, ppA, 0, evX}, // 10 .. 13: sub 2 (at 5) falls behind
+			{opClose, 2},           // sub 2 lost 5, 6, 7, 9
+			{opClose, 1},           // sub 1: the group of a and x goes
+			{opRead, 1, 3},         // sub 3, lapped: 11, 13, told it missed 9
+		},
+	},
+	{
+		name:     "filters: resumed before the group, refused, skipped",
+		patterns: true,
+		filters:  true,
+		reaches: []string{"frame visible before its group", "frame via a filter (pattern)",
+			"frame visible before its group, lost uncounted", "filter refused (too many)", "skip (filter)",
+			"filter group shared", "filter group gone", "resume older"},
+		opts: []byte{0, 0, 2, 0, 0, 0, 1}, // Size 4, 1 shard, 8 topics, keys = sequence numbers, none permanent, 2 filters, a Matcher
+		ops: [][]int{
+			{opPublish, ppAB, evX},                // 1, before any group
+			{opPublish, ppAA, evX},                // 2
+			{opSubscribe, 1, psAStar, fX},         // sub 0: a.*, x: a new group, after 1 and 2
+			{opSubscribeAfter, 0, 1, psAStar, fX}, // sub 1: from the oldest (1), in sub 0's group
+			{opRead, 1, 1},                        // 1, 2: visible before the group, uncounted
+			{opPublish, ppAB, evX},                // 3: counted
+			{opRead, 1, 3},                        // 3
+			{opSubscribeAfter, 0, 1, psAA, fX},    // sub 2: a.a, x, from 1: a second group
+			{opBurst, ppB, 0, evNone},             // 4 .. 7 on b
+			{opRead, 2, 3},                        // lapped: 2 (for it, uncounted) lost, not told
+			{opSubscribe, 1, psB, fY},             // refused: two groups alive
+			{opSkip, 0, keyAboveAll, 0},           // sub 0 skips through 8
+			{opPublish, ppAB, evXY},               // 8: passed over
+			{opRead, 0, 3},                        // 3 and 8 passed over
+			{opClose, 0},                          //
+			{opClose, 0},                          // the group of a.* and x goes
+		},
+	},
+	{
+		name:     "filters: compiled in the background, and at once",
+		patterns: true,
+		filters:  true,
+		reaches: []string{"frame evaluated with groups apart", "filters compiled in the background",
+			"filters compiled at once", "group gone, still compiled", "frame via a filter (pattern)"},
+		opts: []byte{2, 0, 2, 0, 0, 2, 1}, // Size 16, 1 shard, 8 topics, keys = sequence numbers, none permanent, default MaxFilters, a Matcher
+		ops: slices.Concat([][]int{
+			{opSubscribe, 1, psAStar, fX}, // sub 0: a.*, x: a group evaluated apart
+			{opPublish, ppAB, evX},        // 1: through sub 0's own Matcher
+			{opPause, pauseShort},         // not yet
+			{opPublish, ppAB, evXY},       // 2: still apart
+			{opPause, pause1ms},           // due: the live set compiled
+			{opPublish, ppAA, evX},        // 3: the set's Matcher
+			{opRead, 0, 3},                // 1, 2, 3
+		}, manyGroups(33), [][]int{ // 32 groups apart, the 33rd compiles them all at once
+			{opClose, 0},           // sub 0's group goes, still compiled
+			{opPublish, ppAB, evX}, // 4: for nobody now
+			{opPause, pause1s},     // the live set compiled, without it
+			{opPublish, ppAA, evY}, // 5
+			{opRead, 0, 3},         //
+			{opPause, pause1s},     // nothing to compile
+		}),
+	},
+	{
+		name:    "filters refused without a Matcher, or with a topic",
+		filters: true,
+		reaches: []string{"filter refused (no Matcher)", "filter refused with a topic", "refused topic"},
+		opts:    []byte{0, 0, 0, 0, 0, 0, 0}, // Size 4, 1 shard, 2 topics, keys = sequence numbers, none permanent, 2 filters, no Matcher
+		ops: [][]int{
+			{opSubscribe, 1, subA, fX},    // refused: no Matcher (a created all the same)
+			{opSubscribe, 1, subA, fNone}, // sub 0: a
+			{opSubscribe, 1, subB, fNone}, // sub 1: b
+			{opSubscribe, 1, subC, fX},    // refused: c finds no room
+			{opPublish, pubA, evX},        //
+			{opRead, 0, 3},                //
 		},
 	},
 }

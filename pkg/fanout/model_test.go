@@ -22,10 +22,10 @@ package fanout
 // model checks that it is one without subscribers nor pins, and that the
 // table refuses a new topic only when there is none.
 //
-// Each seed runs twice: on the topics a .. d, and with patterns, on topics of
-// one to three segments of a and b, subscribers naming those and patterns
-// that match some (a.*, *.b, a.>, >, *, b.>; the model matches them its own
-// way). A subscriber receives, besides broadcast frames and its named
+// Each seed runs three times (the third with filters, below): on the topics
+// a .. d, and with patterns, on topics of one to three segments of a and b,
+// subscribers naming those and patterns that match some (a.*, *.b, a.>, >,
+// *, b.>; the model matches them its own way). A subscriber receives, besides broadcast frames and its named
 // topics' frames, those of every topic one of its patterns matches, whenever
 // the topic was created, and accounts for each such topic from its start as
 // for a named one (a topic created later had no frame before); but a topic
@@ -40,6 +40,16 @@ package fanout
 // each live topic lists exactly the live patterns that match it, and Topics
 // counts none. Wake-ups, which a model driven from one goroutine does not
 // see, are tested in pattern_internal_test.go and pattern_test.go.
+//
+// The third run of a seed adds filters to the run with patterns
+// (model_filter_test.go restates their semantics): messages carry an event,
+// subscribers (to every topic, to topics, to patterns, resuming or not) may
+// have one of four filters, on the event's letters or the key's residue,
+// shared in groups by subscribers with the same filter and topics, and an
+// in-flight operation lets a subscriber come between the commit of a frame
+// held back by a reservation and its visibility. Its choices come after the
+// others', so the first two runs of a seed are what they were before filters
+// came. Wake-ups of filter groups are tested in filter_test.go.
 //
 // Run more seeds, or one seed, with
 //
@@ -230,6 +240,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -250,26 +261,27 @@ func TestModel(t *testing.T) {
 	}
 	seen := map[string]int{}
 	for seed := first; seed < first+n; seed++ {
-		// Each seed runs twice: on single-segment topics (as before
-		// patterns came: the mutation notes above refer to these runs),
-		// and on topics of one to three segments with patterns.
-		for _, patterns := range []bool{false, true} {
+		// Each seed runs three times: on single-segment topics (as before
+		// patterns came: the mutation notes above refer to these runs), on
+		// topics of one to three segments with patterns, and on those with
+		// filters. Each run takes its choices from the same generator: a
+		// mode only adds choices of its own, so the first two runs are
+		// what they were before filters came.
+		for _, mode := range []modelMode{{}, {patterns: true}, {patterns: true, filters: true}} {
 			c := seeded{rand.New(rand.NewPCG(uint64(seed), 0x5eed))}
-			run := fmt.Sprintf("seed %d (-model.seed=%d)", seed, seed)
-			if patterns {
-				run = fmt.Sprintf("seed %d with patterns (-model.seed=%d)", seed, seed)
-			}
-			for what, k := range runModel(t, c, run, modelSteps, patterns) {
+			run := fmt.Sprintf("seed %d%s (-model.seed=%d)", seed, mode, seed)
+			for what, k := range runModel(t, c, run, modelSteps, mode) {
 				seen[what] += k
 			}
 		}
 	}
-	// The seeds must reach every case the model distinguishes; if a change
-	// of the generator made one rare, raise -model.seeds or the weights.
+	// The seeds must reach every case the model distinguishes (but those
+	// only FuzzRing's scripts reach); if a change of the generator made one
+	// rare, raise -model.seeds or the weights.
 	cases := make([]string, 0, len(coverage))
 	for _, what := range coverage {
 		cases = append(cases, fmt.Sprintf("%s %d", what, seen[what]))
-		if seen[what] == 0 && n > 1 {
+		if seen[what] == 0 && n > 1 && !slices.Contains(scriptCoverage, what) {
 			t.Errorf("no seed reached %q", what)
 		}
 	}
@@ -291,7 +303,23 @@ var coverage = []string{
 	"pattern miss told", "pattern miss of a topic created later", "pattern miss of a topic released since",
 	"frame of a topic released before the start (pattern)", "skip (pattern)",
 	"close with a loss (pattern)", "close: loss of a released topic not counted",
+	// Filters.
+	"filter group shared", "filter group gone", "filter refused (too many)", "filter refused (no Matcher)",
+	"filter refused with a topic", "group created with a frame in flight",
+	"frame in flight counted by a group created since", "frame via a filter", "frame via a filter (every topic)",
+	"frame via a filter (pattern)", "broadcast to a filtered subscriber", "filtered out",
+	"frame visible before its group", "frame visible before its group, lost uncounted",
+	"filter miss told", "filter miss from the start", "filter miss stops a batch", "lap (filter)",
+	"skip (filter)", "close with a loss (filter)",
+	"filters compiled in the background", "filters compiled at once", "group gone, still compiled",
+	"frame evaluated with groups apart",
 }
+
+// scriptCoverage are the cases of coverage the seeds of TestModel do not
+// reach, and FuzzRing's scripts do (TestRingScripts checks it): a live set of
+// filters compiled at once needs more than maxPending groups created with no
+// time passing between them.
+var scriptCoverage = []string{"filters compiled at once"}
 
 // choices is where a model run takes its decisions: a seeded generator, or
 // the fuzzer's bytes.
@@ -338,11 +366,24 @@ const (
 	opSkip                  // subscriber, key
 	opRelease               // (none)
 	opBurst                 // topic, n - Size (0..Size)
+	// With filters only (see filterOpTable): the hole's topic, the held
+	// frame's topic, after (0..1), then as opSubscribeAfter or
+	// opSubscribe, then commit or abort the hole (0..1); see
+	// model.inFlight.
+	opInFlight
+	// With filters only: the time that passes (modelPauses); see
+	// model.pause.
+	opPause
 	opCount
 )
 
+// With filters, opSubscribe and opSubscribeAfter take one more choice after
+// the topics: the filter (0: none, else modelFilters[i-1]); and every
+// message committed (opPublish, opCommit, opBurst, ...) one after its key's:
+// its event (modelEvents), one per Publish or burst.
+
 var opNames = [opCount]string{"publish", "reserve", "commit", "abort", "subscribe", "subscribe-after",
-	"read", "close", "skip", "release", "burst"}
+	"read", "close", "skip", "release", "burst", "in-flight", "pause"}
 
 // opTable weighs the operations: a run picks an entry at random.
 var opTable = []int{
@@ -358,6 +399,11 @@ var opTable = []int{
 	opRelease, opRelease,
 	opBurst,
 }
+
+// filterOpTable weighs the operations of a run with filters: opTable's, in
+// the same places, the in-flight subscription, and time passing (for the
+// compilation of the live filters, in the background).
+var filterOpTable = append(slices.Clip(opTable), opInFlight, opInFlight, opPause)
 
 // topicNames are the topics a run publishes and subscribes to; "" (choice 0)
 // broadcasts.
@@ -412,9 +458,14 @@ type mTopic struct {
 type mFrame struct {
 	topic          *mTopic // nil: broadcast (or an aborted number)
 	data           string
+	event          string // Message.Event ("": none)
 	seq, key, tseq uint64
 	stamp          int64
-	aborted        bool
+	// marks are the filter groups that counted it, each with its
+	// position among the group's frames (see model.markGroups).
+	marks   map[*mGroup]uint64
+	gens    int // model.gens when it was committed
+	aborted bool
 }
 
 func (f *mFrame) String() string {
@@ -465,8 +516,17 @@ type mSub struct {
 	next  uint64 // the next sequence number to look at
 	skip  uint64 // SkipThrough's key
 	total uint64 // misses told
-	all   bool
+	// group is its filter's group, nil without a filter; gref is the
+	// sequence number up to which the group's frames are accounted for
+	// (start-1, then the last one read or passed over).
+	group    *mGroup
+	gref     uint64
+	filtered uint64 // FilteredOut
+	all      bool
 }
+
+// every reports whether s receives every frame: every topic, no filter.
+func (s *mSub) every() bool { return s.all && s.group == nil }
 
 // matches reports whether one of s's patterns matches the topic name.
 func (s *mSub) matches(name string) bool {
@@ -520,6 +580,25 @@ type model struct {
 	cov      map[string]int
 	keys     bool
 	trace    bool
+	// With filters (see model_filter_test.go).
+	filters    bool
+	groups     map[string]*mGroup // the live groups, by the model's key
+	gens       int                // groups created so far
+	maxFilters int                // Options.MaxFilters
+	matchers   *modelMatchers     // nil without Options.Matcher
+	compiles   int                // Matcher compilations expected
+	evals      int                // evaluations of the live filter set expected
+	// The live filter set: the groups compiled into its Matcher (gone
+	// ones too, until the next compilation), and those joined since,
+	// evaluated apart; a compilation scheduled at timerAt (timer), on the
+	// clock of the run's synctest bubble (now: the time passed since the
+	// run began); none once the ring is closed.
+	compiled []*mGroup
+	apart    []*mGroup
+	now      time.Duration
+	timerAt  time.Duration
+	timer    bool
+	closed   bool
 }
 
 // cover counts a case the run reached (see coverage).
@@ -530,11 +609,48 @@ func (m *model) fail(format string, args ...any) {
 	m.t.Fatalf("%s, step %d (%s%s): %s", m.run, m.step, m.op, m.note, fmt.Sprintf(format, args...))
 }
 
+// modelMode is what a model run adds to single-segment topics: patterns
+// (the names of patternPubNames and patternSubNames), filters (subscribers
+// with filters, messages with events: see model_filter_test.go).
+type modelMode struct{ patterns, filters bool }
+
+func (mode modelMode) String() string {
+	switch {
+	case mode.filters && mode.patterns:
+		return " with patterns and filters"
+	case mode.filters:
+		return " with filters"
+	case mode.patterns:
+		return " with patterns"
+	}
+	return ""
+}
+
 // runModel runs one model check: a ring with options taken from c, then
 // steps operations (fewer if c runs out), then the end of the run; with
 // patterns, on the names of patternPubNames and patternSubNames, else on
 // topicNames. It returns how many times it reached each case of coverage.
-func runModel(t testing.TB, c choices, run string, steps int, patterns bool) map[string]int {
+//
+// A run with filters runs in a synctest bubble: the ring compiles the live
+// filters in the background, on a timer, which then fires only when the
+// model lets time pass (opPause), at times the model knows.
+func runModel(t *testing.T, c choices, run string, steps int, mode modelMode) map[string]int {
+	t.Helper()
+	if !mode.filters {
+		return runModelIn(t, c, run, steps, mode)
+	}
+	var cov map[string]int
+	synctest.Test(t, func(t *testing.T) {
+		cov = runModelIn(t, c, run, steps, mode)
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	return cov
+}
+
+// runModelIn is runModel, in a synctest bubble with filters.
+func runModelIn(t *testing.T, c choices, run string, steps int, mode modelMode) map[string]int {
 	t.Helper()
 	opts := Options{
 		Size:      []int{4, 8, 16}[c.intn(3)],
@@ -548,12 +664,25 @@ func runModel(t testing.TB, c choices, run string, steps int, patterns bool) map
 	// Permanent topics: none, one, one named twice and "" (which New
 	// ignores), or two.
 	permanent := [][]string{nil, {"d"}, {"a", "", "a"}, {"b", "d"}}
-	if patterns {
+	if mode.patterns {
 		permanent = [][]string{nil, {"a.b"}, {"a", "", "a"}, {"b", "a.b.b"}}
 	}
 	opts.Permanent = permanent[c.intn(4)]
+	var matchers *modelMatchers
+	if mode.filters {
+		// MaxFilters 2, 4 or the default; one run in eight without a
+		// Matcher, which refuses every filter.
+		opts.MaxFilters = []int{2, 4, 0}[c.intn(3)]
+		if c.intn(8) != 0 {
+			matchers = &modelMatchers{}
+			opts.Matcher = matchers.compile
+		}
+	}
 	r := New(opts)
 	defer r.Close()
+	if matchers != nil {
+		matchers.ring = r
+	}
 	m := &model{
 		t: t, ring: r, run: run, trace: *modelTrace,
 		topics:   map[string]*mTopic{},
@@ -566,11 +695,19 @@ func runModel(t testing.TB, c choices, run string, steps int, patterns bool) map
 		size:     uint64(opts.Size),
 		max:      opts.MaxTopics,
 		keys:     keys,
+		filters:  mode.filters,
+		groups:   map[string]*mGroup{},
+		matchers: matchers,
+		// The ring's default when 0.
+		maxFilters: cmp.Or(opts.MaxFilters, DefaultMaxFilters),
 	}
-	if patterns {
+	if mode.patterns {
 		m.pubNames, m.subNames = patternPubNames, patternSubNames
 	}
 	m.op = fmt.Sprintf("New(%+v), sparse keys %v", opts, m.keys)
+	if mode.filters {
+		m.op += fmt.Sprintf(", Matcher %v", matchers != nil)
+	}
 	for _, name := range opts.Permanent {
 		if name != "" && m.topics[name] == nil {
 			m.born++
@@ -596,7 +733,11 @@ func runModel(t testing.TB, c choices, run string, steps int, patterns bool) map
 
 // do runs one operation chosen by c, on the ring and on the model.
 func (m *model) do(c choices) {
-	op := opTable[c.intn(len(opTable))]
+	table := opTable
+	if m.filters {
+		table = filterOpTable
+	}
+	op := table[c.intn(len(table))]
 	m.op = opNames[op]
 	switch op {
 	case opPublish:
@@ -616,15 +757,17 @@ func (m *model) do(c choices) {
 		}
 		m.pending = slices.Delete(m.pending, i, i+1)
 		if op == opCommit {
-			m.commit(p, c)
+			m.commit(p, c, nil)
 		} else {
 			m.abort(p)
 		}
 	case opSubscribe:
-		m.subscribe(m.chooseTopics(c), false, 0)
+		names := m.chooseTopics(c)
+		m.subscribe(names, false, 0, m.chooseFilter(c))
 	case opSubscribeAfter:
 		key := m.chooseKey(c)
-		m.subscribe(m.chooseTopics(c), true, key)
+		names := m.chooseTopics(c)
+		m.subscribe(names, true, key, m.chooseFilter(c))
 	case opRead:
 		if s := m.chooseSub(c); s != nil {
 			m.read(s, 1+c.intn(4))
@@ -644,6 +787,10 @@ func (m *model) do(c choices) {
 		m.release()
 	case opBurst:
 		m.publish(m.pubNames[c.intn(len(m.pubNames))], int(m.size)+c.intn(int(m.size)+1), c)
+	case opInFlight:
+		m.inFlight(c)
+	case opPause:
+		m.pause(modelPauses[c.intn(len(modelPauses))])
 	}
 }
 
@@ -853,17 +1000,23 @@ func (m *model) reserve(name string, n int) {
 }
 
 // publish publishes n frames on name, one at a time: with Publish when keys
-// are the sequence numbers, else with Reserve and Commit.
+// are the sequence numbers, else with Reserve and Commit, and so with
+// filters, all with one event.
 func (m *model) publish(name string, n int, c choices) {
 	desc := fmt.Sprintf("publish %d on %q", n, name)
+	var event []string
+	if m.filters {
+		event = []string{m.chooseEvent(c)}
+		desc += fmt.Sprintf(", event %q", event[0])
+	}
 	for range n {
-		if m.keys {
+		if m.keys || m.filters {
 			res, err := m.ring.Reserve(name, 1)
 			t, ok := m.reserved(name, 1, res.Seq(), err)
 			if !ok {
 				break
 			}
-			m.commit(mPending{topic: t, res: res}, c)
+			m.commit(mPending{topic: t, res: res}, c, event)
 			continue
 		}
 		m.msgs++
@@ -881,21 +1034,43 @@ func (m *model) publish(name string, n int, c choices) {
 }
 
 // commit commits a pending reservation; keys are the sequence numbers, or,
-// for sparse keys, 3*seq plus 0..2: strictly increasing with seq.
-func (m *model) commit(p mPending, c choices) {
+// for sparse keys, 3*seq plus 0..2: strictly increasing with seq. With
+// filters, each message has an event: event[0] if given, else one chosen
+// per message.
+func (m *model) commit(p mPending, c choices, event []string) {
 	msgs := make([]Message, p.res.Len())
 	for i := range msgs {
 		seq := p.res.Seq() + uint64(i)
 		m.msgs++
-		f := &mFrame{topic: p.topic, seq: seq, key: seq, data: fmt.Sprintf("m%d", m.msgs), stamp: int64(m.msgs)}
+		f := &mFrame{topic: p.topic, seq: seq, key: seq, data: fmt.Sprintf("m%d", m.msgs), stamp: int64(m.msgs), gens: m.gens}
 		if m.keys {
 			f.key = 3*seq + uint64(c.intn(3))
 			msgs[i].Key = f.key
+		}
+		if m.filters {
+			if event != nil {
+				f.event = event[0]
+			} else {
+				f.event = m.chooseEvent(c)
+			}
+			if f.event != "" {
+				msgs[i].Event = []byte(f.event)
+			}
 		}
 		msgs[i].Data, msgs[i].Stamp = []byte(f.data), f.stamp
 		m.store(f)
 	}
 	m.op = fmt.Sprintf("Commit(%d+%d)", p.res.Seq(), p.res.Len())
+	// With filters alive, Commit evaluates each message of a topic once
+	// against all of them.
+	// (Groups joined since the last compilation are evaluated each apart,
+	// with its own Matcher; see model.compile.)
+	if p.topic != nil && len(m.groups) > 0 && len(m.compiled) > 0 {
+		m.evals += p.res.Len()
+	}
+	if p.topic != nil && len(m.apart) > 0 {
+		m.cover("frame evaluated with groups apart")
+	}
 	m.ring.Commit(p.res, msgs...)
 	m.committed(p)
 }
@@ -951,25 +1126,37 @@ func (m *model) advance() {
 		if f := m.frames[next]; m.held(next) && !f.aborted && f.topic != nil {
 			f.topic.count++
 			f.tseq = f.topic.count
+			m.markGroups(f)
 		}
 		m.visible = next
 	}
 }
 
-// subscribe is Subscribe, or SubscribeAfter(key).
-func (m *model) subscribe(names []string, after bool, key uint64) {
+// subscribe is Subscribe, or SubscribeAfter(key); with a filter (mf not
+// nil), SubscribeFilter or SubscribeFilterAfter.
+func (m *model) subscribe(names []string, after bool, key uint64, mf *modelFilter) {
 	m.nsubs++
 	s := &mSub{name: fmt.Sprintf("sub%d%q", m.nsubs, names), all: len(names) == 0}
+	if mf != nil {
+		s.name = fmt.Sprintf("sub%d%q/%s", m.nsubs, names, mf.name)
+	}
 	var (
 		sub     *Subscriber
 		resume  Resume
 		err     error
 		wantErr error
 	)
-	if after {
+	switch {
+	case after && mf != nil:
+		m.op = fmt.Sprintf("SubscribeFilterAfter(%d, %s, %q)", key, mf.name, names)
+		sub, resume, err = m.ring.SubscribeFilterAfter(key, mf.filter(), names...)
+	case after:
 		m.op = fmt.Sprintf("SubscribeAfter(%d, %q)", key, names)
 		sub, resume, err = m.ring.SubscribeAfter(key, names...)
-	} else {
+	case mf != nil:
+		m.op = fmt.Sprintf("SubscribeFilter(%s, %q)", mf.name, names)
+		sub, err = m.ring.SubscribeFilter(mf.filter(), names...)
+	default:
 		m.op = fmt.Sprintf("Subscribe(%q)", names)
 		sub, err = m.ring.Subscribe(names...)
 	}
@@ -1010,11 +1197,21 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 		t.idle = 0
 		s.topics = append(s.topics, t)
 	}
+	// Then its filter's group, once its topics are taken.
+	topicErr := wantErr
+	switch {
+	case mf != nil && wantErr == nil:
+		wantErr = m.join(s, mf)
+	case mf != nil:
+		m.cover("filter refused with a topic")
+	}
 	if !errors.Is(err, wantErr) {
 		m.fail("error %v, want %v", err, wantErr)
 	}
 	if err != nil {
-		m.cover("refused topic")
+		if topicErr != nil {
+			m.cover("refused topic")
+		}
 		return
 	}
 	for _, t := range s.topics {
@@ -1036,9 +1233,13 @@ func (m *model) subscribe(names []string, after bool, key uint64) {
 	}
 	// It accounts for its topics' frames from its start: every one before
 	// it is none of its business, every one from there on is received,
-	// passed over or counted as missed.
+	// passed over or counted as missed. So for its group's frames.
 	s.start = s.next
 	s.ref = map[*mTopic]uint64{}
+	s.gref = s.start - 1
+	if s.group != nil {
+		m.joined(s)
+	}
 	m.subs = append(m.subs, s)
 	m.op += " -> " + s.name
 }
@@ -1137,26 +1338,37 @@ func (s *mSub) wants(f *mFrame) (want, counted bool) {
 // last one it read or passed over with SkipThrough, or since its start;
 // frames of a released topic of one of its names, and of a topic its
 // patterns match that was released before it subscribed, count for nothing.
+// A subscriber with a filter is told of a lap as one to some topics is, of
+// its group's frames (see readFiltered).
 func (m *model) readModel(s *mSub, capacity int) (got []*mFrame, missed uint64) {
 	for len(got) < capacity && s.next <= m.visible {
 		if !m.held(s.next) {
 			if !m.lapped(s.next) {
 				m.fail("model: %s at %d <= visible %d, slot holds %d", s.name, s.next, m.visible, m.slots[s.next%m.size])
 			}
-			if s.all && len(got) > 0 {
+			if s.every() && len(got) > 0 {
 				m.cover("lap stops a batch")
 				break
 			}
-			if s.all {
+			switch {
+			case s.every():
 				m.cover("lap told (every topic)")
 				missed += m.oldest() - s.next
-			} else {
+			case s.group != nil:
+				m.lapFiltered(s)
+			default:
 				m.cover("lap (some topics)")
 			}
 			s.next = m.oldest()
 			continue
 		}
 		f := m.frames[s.next]
+		if s.group != nil {
+			if m.readFiltered(s, f, &got, &missed) {
+				break
+			}
+			continue
+		}
 		want, counted := s.wants(f)
 		if !want {
 			s.next++
@@ -1247,7 +1459,7 @@ func (m *model) sameFrames(got []*Frame, want []*mFrame) bool {
 			topic = w.topic.real
 		}
 		if f.Seq() != w.seq || f.Key() != w.key || string(f.Bytes()) != w.data || f.Stamp() != w.stamp ||
-			f.Topic() != topic || f.tseq != w.tseq {
+			f.Topic() != topic || f.tseq != w.tseq || string(f.event) != w.event {
 			return false
 		}
 	}
@@ -1281,8 +1493,11 @@ func (m *model) lost(s *mSub) uint64 {
 	if !m.behind(s) {
 		return 0
 	}
-	if s.all {
+	switch {
+	case s.every():
 		return m.sure() - s.next
+	case s.group != nil:
+		return m.lostOfGroup(s)
 	}
 	var n uint64
 	for _, t := range m.topics {
@@ -1335,9 +1550,12 @@ func (m *model) close(s *mSub) {
 	}
 	// What it had lost is counted in its Missed and Ring.Missed.
 	if n := m.lost(s); n > 0 {
-		if s.all {
+		switch {
+		case s.every():
 			m.cover("close with a loss (every topic)")
-		} else {
+		case s.group != nil:
+			m.cover("close with a loss (filter)")
+		default:
 			m.cover("close with a loss (some topics)")
 		}
 		m.told += n
@@ -1346,7 +1564,7 @@ func (m *model) close(s *mSub) {
 	if got := s.real.Missed(); got != s.total {
 		m.fail("%s.Missed %d after Close, want %d", s.name, got, s.total)
 	}
-	if len(s.patterns) > 0 && m.behind(s) {
+	if len(s.patterns) > 0 && s.group == nil && m.behind(s) {
 		seen := map[*mTopic]bool{}
 		for _, f := range m.frames {
 			if t := f.topicOrNil(); t != nil && t.released && !seen[t] && s.counts(t) {
@@ -1361,6 +1579,7 @@ func (m *model) close(s *mSub) {
 		t.subs--
 	}
 	m.unsubscribePatterns(s)
+	m.leave(s)
 	m.subs = slices.DeleteFunc(m.subs, func(x *mSub) bool { return x == s })
 }
 
@@ -1438,11 +1657,12 @@ func (m *model) check() {
 		}
 	}
 	m.checkPatterns()
+	m.checkFilters()
 	// Ring.Missed: what subscribers were told or lost before they closed,
 	// and what live subscribers to every topic have lost for sure.
 	missed := m.told
 	for _, s := range m.subs {
-		if s.all {
+		if s.every() {
 			missed += m.lost(s)
 		}
 	}
@@ -1516,7 +1736,7 @@ func (m *model) finish(c choices) {
 		p := m.pending[i]
 		m.pending = slices.Delete(m.pending, i, i+1)
 		if c.intn(2) == 0 {
-			m.commit(p, c)
+			m.commit(p, c, nil)
 		} else {
 			m.abort(p)
 		}
@@ -1537,10 +1757,19 @@ func (m *model) finish(c choices) {
 	if err := m.ring.Close(); err != nil {
 		m.fail("Close: %v", err)
 	}
+	m.closed, m.timer = true, false
+	if m.filters {
+		m.checkFilters()
+	}
 	if _, err := m.ring.Reserve("a", 1); !errors.Is(err, ErrClosed) {
 		m.fail("Reserve after Close: %v", err)
 	}
 	if _, err := m.ring.Subscribe(); !errors.Is(err, ErrClosed) {
 		m.fail("Subscribe after Close: %v", err)
+	}
+	if m.filters {
+		if _, err := m.ring.SubscribeFilter(modelFilters[0].filter(), "a"); !errors.Is(err, ErrClosed) {
+			m.fail("SubscribeFilter after Close: %v", err)
+		}
 	}
 }
