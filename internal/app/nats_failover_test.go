@@ -33,11 +33,10 @@ type sample struct {
 
 // timeline records the answers of one instance, from several goroutines.
 type timeline struct {
-	mu      sync.Mutex
-	posts   []sample
-	ready   []sample
-	bodies  []string // accepted POSTs, in order
-	stopped chan struct{}
+	mu     sync.Mutex
+	posts  []sample
+	ready  []sample
+	bodies []string // accepted POSTs, in order
 }
 
 func (tl *timeline) add(list *[]sample, s sample) {

@@ -37,7 +37,7 @@ func TestRedactText(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var secrets [][]byte
+			secrets := make([][]byte, 0, len(tc.secrets))
 			for _, s := range tc.secrets {
 				secrets = append(secrets, []byte(s))
 			}

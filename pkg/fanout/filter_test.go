@@ -119,7 +119,7 @@ func TestFilterSelects(t *testing.T) {
 func TestFilterGroupsAreShared(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, calls := filterRing(t, fanout.Options{Size: 1024})
-		var subs []*fanout.Subscriber
+		subs := make([]*fanout.Subscriber, 0, 100)
 		for i := range 100 {
 			subs = append(subs, filtered(t, r, []string{"a", "b", "c"}[i%3], "t"))
 		}
@@ -166,7 +166,7 @@ func TestFilterGroupsAreShared(t *testing.T) {
 func TestFilterCompilation(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r, calls := filterRing(t, fanout.Options{Size: 4096})
-		var subs []*fanout.Subscriber
+		subs := make([]*fanout.Subscriber, 0, 40)
 		for i := range 40 { // more than maxPending, with no time passing
 			subs = append(subs, filtered(t, r, fmt.Sprintf("p%02d-", i), "t"))
 		}

@@ -80,12 +80,16 @@ func TestPatternWakeUps(t *testing.T) {
 		}
 		names := []string{"a.*", "*.b", "a.>", "a.b", "x.>"}
 		subs := make(map[string]*Subscriber)
+		defer func() {
+			for _, sub := range subs {
+				_ = sub.Close()
+			}
+		}()
 		for _, name := range names {
 			sub, err := r.Subscribe(name)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer sub.Close()
 			subs[name] = sub
 		}
 		type round struct {
@@ -182,8 +186,9 @@ func patternNames(tb testing.TB, r *Ring, name string) []string {
 	if t == nil {
 		tb.Fatalf("no topic %q", name)
 	}
-	var names []string
-	for _, p := range t.patternList() {
+	list := t.patternList()
+	names := make([]string, 0, len(list))
+	for _, p := range list {
 		if v, ok := r.topics.patterns.Load(p.name); !ok || v.(*Topic) != p {
 			tb.Fatalf("topic %q lists pattern %q, which is not live", name, p.name)
 		}

@@ -205,12 +205,18 @@ func BenchmarkPublishWithPatterns(b *testing.B) {
 		b.Run(fmt.Sprintf("patterns=%d", patterns), func(b *testing.B) {
 			r := fanout.New(fanout.Options{Size: 4096})
 			defer r.Close()
+			subs := make([]*fanout.Subscriber, 0, patterns)
+			defer func() {
+				for _, sub := range subs {
+					_ = sub.Close()
+				}
+			}()
 			for _, p := range all[:patterns] {
 				sub, err := r.Subscribe(p)
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer sub.Close()
+				subs = append(subs, sub)
 			}
 			data := []byte("data: x\n\n")
 			b.ReportAllocs()

@@ -55,7 +55,7 @@ type refusal struct {
 	turnAway     TurnAwayReason
 }
 
-const bearerRealm = `Bearer realm="pillarbox-event-dispatcher"`
+const bearerRealm = `Bearer realm="pillarbox-event-dispatcher"` //nolint:gosec // G101: an authentication realm, not a credential
 
 var (
 	noToken = func(what string) *refusal {

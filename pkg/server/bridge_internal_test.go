@@ -135,8 +135,8 @@ func deliverTo(t *testing.T, id natsbridge.Identity) (*Server, *fanout.Subscribe
 
 // frames reads what sub has, as strings.
 func frames(sub *fanout.Subscriber) []string {
-	var out []string
 	batch, _ := sub.Read(make([]*fanout.Frame, 0, 64))
+	out := make([]string, 0, len(batch))
 	for _, f := range batch {
 		out = append(out, string(f.Bytes()))
 	}

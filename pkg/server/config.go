@@ -56,10 +56,6 @@ type Config struct {
 	// as a bearer token, a "token" query parameter or a "dispatcher_token"
 	// cookie.
 	ListenTokens []string
-	// NoQueryToken refuses listen tokens in the "token" query parameter
-	// (for deployments that forbid secrets in URLs): only the bearer token
-	// and the cookie count.
-	NoQueryToken bool
 	// MaxListenersPerSubject bounds concurrent listeners per signed token
 	// subject (Grant.Subject); 0 means no bound.
 	MaxListenersPerSubject int
@@ -130,6 +126,10 @@ type Config struct {
 	// Retry is the reconnection delay suggested to listeners; each gets
 	// Retry plus up to 100% random jitter.
 	Retry time.Duration
+	// NoQueryToken refuses listen tokens in the "token" query parameter
+	// (for deployments that forbid secrets in URLs): only the bearer token
+	// and the cookie count.
+	NoQueryToken bool
 	// Replay turns resume with Last-Event-ID on (the default).
 	Replay bool
 	// Viewer serves the live viewer page on GET /; false leaves / unrouted

@@ -250,7 +250,7 @@ func TestFilterSample(t *testing.T) {
 	again := ts.open(t, "sample=0.5", "Last-Event-ID", last)
 	again.greeting(t)
 	rest, _ := read(again, len(want)-len(first))
-	if got := append(first, rest...); !slices.Equal(got, want) {
+	if got := slices.Concat(first, rest); !slices.Equal(got, want) {
 		t.Fatalf("resumed: got %v, want %v", got, want)
 	}
 }

@@ -662,7 +662,7 @@ func testOneConnectionHeader(t *testing.T, streamer server.Streamer) {
 	first, _, head := rawGet(t, ts, "/events", 0)
 	defer first.Close()
 	heads := map[string]string{"stream": head}
-	for name, req := range map[string]string{
+	for name, req := range map[string]string{ //nolint:gosec // G101: requests without a credential
 		"turned away":   "GET /events HTTP/1.1\r\nHost: x\r\n\r\n",
 		"bad topic":     "GET /events?topic=a..b HTTP/1.1\r\nHost: x\r\n\r\n",
 		"no token":      "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
@@ -754,7 +754,7 @@ func TestCutListenerMissesAreCounted(t *testing.T) {
 				t.Fatalf("after the cut: events_missed %d (before %d), cut %d", h.EventsMissed, last, h.ListenersCut)
 			}
 			cut := regexp.MustCompile(`msg="listener cut".* missed=(\d+)`).FindStringSubmatch(logs.String())
-			if cut == nil || cut[1] == "0" {
+			if len(cut) < 2 || cut[1] == "0" {
 				t.Fatalf("the cut's log line: %v in\n%s", cut, logs.String())
 			}
 		})

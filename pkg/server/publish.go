@@ -285,7 +285,9 @@ func (s *Server) publishRuns(in input, segs [][]byte, topics []string) (int, err
 		end := len(segs)
 		if topics != nil {
 			in.head.topic = topics[first]
-			for end = first + 1; end < len(segs) && topics[end] == topics[first]; end++ {
+			end = first + 1
+			for end < len(segs) && topics[end] == topics[first] {
+				end++
 			}
 		}
 		res, err := s.ring.Reserve(in.head.topic, end-first)

@@ -108,9 +108,9 @@ type Server struct {
 	lifecycle     sync.Mutex     // orders Serve's start and Shutdown's start
 	serving       bool           // Serve started serving; guarded by lifecycle
 	shutdown      bool           // Shutdown began; guarded by lifecycle
+	state         atomic.Int32
 	cfg           Config
 	stats         stats
-	state         atomic.Int32
 	warned        warnLimiter
 	budget        *writeBudget
 	// maxBatchEvents is Config.MaxBatchEvents, or its default for the ring.

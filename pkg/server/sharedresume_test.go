@@ -67,7 +67,7 @@ func startShared(t *testing.T, natsURL string, size int, hook func(string)) *sha
 		_ = in.bridge.Close(ctx)
 		_ = in.ring.Close()
 		_ = in.srv.Shutdown(ctx)
-		<-served
+		_ = <-served
 		if t.Failed() {
 			t.Logf("log:\n%s", in.logs.String())
 		}

@@ -169,8 +169,9 @@ func startMisroutingServer(t *testing.T, route func(pid, seq int64, bucket strin
 func (s *filteringServer) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/events":
-		var values []string
-		for _, term := range r.URL.Query()["where"] {
+		terms := r.URL.Query()["where"]
+		values := make([]string, 0, len(terms))
+		for _, term := range terms {
 			values = append(values, strings.TrimPrefix(term, BucketField+":"))
 		}
 		ch := make(chan []byte, 4096)

@@ -59,8 +59,9 @@ func (r *Results) goalFilter(target string, g filterGoal) Goal {
 
 // filterTargetsGoals are the filter goals of each streamer.
 func (r *Results) filterTargetsGoals() []Goal {
-	var out []Goal
-	for _, target := range []string{"ours", "ours-hijack"} {
+	targets := []string{"ours", "ours-hijack"}
+	out := make([]Goal, 0, len(targets)*len(filterGoals))
+	for _, target := range targets {
 		for _, g := range filterGoals {
 			out = append(out, r.goalFilter(target, g))
 		}
@@ -150,7 +151,7 @@ func (r *Results) apart(scenario string) string {
 	if commit == "" {
 		commit = "unknown"
 	}
-	s := fmt.Sprintf("Measured apart from the rest of this report: runs from %s, commit `%s`",
+	s := fmt.Sprintf("Measured apart from the rest of this report: runs from %s, commit %#q",
 		o.started.UTC().Format("2006-01-02 15:04 MST"), commit)
 	if o.dirty {
 		s += " with uncommitted changes"

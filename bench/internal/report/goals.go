@@ -2,6 +2,7 @@ package report
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -35,13 +36,12 @@ var goalRates = []float64{50, 100}
 // for each streamer, the hijack streamer's, what being scraped costs, and
 // what listener filters save each streamer (filter.go).
 func (r *Results) Goals() []Goal {
-	goals := []Goal{
+	return slices.Concat([]Goal{
 		r.goalScale("ours"), r.goalScale("ours-hijack"),
 		r.goalModerate("ours"), r.goalModerate("ours-hijack"),
 		r.goalIdle(), r.goalHijackFaster(), r.goalMetrics(),
 		r.goalNATSLatency(), r.goalNATSCPU(),
-	}
-	return append(goals, r.filterTargetsGoals()...)
+	}, r.filterTargetsGoals())
 }
 
 // The NATS mode's goals (issue 18): its e2e p99 on a sparse stream at most
