@@ -111,6 +111,62 @@ func TestFilterSelects(t *testing.T) {
 	}
 }
 
+// TestFilterManyGroupsInAFrame: a frame that many groups match, created
+// in between groups it does not match, reaches exactly the subscribers of
+// the groups it matches, before and after the live filters are compiled
+// together, and after some of the groups went.
+func TestFilterManyGroupsInAFrame(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		r, _ := filterRing(t, fanout.Options{Size: 256})
+		const event = "abcdefghijklmnopqrstuvwxyz"
+		type sub struct {
+			prefix string
+			s      *fanout.Subscriber
+		}
+		var subs []sub
+		for i := 1; i <= len(event); i++ {
+			// One group that the event matches, then one it does not.
+			subs = append(subs, sub{event[:i], filtered(t, r, event[:i], "t")},
+				sub{event[:i-1] + "_", filtered(t, r, event[:i-1]+"_", "t")})
+		}
+		check := func(when string, events ...string) {
+			t.Helper()
+			for _, sb := range subs {
+				if sb.s == nil {
+					continue
+				}
+				var want []string
+				for _, e := range events {
+					if strings.HasPrefix(e, sb.prefix) {
+						want = append(want, e)
+					}
+				}
+				if got, missed := readAll(sb.s); !equal(got, want) || missed != 0 {
+					t.Errorf("%s: %q got %v, missed %d; want %v", when, sb.prefix, got, missed, want)
+				}
+			}
+		}
+		events := []string{event, event[:10], "zzz", event[:3] + "_", event}
+		publishEvents(t, r, "t", events...)
+		check("evaluated apart", events...)
+		time.Sleep(time.Second) // the compilation runs
+		publishEvents(t, r, "t", events...)
+		check("compiled", events...)
+		for i := range subs {
+			if i%3 == 0 {
+				_ = subs[i].s.Close()
+				subs[i].s = nil
+			}
+		}
+		publishEvents(t, r, "t", events...)
+		check("some gone", events...)
+		time.Sleep(time.Second)
+		publishEvents(t, r, "t", events...)
+		check("recompiled", events...)
+	})
+}
+
 // TestFilterGroupsAreShared: subscribers with the same filter and topics
 // share one group; once the live filters are compiled (in the background,
 // soon after they change), a message costs one evaluation for every group at
