@@ -44,7 +44,9 @@ import (
 )
 
 // Deps are what a [Server] uses but does not own: the caller creates them
-// before the server and closes them after it.
+// before the server. It closes the ring before [Server.Shutdown], so that
+// streams end on a retry hint after what the ring holds, and the others
+// after Shutdown returned.
 type Deps struct {
 	// Ring is the fan-out the server publishes to and streams from.
 	// Required. Create it with DefaultTopic among Options.Permanent, so that

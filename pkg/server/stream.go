@@ -261,7 +261,7 @@ func (s *Server) retryMillis() int64 {
 	return base + rand.Int64N(base+1) //nolint:gosec // jitter, not a secret
 }
 
-// streamEnd is the cause a stream's context is canceled with.
+// The causes a stream's context is canceled with.
 var (
 	errHungUp    = errors.New("listener hung up")
 	errConnGone  = errors.New("connection closed")
