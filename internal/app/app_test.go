@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	json "github.com/goccy/go-json"
 	"go.uber.org/goleak"
 
@@ -24,32 +26,11 @@ import (
 
 func TestMain(m *testing.M) {
 	maybeExecWithNofile() // in a child that must run the service under a lower limit
-	goleak.VerifyTestMain(m,
-		// fasthttp's worker-pool janitor outlives a stopped server by up to
-		// its 10 s idle sleep; it holds nothing.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		// fasthttp's process-wide clock for Date headers, started once.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+	testutil.VerifyTestMain(m)
 }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger
-// and reads of a test.
-type syncBuffer struct {
-	buf bytes.Buffer
-	mu  sync.Mutex
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log destination safe for concurrent writes and reads.
+type syncBuffer = testutil.SyncBuffer
 
 func noEnv(string) string { return "" }
 

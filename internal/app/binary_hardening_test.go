@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	json "github.com/goccy/go-json"
 )
 
@@ -310,14 +312,8 @@ func TestDescriptorExhaustion(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds, failing after 15 s.
+// eventually polls cond until it holds, failing after testutil.Wait.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not true within 15s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(tb, testutil.Wait, what, cond)
 }

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	json "github.com/goccy/go-json"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
 
-	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natstest"
+	json "github.com/goccy/go-json"
 )
 
 // wait is the deadline of every polling wait.
@@ -24,7 +24,7 @@ const wait = 15 * time.Second
 // poll calls check until it returns nil, failing t after wait.
 func poll(t testing.TB, check func() error) {
 	t.Helper()
-	natstest.Poll(t, wait, check)
+	testutil.Poll(t, wait, check)
 }
 
 // instance is a dispatcher run in-process by app.Run.

@@ -1,7 +1,6 @@
 package jwtauth_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -125,23 +126,8 @@ func (s *jwksServer) firstServed(version int) int {
 	return 0
 }
 
-// syncBuffer is a log destination the refresh goroutine may write to.
-type syncBuffer struct {
-	buf bytes.Buffer
-	mu  sync.Mutex
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log destination safe for concurrent writes and reads.
+type syncBuffer = testutil.SyncBuffer
 
 func newJWKSVerifier(tb testing.TB, cfg jwtauth.Config, logs *syncBuffer) *jwtauth.Verifier {
 	tb.Helper()

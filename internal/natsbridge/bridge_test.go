@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
@@ -468,7 +470,7 @@ func TestPublishableFollowsTheServer(t *testing.T) {
 		t.Fatalf("joined: %+v, want publishable", st)
 	}
 	s.Shutdown()
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		if st := b.Status(); st.Publishable || st.PublishReason == "" {
 			return fmt.Errorf("server down: %+v", st)
 		}
@@ -482,7 +484,7 @@ func TestPublishableFollowsTheServer(t *testing.T) {
 		t.Fatalf("Publish took %v to fail", took)
 	}
 	s.Restart(t)
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		if st := b.Status(); !st.Publishable {
 			return fmt.Errorf("server back: %+v", st)
 		}

@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
-	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natstest"
 )
 
 func TestMain(m *testing.M) {
@@ -91,7 +92,7 @@ func (r *recorder) len() int {
 // waitLen waits until r holds at least n deliveries.
 func (r *recorder) waitLen(t testing.TB, n int) []natsbridge.Delivery {
 	t.Helper()
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		if got := r.len(); got < n {
 			return fmt.Errorf("%d deliveries, want %d", got, n)
 		}
@@ -127,7 +128,7 @@ func closeBridge(t testing.TB, b *natsbridge.Bridge) {
 // waitReady waits until b has joined the stream.
 func waitReady(t testing.TB, b *natsbridge.Bridge) {
 	t.Helper()
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		if st := b.Status(); st.State != natsbridge.StateReady {
 			return fmt.Errorf("state %v (%s)", st.State, st.Reason)
 		}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natstest"
 )
@@ -70,7 +72,7 @@ func startLoad(t *testing.T, bridges []*natsbridge.Bridge, perBridge int) *load 
 func (l *load) waitMore(t *testing.T, n int64) {
 	t.Helper()
 	target := l.count.Load() + n
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		if got := l.count.Load(); got < target {
 			return fmt.Errorf("%d acknowledged, want %d", got, target)
 		}
@@ -94,7 +96,7 @@ func (l *load) checkAllDelivered(t *testing.T, rec *recorder) []natsbridge.Deliv
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var got []natsbridge.Delivery
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		got = rec.deliveries()
 		seen := make(map[string]bool, len(got))
 		for _, d := range got {
@@ -125,7 +127,7 @@ func (l *load) checkAllDelivered(t *testing.T, rec *recorder) []natsbridge.Deliv
 // checkFailsFast publishes while NATS is down.
 func checkFailsFast(t *testing.T, b *natsbridge.Bridge) {
 	t.Helper()
-	natstest.Poll(t, wait, func() error {
+	testutil.Poll(t, wait, func() error {
 		if b.Status().Connected {
 			return errors.New("still connected")
 		}
@@ -189,7 +191,7 @@ func TestRestartMemoryStorage(t *testing.T) {
 
 	s.Restart(t)
 	for i, b := range []*natsbridge.Bridge{b1, b2, b1} {
-		natstest.Poll(t, wait, func() error {
+		testutil.Poll(t, wait, func() error {
 			_, err := b.Publish(testCtx(t), msg("b", 5+i))
 			return err
 		})
@@ -325,7 +327,7 @@ func TestClusterMemoryStreamLost(t *testing.T) {
 	holder.Restart(t)
 	c.WaitReady(t)
 	for i := range 3 {
-		natstest.Poll(t, wait, func() error {
+		testutil.Poll(t, wait, func() error {
 			_, err := b.Publish(testCtx(t), msg("b", 5+i))
 			return err
 		})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -66,7 +68,7 @@ func (c *BinaryCluster) WaitReady(tb testing.TB) {
 		if p.PID() == 0 {
 			continue
 		}
-		Poll(tb, readyTimeout, func() error {
+		testutil.Poll(tb, readyTimeout, func() error {
 			nc, err := nats.Connect(p.URL(), nats.NoReconnect(), nats.Timeout(time.Second))
 			if err != nil {
 				return err

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -63,7 +64,7 @@ func (c *Cluster) URLs() string {
 // them online (so streams can be placed on them), and fails tb otherwise.
 func (c *Cluster) WaitReady(tb testing.TB) {
 	tb.Helper()
-	Poll(tb, readyTimeout, func() error {
+	testutil.Poll(tb, readyTimeout, func() error {
 		var leaders []*Server
 		running := 0
 		for _, s := range c.Servers {
@@ -86,27 +87,4 @@ func (c *Cluster) WaitReady(tb testing.TB) {
 		}
 		return nil
 	})
-}
-
-// Poll calls check until it returns nil, every 10 ms for the first second and
-// every 50 ms after, and fails tb with check's last error when timeout passes.
-// Tests wait with it instead of sleeping.
-func Poll(tb testing.TB, timeout time.Duration, check func() error) {
-	tb.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("natstest: still failing after %v: %v", timeout, err)
-		}
-		if time.Since(start) < time.Second {
-			time.Sleep(10 * time.Millisecond)
-		} else {
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
@@ -45,7 +47,7 @@ func ctx(t *testing.T) context.Context {
 func publishUntil(t *testing.T, js jetstream.JetStream, subject, data string) *jetstream.PubAck {
 	t.Helper()
 	var ack *jetstream.PubAck
-	natstest.Poll(t, 15*time.Second, func() error {
+	testutil.Poll(t, 15*time.Second, func() error {
 		c, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		var err error
@@ -86,7 +88,7 @@ func TestServerRestartLosesMemoryStream(t *testing.T) {
 	}
 	publishUntil(t, js, "mem.a", "one")
 	s.Restart(t)
-	natstest.Poll(t, 15*time.Second, func() error {
+	testutil.Poll(t, 15*time.Second, func() error {
 		_, err := js.Stream(ctx(t), "MEM")
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/netguard"
 )
 
@@ -190,16 +192,10 @@ func exhaustChild(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds or 15 s pass.
+// eventually polls cond until it holds, failing after testutil.Wait.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(tb, testutil.Wait, what, cond)
 }
 
 func hardLimit(t *testing.T) uint64 {

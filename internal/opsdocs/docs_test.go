@@ -11,22 +11,17 @@ import (
 	"testing"
 	"text/template"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
-	"go.uber.org/goleak"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/opsdocs"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// The deployment checks run the service in-process (service_test.go):
-		// fasthttp's worker-pool janitor outlives a stopped server by up to
-		// its 10 s idle sleep, and its clock for Date headers runs for the
-		// process; neither holds anything.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"))
+	testutil.VerifyTestMain(m)
 }
 
 // root is the repository's root, seen from this package's directory.

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/app"
 )
 
@@ -173,24 +175,8 @@ func checkHealthcheckCommand(t *testing.T, where string, argv []string, binary, 
 	}
 }
 
-// syncBuffer is a strings.Builder safe for a logger's writes and a test's
-// reads.
-type syncBuffer struct {
-	buf strings.Builder
-	mu  sync.Mutex
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log destination safe for concurrent writes and reads.
+type syncBuffer = testutil.SyncBuffer
 
 func writeFile(t *testing.T, name, text string) {
 	t.Helper()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/chromedp/chromedp"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/browsertest"
@@ -36,11 +38,7 @@ func refusedListeners(svc *service) uint64 {
 // test after waitFor.
 func waitUntil(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	for deadline := time.Now().Add(waitFor); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not true within %v", what, waitFor)
-		}
-	}
+	testutil.Eventually(tb, waitFor, what, cond)
 }
 
 // TestViewerNeedsTheListenToken opens the viewer on a service that requires

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -18,13 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// fasthttp's worker-pool janitor notices Stop only after its idle
-		// sleep (10 s); it holds no connection.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		// fasthttp's process-wide clock for Date headers, started once.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-	)
+	testutil.VerifyTestMain(m)
 }
 
 // waitFor bounds every wait for something that should happen promptly; it

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/client"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -17,17 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, ignoreFasthttp...)
-}
-
-// ignoreFasthttp are the goroutines of fasthttp's that outlive a server
-// that was shut down.
-var ignoreFasthttp = []goleak.Option{
-	// The worker pool's janitor notices Stop only after its idle sleep
-	// (10 s); it holds no connection.
-	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-	// The process-wide clock for Date headers, started once.
-	goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
+	testutil.VerifyTestMain(m)
 }
 
 // waitFor bounds every wait for something that should happen promptly. It is
@@ -112,13 +102,7 @@ func testContext(tb testing.TB) context.Context {
 // eventually polls cond until it holds, failing after waitFor.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not true within %v", what, waitFor)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(tb, waitFor, what, cond)
 }
 
 // rawListener reads GET /events with the Reader alone: what the publish

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"go.uber.org/goleak"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/client"
@@ -281,7 +283,7 @@ func TestClose(t *testing.T) {
 	}
 
 	leftovers(t, "/pkg/client.", "net/http.(*persistConn)")
-	goleak.VerifyNone(t, ignoreFasthttp...)
+	goleak.VerifyNone(t, testutil.IgnoreFasthttp...)
 }
 
 // closeWithin closes sub, failing the test if Close does not return within

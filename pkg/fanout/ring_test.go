@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"go.uber.org/goleak"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
@@ -82,13 +84,7 @@ func readAll(sub *fanout.Subscriber) (got []string, missed uint64) {
 // eventually polls cond until it holds, failing after waitFor.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not true within %v", what, waitFor)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.Eventually(tb, waitFor, what, cond)
 }
 
 func seqStrings(from, to int) []string {

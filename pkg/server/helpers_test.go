@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
@@ -24,14 +24,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// fasthttp's worker-pool janitor notices Stop only after its idle
-		// sleep (10 s), so each stopped server leaves it behind briefly. It
-		// holds no connection; every goroutine of ours must be gone.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*workerPool).Start.func2"),
-		// fasthttp's process-wide clock for Date headers, started once.
-		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.updateServerDate.func1"),
-	)
+	testutil.VerifyTestMain(m)
 }
 
 // waitFor bounds every wait for something that should happen promptly. It is
@@ -330,13 +323,7 @@ func (l *listener) waitEnd(tb testing.TB) []sseclient.Message {
 // eventually polls cond until it holds, failing after waitFor.
 func eventually(tb testing.TB, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not true within %v", what, waitFor)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(tb, waitFor, what, cond)
 }
 
 // rawStream opens /events over a plain TCP connection and returns it with a
@@ -392,20 +379,5 @@ func rawGet(tb testing.TB, ts *testServer, target string, readBuffer int) (*net.
 	return conn, br, head.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	buf bytes.Buffer
-	mu  sync.Mutex
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a log destination safe for concurrent writes and reads.
+type syncBuffer = testutil.SyncBuffer

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/testutil"
+
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natsbridge"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/natstest"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/sseclient"
@@ -92,7 +94,7 @@ func (in *sharedInstance) publish(t *testing.T, from, count int) {
 		}
 		last = ack.Seq
 	}
-	natstest.Poll(t, 15*time.Second, func() error {
+	testutil.Poll(t, 15*time.Second, func() error {
 		if _, got := in.srv.consumed(in.srv.epoch.Load()); got < last {
 			return fmt.Errorf("consumed up to %d, want %d", got, last)
 		}
