@@ -35,6 +35,7 @@ type Replay struct {
 	it       jetstream.MessagesContext // nil until the first Next
 	release  func()
 	id       Identity
+	name     string // the consumer's: a start retried creates no second one
 	filters  []string
 	from     uint64 // the next sequence to read
 	first    uint64
@@ -58,7 +59,7 @@ type Replay struct {
 // (within ctx, and at most Config.PublishTimeout), ErrClosed after Close. A
 // replay slot is awaited within ctx.
 func (b *Bridge) OpenReplay(ctx context.Context, id Identity, from uint64, topics []string) (*Replay, error) {
-	r := &Replay{b: b, id: id, from: max(from, 1)}
+	r := &Replay{b: b, id: id, from: max(from, 1), name: "pillarbox_replay_" + nuid.Next()}
 	for i, t := range topics {
 		if !topic.ValidPattern(t) {
 			return nil, fmt.Errorf("%w: topic %q", ErrInvalidMessage, t)
@@ -137,11 +138,12 @@ func (r *Replay) CaughtUp() bool { return r.caughtUp }
 // call) with nothing to read; ErrUnavailable or ErrStreamChanged when the
 // stream cannot be read (the replay is over); ErrClosed after the bridge's
 // Close. Messages that expire while the replay runs are passed over
-// (Delivery.Seq jumps).
+// (Delivery.Seq jumps). The first call creates the replay's consumer: that
+// waits for the server up to the bridge's API timeout, whatever ctx says.
 func (r *Replay) Next(ctx context.Context) (Delivery, error) {
 	b := r.b
 	if r.it == nil {
-		if err := r.start(ctx); err != nil {
+		if err := r.start(); err != nil {
 			return Delivery{}, err
 		}
 		if r.caughtUp {
@@ -172,16 +174,20 @@ func (r *Replay) Next(ctx context.Context) (Delivery, error) {
 }
 
 // start creates the replay's consumer at its start, and checks that the stream
-// was the replay's incarnation all along.
-func (r *Replay) start(ctx context.Context) error {
+// was the replay's incarnation all along. It waits for the server up to the
+// API timeout whatever the deadline of Next's caller, who may poll with
+// short ones: a creation given up on the client's side may still succeed on
+// the server's, and each retry would leave a consumer behind (a stream holds
+// at most 1,000 by default).
+func (r *Replay) start() error {
 	b := r.b
 	if b.closing.Load() {
 		return ErrClosed
 	}
-	actx, cancel := context.WithTimeout(ctx, b.apiTimeout())
+	actx, cancel := context.WithTimeout(b.probeCtx, b.apiTimeout())
 	defer cancel()
 	cons, err := b.js.CreateConsumer(actx, b.cfg.Stream, jetstream.ConsumerConfig{
-		Name:              "pillarbox_replay_" + nuid.Next(),
+		Name:              r.name,
 		Description:       "natsbridge replay of " + b.cfg.Name,
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       r.from,

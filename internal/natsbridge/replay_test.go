@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,4 +149,47 @@ func seqs(from, to uint64) []uint64 {
 		out = append(out, s)
 	}
 	return out
+}
+
+// TestReplayStartsOnceWhateverTheDeadline: a caller that polls Next with
+// deadlines shorter than the server takes to create the replay's consumer
+// (a busy machine) gets its context's error, and the replay one consumer,
+// not one per call: a stream holds at most 1,000.
+func TestReplayStartsOnceWhateverTheDeadline(t *testing.T) {
+	t.Parallel()
+	s := natstest.RunServer(t)
+	b, rec := startBridge(t, testConfig(s.URL()))
+	for i := range 5 {
+		publish(t, b, msg("a", i))
+	}
+	rec.waitLen(t, 5)
+	id := b.Status().Identity
+	r, err := b.OpenReplay(testCtx(t), id, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 20 {
+		if _, err := r.Next(done); err == nil {
+			break // a message was there at once
+		} else if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next with a context done: %v", err)
+		}
+	}
+	stream, err := client(t, s.URL()).Stream(testCtx(t), "TEST_EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replays := 0
+	names := stream.ConsumerNames(testCtx(t))
+	for name := range names.Name() {
+		if strings.HasPrefix(name, "pillarbox_replay_") {
+			replays++
+		}
+	}
+	if err := names.Err(); err != nil || replays != 1 {
+		t.Fatalf("%d replay consumers after 20 calls of Next (%v), want 1", replays, err)
+	}
 }
