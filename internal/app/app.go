@@ -121,8 +121,11 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 	}
 	m := metrics.New()
 	deps := server.Deps{
-		Ring: p.ring, Watcher: p.watcher, Log: log,
+		Ring: p.ring, Log: log,
 		ObservePost: m.ObservePost, ObserveFanout: m.ObserveFanout, Metrics: m.Handler(),
+	}
+	if p.watcher != nil { // a nil *hangup.Watcher is no nil Watcher
+		deps.Watcher = p.watcher
 	}
 	if st.jwt.Enabled() {
 		if p.tokens, err = jwtauth.New(st.jwt, log); err != nil {

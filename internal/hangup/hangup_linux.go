@@ -67,6 +67,16 @@ func New() (*Watcher, error) {
 	return w, nil
 }
 
+// Watch is Add and Remove in the shape of server.Watcher: it watches conn
+// and returns the function that stops watching it.
+func (w *Watcher) Watch(conn net.Conn, onHangup func()) (stop func(), err error) {
+	r, err := w.Add(conn, onHangup)
+	if err != nil {
+		return nil, err
+	}
+	return func() { w.Remove(r) }, nil
+}
+
 // Add watches conn and calls onHangup, once, from the watcher's goroutine,
 // when the peer closes or resets the connection. onHangup must not block.
 // conn's read side is never touched. Call Remove before conn is closed.

@@ -16,6 +16,9 @@ func New() (*Watcher, error) { return nil, ErrUnsupported }
 // Add returns ErrUnsupported.
 func (*Watcher) Add(net.Conn, func()) (Registration, error) { return Registration{}, ErrUnsupported }
 
+// Watch returns ErrUnsupported.
+func (*Watcher) Watch(net.Conn, func()) (func(), error) { return nil, ErrUnsupported }
+
 // Remove does nothing.
 func (*Watcher) Remove(Registration) {}
 

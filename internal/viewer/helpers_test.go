@@ -68,7 +68,11 @@ func startServiceWith(tb testing.TB, addr string, configure func(*server.Config)
 			_ = watcher.Close()
 		}
 	}
-	srv, err := server.New(&cfg, server.Deps{Ring: ring, Watcher: watcher, Log: slog.New(slog.DiscardHandler), Tokens: tokens})
+	deps := server.Deps{Ring: ring, Log: slog.New(slog.DiscardHandler), Tokens: tokens}
+	if watcher != nil { // a nil *hangup.Watcher is no nil Watcher
+		deps.Watcher = watcher
+	}
+	srv, err := server.New(&cfg, deps)
 	if err != nil {
 		closeDeps()
 		tb.Fatalf("server.New: %v", err)

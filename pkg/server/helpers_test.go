@@ -82,17 +82,22 @@ func startWith(tb testing.TB, configure func(*server.Config), ringOpts fanout.Op
 	if ringOpts.Matcher == nil {
 		ringOpts.Matcher = server.FilterMatcher
 	}
-	ring := fanout.New(ringOpts)
 	watcher, err := hangup.New()
 	if err != nil {
-		watcher = nil
+		return startWatched(tb, &cfg, ringOpts, h, nil, func() {})
 	}
-	srv, err := server.New(&cfg, server.Deps{Ring: ring, Watcher: watcher, Log: slog.New(h)})
+	return startWatched(tb, &cfg, ringOpts, h, watcher, func() { _ = watcher.Close() })
+}
+
+// startWatched is startWith with cfg made, and the hang-up watcher given
+// (nil: none) with what closes it, after the server.
+func startWatched(tb testing.TB, cfg *server.Config, ringOpts fanout.Options, h slog.Handler, watcher server.Watcher, closeWatcher func()) *testServer {
+	tb.Helper()
+	ring := fanout.New(ringOpts)
+	srv, err := server.New(cfg, server.Deps{Ring: ring, Log: slog.New(h), Watcher: watcher})
 	if err != nil {
 		_ = ring.Close()
-		if watcher != nil {
-			_ = watcher.Close()
-		}
+		closeWatcher()
 		tb.Fatalf("New: %v", err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -112,9 +117,7 @@ func startWith(tb testing.TB, configure func(*server.Config), ringOpts fanout.Op
 		srv.Drain()
 		_ = ring.Close()
 		err := srv.Shutdown(ctx)
-		if watcher != nil {
-			_ = watcher.Close()
-		}
+		closeWatcher()
 		if serr := <-served; serr != nil && err == nil {
 			err = fmt.Errorf("Serve: %w", serr)
 		}

@@ -37,11 +37,22 @@ import (
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/auth"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/clientip"
-	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/netguard"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/viewer"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 )
+
+// Watcher tells streams that their listener went away before a write to it
+// fails (a listener that hangs up while no event comes would otherwise hold
+// its stream until the next heartbeat). Watch calls onHangup once, from
+// another goroutine, when conn's peer closes or resets it, until the stop
+// it returned is called (which the stream does before conn is closed);
+// onHangup does not block. An error means conn cannot be watched: the
+// stream then notices at its next write. (On Linux, the application uses
+// one epoll descriptor for every stream.)
+type Watcher interface {
+	Watch(conn net.Conn, onHangup func()) (stop func(), err error)
+}
 
 // Deps are what a [Server] uses but does not own: the caller creates them
 // before the server. It closes the ring before [Server.Shutdown], so that
@@ -55,7 +66,7 @@ type Deps struct {
 	Ring *fanout.Ring
 	// Watcher tells streams that their listener went away; optional (without
 	// it, a stream notices at its next write).
-	Watcher *hangup.Watcher
+	Watcher Watcher
 	// Log receives the service's logs; nil discards them.
 	Log *slog.Logger
 	// ObservePost, if set, is called with the handling time of every
@@ -83,7 +94,7 @@ type Deps struct {
 type Server struct {
 	started       time.Time
 	ring          *fanout.Ring
-	watcher       *hangup.Watcher
+	watcher       Watcher
 	log           *slog.Logger
 	observePost   func(time.Duration)
 	observeFanout func(time.Duration)

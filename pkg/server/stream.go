@@ -14,7 +14,6 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/hangup"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/fanout"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/filter"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/topic"
@@ -289,7 +288,7 @@ type stream struct {
 	allowed         []string       // what its signed token allows it, for its greeting; nil without one
 	filter          *filter.Filter // its filter, nil without one
 	filteredOut     uint64         // its subscriber's FilteredOut already counted in stats
-	reg             hangup.Registration
+	unwatch         func()         // stops the watcher watching conn; nil if it does not
 	delivered       atomic.Uint64
 	written         atomic.Uint64
 	cutAt           atomic.Int64 // Unix ns of the deadline set by cutNow; 0: not cut

@@ -452,8 +452,8 @@ func (st *stream) watch() {
 	}
 	st.conn.setCloseHook(func() { st.stop(errConnGone) })
 	if s.watcher != nil {
-		if reg, err := s.watcher.Add(st.conn, func() { st.stop(errHungUp) }); err == nil {
-			st.reg = reg
+		if stop, err := s.watcher.Watch(st.conn, func() { st.stop(errHungUp) }); err == nil {
+			st.unwatch = stop
 		}
 	}
 }
@@ -501,8 +501,8 @@ func (st *stream) finish() {
 			st.conn.drain.Store(true)
 		}
 	}
-	if s.watcher != nil {
-		s.watcher.Remove(st.reg)
+	if st.unwatch != nil {
+		st.unwatch()
 	}
 	_ = st.sub.Close()
 	s.streams.remove(st)
