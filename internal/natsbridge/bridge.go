@@ -51,8 +51,14 @@ type Bridge struct {
 	probeCtx    context.Context
 	probeCancel context.CancelFunc
 	probes      sync.WaitGroup // the prober and its probes
-	// lastOK is when the stream last answered with a leader (Unix ns).
+	// lastOK is when the latest request that the stream answered with a
+	// leader was sent (Unix ns): a failure of a request sent before it is
+	// stale news.
 	lastOK atomic.Int64
+	// lastFail is when the latest request that failed for want of the
+	// stream was sent (Unix ns): a success of a request sent before it is
+	// stale news too.
+	lastFail atomic.Int64
 	// down is closed when the bridge stops being publishable, and replaced:
 	// a publish waits for its acknowledgement, or for the channel it loaded
 	// when it was sent to close.
@@ -447,7 +453,9 @@ func (b *Bridge) Close(ctx context.Context) error {
 }
 
 // setJoined records that the bridge reads identity id with a live consumer,
-// and that the stream answered with a leader when leader is set. The bridge
+// and that the stream answered with a leader when leader is set (the
+// answers of the join count as sent now: it created the stream if it had
+// to, which a probe sent meanwhile did not find). The bridge
 // becomes ready only if nothing asked for a reset meanwhile (a disconnect,
 // say, whose handler may have run while the session was joining): the
 // session then ends at once and the next one joins again.
@@ -459,7 +467,7 @@ func (b *Bridge) setJoined(id Identity, leader bool) {
 	}
 	b.mu.Unlock()
 	if leader {
-		b.canPublishNow()
+		b.canPublishNow(time.Now().UnixNano())
 	}
 	b.joinOnce.Do(func() { close(b.joined) })
 }

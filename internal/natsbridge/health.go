@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -151,7 +152,7 @@ func (b *Bridge) probe() {
 	case err != nil:
 		b.cannotPublish(sent, "stream does not acknowledge: "+err.Error(), true)
 	default:
-		b.canPublishNow()
+		b.canPublishNow(sent)
 	}
 }
 
@@ -174,11 +175,17 @@ func probeAnswer(data []byte) error {
 	return errors.New("empty probe answer")
 }
 
-// canPublishNow records that the stream answered with a leader: the bridge
-// publishes again, unless it is disconnected, closed, or the stream conflicts
-// with the configuration.
-func (b *Bridge) canPublishNow() {
-	b.lastOK.Store(time.Now().UnixNano())
+// canPublishNow records that the stream answered a request sent at sent
+// with a leader: the bridge publishes again, unless it is disconnected,
+// closed, or the stream conflicts with the configuration. What counts is
+// when the request was sent, not when its answer was read: on a busy machine
+// an answer from before a fault may be read after publishes sent since have
+// failed, and those failures are news.
+func (b *Bridge) canPublishNow(sent int64) {
+	storeMax(&b.lastOK, sent)
+	if sent <= b.lastFail.Load() {
+		return // a request sent since failed
+	}
 	if b.publishable.Load() {
 		return
 	}
@@ -203,9 +210,12 @@ func (b *Bridge) canPublishNow() {
 // last success is stale and ignored. stream tells an outage of the stream
 // (no leader, no answer) from one of the connection.
 func (b *Bridge) cannotPublish(sent int64, reason string, stream bool) {
-	if sent != 0 && sent < b.lastOK.Load() {
+	if sent == 0 {
+		sent = time.Now().UnixNano()
+	} else if sent < b.lastOK.Load() {
 		return
 	}
+	storeMax(&b.lastFail, sent)
 	b.mu.Lock()
 	was := b.publishable.Swap(false)
 	if was || b.pubReason == "" {
@@ -247,6 +257,12 @@ func (b *Bridge) publishFailed(sent int64, err error) {
 		b.cannotPublish(sent, "disconnected", false)
 	case errors.As(err, &apiErr) && apiErr.Code >= 500:
 		b.cannotPublish(sent, fmt.Sprintf("stream unavailable: %v", apiErr), true)
+	}
+}
+
+// storeMax makes v at least x.
+func storeMax(v *atomic.Int64, x int64) {
+	for old := v.Load(); x > old && !v.CompareAndSwap(old, x); old = v.Load() {
 	}
 }
 
