@@ -262,7 +262,11 @@ func (b *Bridge) publishFailed(sent int64, err error) {
 
 // storeMax makes v at least x.
 func storeMax(v *atomic.Int64, x int64) {
-	for old := v.Load(); x > old && !v.CompareAndSwap(old, x); old = v.Load() {
+	for {
+		old := v.Load()
+		if x <= old || v.CompareAndSwap(old, x) {
+			return
+		}
 	}
 }
 
