@@ -31,8 +31,10 @@ type Streamer string
 
 // Streamers.
 const (
-	// StreamWriter streams through fasthttp's SetBodyStreamWriter: the
-	// default.
+	// StreamWriter, the default, gives fasthttp the stream as the
+	// response's body (a fasthttp.BodyWriterTo): fasthttp writes the
+	// response on the connection's goroutine, one chunk per batch, without
+	// SetBodyStreamWriter's pipe.
 	StreamWriter Streamer = "writer"
 	// StreamHijack writes the stream on the hijacked connection with one
 	// goroutine, no pipe and a write buffer held only while writing: less
