@@ -194,7 +194,9 @@ func TestSubscribeNoAnswer(t *testing.T) {
 func TestSubscribeIdleTimeout(t *testing.T) {
 	t.Parallel()
 	s := streamStub(t, ": connected\nretry: 1\n\nid: s-1\ndata: {}\n\n…", "id: s-2\ndata: {}\n\n…")
-	sub := subscribe(t, newClient(t, s.URL), &client.SubscribeOptions{IdleTimeout: 100 * time.Millisecond, MinDelay: time.Millisecond})
+	// The idle timeout bounds the wait for the answer too: long enough for
+	// a busy machine to answer, it is the test's duration.
+	sub := subscribe(t, newClient(t, s.URL), &client.SubscribeOptions{IdleTimeout: 2 * time.Second, MinDelay: time.Millisecond})
 	for _, id := range []string{"s-1", "s-2"} {
 		if ev := next(t, sub); ev.ID != id {
 			t.Fatalf("got %s, want %s", got(client.Message{Event: ev}), id)
