@@ -131,7 +131,7 @@ func start(st *settings, log *slog.Logger) (_ *parts, err error) {
 		if p.tokens, err = jwtauth.New(st.jwt, log); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 		}
-		deps.Tokens = tokenVerifier{p.tokens}
+		deps.Tokens = p.tokens.ForServer()
 		log.Info("signed tokens", "algorithms", p.tokens.Algorithms())
 	}
 	if st.nats.URLs != "" {

@@ -15,27 +15,10 @@ import (
 
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/browsertest"
 	"github.com/SRGSSR/pillarbox-event-dispatcher/internal/jwtauth"
-	"github.com/SRGSSR/pillarbox-event-dispatcher/pkg/server"
 )
 
 // tokenSecret signs the signed tokens of these tests (HS256).
 var tokenSecret = []byte("viewer-test-secret-0123456789abc")
-
-// verifier adapts a jwtauth.Verifier to the server, as internal/app does.
-type verifier struct{ v *jwtauth.Verifier }
-
-func (v verifier) Verify(token string) (server.Grant, error) {
-	g, err := v.v.Verify(token)
-	if err != nil {
-		return nil, err
-	}
-	return grant{g}, nil
-}
-
-type grant struct{ *jwtauth.Grant }
-
-func (g grant) Subject() string    { return g.Grant.Subject }
-func (g grant) Expires() time.Time { return g.Grant.Expires }
 
 // signedToken returns an HS256 token for sub, valid for an hour from exp's
 // second, that grants the publish and subscribe patterns.
@@ -82,7 +65,7 @@ func TestViewerWithASignedTokenInItsCookie(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer v.Close()
-	svc := startServiceWith(t, "127.0.0.1:0", nil, verifier{v})
+	svc := startServiceWith(t, "127.0.0.1:0", nil, v.ForServer())
 	c := client(t)
 	ctx := browsertest.New(t)
 	console := browsertest.RecordConsole(t, ctx)
